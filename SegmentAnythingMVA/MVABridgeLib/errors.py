@@ -1,0 +1,21 @@
+"""Exceptions raised by the bridge. All are ValueErrors with a message a user can act on."""
+
+
+class BridgeError(ValueError):
+    """Base class of the bridge's input errors."""
+
+
+class InvalidVolumeError(BridgeError):
+    """The source volume cannot be segmented (missing, 2D, 4D, vector, NaN voxels)."""
+
+
+class InvalidSegmentationError(BridgeError):
+    """No segmentation, no segment, or an unknown segment id."""
+
+
+class OutsideVolumeError(BridgeError):
+    """A point or slice lies outside the source volume."""
+
+
+class InvalidMaskError(BridgeError):
+    """A mask has the wrong shape, dimension or values."""

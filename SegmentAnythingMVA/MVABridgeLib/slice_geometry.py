@@ -1,0 +1,312 @@
+"""Slice planes: the 2D image of a volume in any slice view and the way back to voxels.
+
+A `SlicePlane` is a grid of pixels in 3D. Pixel (row, col) maps to RAS through `pixel_to_ras`, with row 0 at
+the top of the view, as the user sees it. Volume arrays are (k, j, i) and `index_to_ras` maps a 0-based array
+index (i, j, k) to RAS (see image_data.index_to_ras).
+
+For planes whose normal is parallel to a volume axis, `voxel_aligned` puts pixel centres exactly on voxel centres
+of one voxel slice, so slicing and writing back are exact. Oblique planes are sampled at the finest in-plane
+spacing and written back into the voxels the plane passes through.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from MVABridgeLib.errors import InvalidMaskError, OutsideVolumeError
+
+AXIS_ALIGNED_TOLERANCE = 1e-4
+ANATOMICAL_AXES = ("axial", "coronal", "sagittal")
+
+
+@dataclass
+class VoxelPatch:
+    """A boolean block of a volume: `mask_kji` placed at `start_kji` (a sub-extent, for local edits)."""
+    start_kji: tuple
+    mask_kji: np.ndarray
+
+    def full(self, shape_kji):
+        out = np.zeros(shape_kji, bool)
+        k, j, i = self.start_kji
+        dk, dj, di = self.mask_kji.shape
+        out[k:k + dk, j:j + dj, i:i + di] = self.mask_kji
+        return out
+
+
+def _homogeneous(points):
+    points = np.atleast_2d(np.asarray(points, float))
+    return np.hstack([points, np.ones((len(points), 1))])
+
+
+# Slicer's standard slice orientations (vtkMRMLSliceNode presets): columns are the slice x, y and normal in RAS.
+SLICE_ORIENTATIONS = {
+    "axial": np.array([[-1.0, 0, 0], [0, 1, 0], [0, 0, 1]]),
+    "coronal": np.array([[-1.0, 0, 0], [0, 0, 1], [0, 1, 0]]),
+    "sagittal": np.array([[0, 0, 1.0], [-1, 0, 0], [0, 1, 0]]),
+}
+
+
+def slice_to_ras_for(orientation, point_ras=(0.0, 0.0, 0.0)):
+    """SliceToRAS of Slicer's 'axial', 'coronal' or 'sagittal' view through `point_ras`."""
+    if orientation not in SLICE_ORIENTATIONS:
+        raise ValueError(f"Unknown orientation {orientation!r}; choose one of {ANATOMICAL_AXES}")
+    matrix = np.eye(4)
+    matrix[:3, :3] = SLICE_ORIENTATIONS[orientation]
+    matrix[:3, 3] = point_ras
+    return matrix
+
+
+def nearest_volume_axis(direction_ras, index_to_ras):
+    """(axis, sign): the array axis in (i, j, k) numbering most parallel to `direction_ras`, and its sign."""
+    axes = index_to_ras[:3, :3] / np.linalg.norm(index_to_ras[:3, :3], axis=0)
+    cosines = axes.T @ (np.asarray(direction_ras, float) / np.linalg.norm(direction_ras))
+    axis = int(np.argmax(np.abs(cosines)))
+    return axis, (1 if cosines[axis] > 0 else -1), float(abs(cosines[axis]))
+
+
+class SlicePlane:
+    """A 2D pixel grid in RAS space.
+
+    Parameters
+    ----------
+    pixel_to_ras : (4, 4) array mapping (col, row, 0, 1) to RAS.
+    shape : (rows, cols)
+    """
+
+    def __init__(self, pixel_to_ras, shape, aligned_axis=None, slice_index=None):
+        self.pixel_to_ras_matrix = np.asarray(pixel_to_ras, float)
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.aligned_axis = aligned_axis  # array axis (0=k, 1=j, 2=i) when the plane is one voxel slice
+        self.slice_index = slice_index
+        basis = self.pixel_to_ras_matrix[:3, :3].copy()
+        self.normal_ras = np.cross(basis[:, 0], basis[:, 1])
+        self.normal_ras /= np.linalg.norm(self.normal_ras)
+        basis[:, 2] = self.normal_ras
+        self._ras_to_pixel = np.linalg.inv(np.vstack([np.hstack([basis, self.pixel_to_ras_matrix[:3, 3:]]),
+                                                      [0, 0, 0, 1]]))
+
+    @property
+    def is_voxel_aligned(self):
+        return self.aligned_axis is not None
+
+    # --- construction -----------------------------------------------------------------------------------
+    @classmethod
+    def from_slice_view(cls, xy_to_ras, dimensions_xy):
+        """The view's own pixel grid (vtkMRMLSliceNode.GetXYToRAS(), GetDimensions()[:2]); row 0 at the top."""
+        width, height = int(dimensions_xy[0]), int(dimensions_xy[1])
+        flip = np.array([[1, 0, 0, 0], [0, -1, 0, height - 1], [0, 0, 1, 0], [0, 0, 0, 1]], float)
+        return cls(np.asarray(xy_to_ras, float) @ flip, (height, width))
+
+    @classmethod
+    def voxel_aligned(cls, slice_to_ras, index_to_ras, shape_kji):
+        """A plane through slice_to_ras's origin with slice_to_ras's orientation, at voxel resolution.
+
+        If the slice normal is parallel to a volume axis, the plane snaps to the nearest voxel slice and pixels
+        are exactly its voxels. Otherwise an oblique grid at the finest in-plane spacing covers the volume.
+
+        Raises
+        ------
+        OutsideVolumeError
+            The plane does not cut the volume.
+        """
+        slice_to_ras = np.asarray(slice_to_ras, float)
+        x_ras, y_ras, normal_ras = slice_to_ras[:3, 0], slice_to_ras[:3, 1], slice_to_ras[:3, 2]
+        index_to_ras = np.asarray(index_to_ras, float)
+        n_ijk = np.array(shape_kji[::-1])
+        axis, _, cosine = nearest_volume_axis(normal_ras, index_to_ras)
+        if cosine > 1 - AXIS_ALIGNED_TOLERANCE:
+            origin_ijk = np.linalg.solve(index_to_ras, np.append(slice_to_ras[:3, 3], 1.0))[:3]
+            index = int(np.floor(origin_ijk[axis] + 0.5))
+            if not 0 <= index < n_ijk[axis]:
+                raise OutsideVolumeError(
+                    f"The slice is outside the volume (slice {index} of {n_ijk[axis]} along the normal)")
+            col_axis, col_sign, _ = nearest_volume_axis(x_ras, index_to_ras)
+            row_axis, row_sign, _ = nearest_volume_axis(-y_ras, index_to_ras)
+            if len({axis, col_axis, row_axis}) != 3:
+                row_axis = ({0, 1, 2} - {axis, col_axis}).pop()
+            pixel_to_index = np.zeros((4, 4))
+            pixel_to_index[3, 3] = 1
+            pixel_to_index[axis, 3] = index
+            for plane_axis, volume_axis, sign in ((0, col_axis, col_sign), (1, row_axis, row_sign)):
+                pixel_to_index[volume_axis, plane_axis] = sign
+                pixel_to_index[volume_axis, 3] = 0 if sign > 0 else n_ijk[volume_axis] - 1
+            pixel_to_index[axis, 2] = 1.0
+            shape = (n_ijk[row_axis], n_ijk[col_axis])
+            return cls(index_to_ras @ pixel_to_index, shape, aligned_axis=2 - axis, slice_index=index)
+        return cls._oblique(slice_to_ras, index_to_ras, n_ijk)
+
+    @classmethod
+    def _oblique(cls, slice_to_ras, index_to_ras, n_ijk):
+        spacing = float(np.linalg.norm(index_to_ras[:3, :3], axis=0).min())
+        u = slice_to_ras[:3, 0] / np.linalg.norm(slice_to_ras[:3, 0]) * spacing
+        v = -slice_to_ras[:3, 1] / np.linalg.norm(slice_to_ras[:3, 1]) * spacing
+        origin = slice_to_ras[:3, 3]
+        corners = np.array([[a, b, c] for a in (-0.5, n_ijk[0] - 0.5) for b in (-0.5, n_ijk[1] - 0.5)
+                            for c in (-0.5, n_ijk[2] - 0.5)])
+        corners_ras = (index_to_ras @ _homogeneous(corners).T).T[:, :3]
+        normal = np.cross(u, v)
+        normal /= np.linalg.norm(normal)
+        distances = (corners_ras - origin) @ normal
+        if distances.min() > 0 or distances.max() < 0:
+            raise OutsideVolumeError("The oblique slice does not cut the volume")
+        plane_coords = np.linalg.lstsq(np.stack([u, v], 1), (corners_ras - origin).T, rcond=None)[0]
+        low = np.floor(plane_coords.min(axis=1))
+        high = np.ceil(plane_coords.max(axis=1))
+        pixel_to_ras = np.eye(4)
+        pixel_to_ras[:3, 0], pixel_to_ras[:3, 1], pixel_to_ras[:3, 2] = u, v, normal * spacing
+        pixel_to_ras[:3, 3] = origin + low[0] * u + low[1] * v
+        shape = (int(high[1] - low[1]) + 1, int(high[0] - low[0]) + 1)
+        return cls(pixel_to_ras, shape)
+
+    @classmethod
+    def for_anatomical_axis(cls, orientation, index, index_to_ras, shape_kji):
+        """Voxel slice `index` along the volume axis closest to the anatomical `orientation`'s normal.
+
+        The plane follows the volume's axes (closest to the view's x and y), so oblique volumes give exact voxel
+        slices too.
+        """
+        view = slice_to_ras_for(orientation)[:3, :3]
+        index_to_ras = np.asarray(index_to_ras, float)
+        unit_axes = index_to_ras[:3, :3] / np.linalg.norm(index_to_ras[:3, :3], axis=0)
+        normal_axis, _, _ = nearest_volume_axis(view[:, 2], index_to_ras)
+        count = shape_kji[2 - normal_axis]
+        if not 0 <= index < count:
+            raise OutsideVolumeError(f"Slice {index} is outside the volume: the {orientation} axis has {count} slices")
+        snapped = np.zeros((3, 3))
+        used = {normal_axis}
+        for column in (0, 1):
+            cosines = unit_axes.T @ view[:, column]
+            cosines[list(used)] = 0
+            axis = int(np.argmax(np.abs(cosines)))
+            used.add(axis)
+            snapped[:, column] = unit_axes[:, axis] * np.sign(cosines[axis])
+        snapped[:, 2] = unit_axes[:, normal_axis]
+        center_ijk = (np.array(shape_kji[::-1], float) - 1) / 2
+        center_ijk[normal_axis] = index
+        slice_to_ras = np.eye(4)
+        slice_to_ras[:3, :3] = snapped
+        slice_to_ras[:3, 3] = (index_to_ras @ np.append(center_ijk, 1.0))[:3]
+        return cls.voxel_aligned(slice_to_ras, index_to_ras, shape_kji)
+
+    # --- mapping ------------------------------------------------------------------------------------------
+    def pixel_to_ras(self, points_rc):
+        """(N, 2) pixel (row, col) -> (N, 3) RAS."""
+        points_rc = np.atleast_2d(np.asarray(points_rc, float))
+        cols_rows = np.stack([points_rc[:, 1], points_rc[:, 0], np.zeros(len(points_rc))], 1)
+        return (self.pixel_to_ras_matrix @ _homogeneous(cols_rows).T).T[:, :3]
+
+    def ras_to_pixel(self, points_ras):
+        """(N, 3) RAS -> ((N, 2) pixel (row, col) as floats, (N,) signed distance from the plane in mm)."""
+        local = (self._ras_to_pixel @ _homogeneous(points_ras).T).T
+        return np.stack([local[:, 1], local[:, 0]], 1), local[:, 2]
+
+    def pixel_to_index_kji(self, points_rc, index_to_ras):
+        """(N, 2) pixel (row, col) -> (N, 3) fractional array index (k, j, i)."""
+        ijk = np.linalg.solve(index_to_ras, _homogeneous(self.pixel_to_ras(points_rc)).T).T[:, :3]
+        return ijk[:, ::-1]
+
+    def index_kji_to_pixel(self, index_kji, index_to_ras):
+        """(N, 3) array index (k, j, i) -> ((N, 2) pixel (row, col), (N,) distance from the plane in mm)."""
+        ras = (index_to_ras @ _homogeneous(np.atleast_2d(index_kji)[:, ::-1]).T).T[:, :3]
+        return self.ras_to_pixel(ras)
+
+    def pixel_grid_index_kji(self, index_to_ras):
+        """(3, rows, cols) fractional array index of every pixel centre."""
+        rows, cols = np.mgrid[0:self.shape[0], 0:self.shape[1]]
+        index = self.pixel_to_index_kji(np.stack([rows.ravel(), cols.ravel()], 1), index_to_ras)
+        return index.T.reshape(3, *self.shape)
+
+    def check_pixel(self, point_rc):
+        """Raise OutsideVolumeError unless (row, col) lies inside the plane's grid."""
+        row, col = point_rc
+        if not (-0.5 <= row < self.shape[0] - 0.5 and -0.5 <= col < self.shape[1] - 0.5):
+            raise OutsideVolumeError(f"Point (row {row:.1f}, col {col:.1f}) is outside the slice image "
+                                     f"of {self.shape[0]} x {self.shape[1]} pixels")
+
+    # --- volume <-> plane -------------------------------------------------------------------------------------
+    def _aligned_index(self, index_to_ras):
+        pixel_to_index = np.linalg.solve(index_to_ras, self.pixel_to_ras_matrix)
+        return np.round(pixel_to_index).astype(int)
+
+    def sample(self, volume_kji, index_to_ras, order=1, fill=0.0):
+        """The 2D image (rows, cols) of `volume_kji` in this plane (exact voxels when voxel-aligned)."""
+        if self.is_voxel_aligned:
+            return self._aligned_view(volume_kji, index_to_ras).copy()
+        coordinates = self.pixel_grid_index_kji(index_to_ras)
+        return ndimage.map_coordinates(np.asarray(volume_kji, float), coordinates, order=order,
+                                       mode="constant", cval=fill)
+
+    def _aligned_view(self, volume_kji, index_to_ras):
+        """A view of the voxel slice arranged as (rows, cols); no copy."""
+        m = self._aligned_index(index_to_ras)  # rows: i, j, k; columns: col, row, normal, offset
+        axis_kji = self.aligned_axis
+        index = [slice(None)] * 3
+        index[axis_kji] = self.slice_index
+        view = np.asarray(volume_kji)[tuple(index)]
+        remaining = [a for a in range(3) if a != axis_kji]  # kji axes left, in order
+        # which remaining axis runs along the columns
+        col_ijk = int(np.flatnonzero(m[:3, 0])[0])
+        col_axis = remaining.index(2 - col_ijk)
+        if col_axis == 0:
+            view = view.T
+        row_ijk = int(np.flatnonzero(m[:3, 1])[0])
+        if m[col_ijk, 0] < 0:
+            view = view[:, ::-1]
+        if m[row_ijk, 1] < 0:
+            view = view[::-1, :]
+        return view
+
+    def mask_to_volume(self, mask_2d, index_to_ras, shape_kji, region_2d=None):
+        """Voxels of the volume grid that a 2D mask in this plane covers.
+
+        Returns
+        -------
+        selected : VoxelPatch
+            Voxel-aligned planes: exactly the mask on one voxel slice. Oblique planes: the voxels the plane passes
+            through whose centre projects onto a mask pixel.
+        covered : VoxelPatch
+            Same block: all voxels of the plane (restricted to `region_2d` pixels when given, oblique only), i.e.
+            what a "replace" edit in this plane may clear.
+        """
+        mask_2d = np.asarray(mask_2d)
+        if mask_2d.shape != self.shape:
+            raise InvalidMaskError(f"Mask shape {mask_2d.shape} differs from the slice shape {self.shape}")
+        mask_2d = mask_2d.astype(bool)
+        if self.is_voxel_aligned:
+            start = [0, 0, 0]
+            size = list(shape_kji)
+            start[self.aligned_axis], size[self.aligned_axis] = self.slice_index, 1
+            block = np.zeros(size, bool)
+            # the block is the voxel slice: the same view with the slice index at 0
+            plane = SlicePlane(self.pixel_to_ras_matrix, self.shape, self.aligned_axis, 0)
+            plane._aligned_view(block, index_to_ras)[...] = mask_2d
+            return VoxelPatch(tuple(start), block), VoxelPatch(tuple(start), np.ones(size, bool))
+        region_2d = mask_2d if region_2d is None else (np.asarray(region_2d, bool) | mask_2d)
+        return self._oblique_mask_to_volume(mask_2d, region_2d, index_to_ras, shape_kji)
+
+    def _oblique_mask_to_volume(self, mask_2d, region_2d, index_to_ras, shape_kji):
+        empty = VoxelPatch((0, 0, 0), np.zeros((0, 0, 0), bool))
+        rows, cols = np.nonzero(region_2d)
+        if len(rows) == 0:
+            return empty, empty
+        # candidate voxels: the index box of the region's pixels, grown by one voxel
+        corners = np.array([[r, c] for r in (rows.min() - 1, rows.max() + 1) for c in (cols.min() - 1, cols.max() + 1)])
+        corner_index = self.pixel_to_index_kji(corners, index_to_ras)
+        low = np.maximum(np.floor(corner_index.min(0)) - 1, 0).astype(int)
+        high = np.minimum(np.ceil(corner_index.max(0)) + 1, np.array(shape_kji) - 1).astype(int)
+        if np.any(high < low):
+            return empty, empty
+        grid = np.stack(np.meshgrid(*[np.arange(lo, hi + 1) for lo, hi in zip(low, high)], indexing="ij"), -1)
+        pixel, distance = self.index_kji_to_pixel(grid.reshape(-1, 3), index_to_ras)
+        # a voxel (a box with edge vectors a_i) meets the plane when |distance| <= half its extent along the normal
+        half_thickness = 0.5 * np.abs(index_to_ras[:3, :3].T @ self.normal_ras).sum()
+        pixel = np.round(pixel).astype(int)
+        inside = (np.abs(distance) <= half_thickness + 1e-9) & (pixel[:, 0] >= 0) & (pixel[:, 0] < self.shape[0]) \
+            & (pixel[:, 1] >= 0) & (pixel[:, 1] < self.shape[1])
+        selected = np.zeros(len(pixel), bool)
+        covered = np.zeros(len(pixel), bool)
+        selected[inside] = mask_2d[pixel[inside, 0], pixel[inside, 1]]
+        covered[inside] = region_2d[pixel[inside, 0], pixel[inside, 1]]
+        start = tuple(int(v) for v in low)
+        return VoxelPatch(start, selected.reshape(grid.shape[:3])), VoxelPatch(start, covered.reshape(grid.shape[:3]))
+

@@ -1,0 +1,81 @@
+"""Read and write image files as (array_kji, ijk_to_ras) pairs.
+
+SimpleITK only (no Slicer import), so files can be read headless, in tests and in the CLI.
+ITK stores geometry in LPS; Slicer and this project use RAS.
+"""
+import os
+
+import numpy as np
+import SimpleITK as sitk
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+class VolumeFileError(ValueError):
+    """A file could not be read as a scalar 3D volume."""
+
+
+def ijk_to_ras_from_sitk(image):
+    """4x4 IJK->RAS matrix of a 3D SimpleITK image."""
+    direction = np.array(image.GetDirection(), float).reshape(3, 3)
+    ijk_to_lps = np.eye(4)
+    ijk_to_lps[:3, :3] = direction * np.array(image.GetSpacing(), float)
+    ijk_to_lps[:3, 3] = image.GetOrigin()
+    return LPS_TO_RAS @ ijk_to_lps
+
+
+def sitk_from_array(array_kji, ijk_to_ras):
+    """SimpleITK image with the geometry of `ijk_to_ras` (the inverse of `read_volume`)."""
+    ijk_to_lps = LPS_TO_RAS @ np.asarray(ijk_to_ras, float)
+    spacing = np.linalg.norm(ijk_to_lps[:3, :3], axis=0)
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array_kji))
+    image.SetSpacing(tuple(float(s) for s in spacing))
+    image.SetDirection(tuple((ijk_to_lps[:3, :3] / spacing).ravel()))
+    image.SetOrigin(tuple(float(o) for o in ijk_to_lps[:3, 3]))
+    return image
+
+
+def _read_sitk(path):
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise VolumeFileError(f"No such file or folder: {path}")
+    try:
+        if os.path.isdir(path):
+            reader = sitk.ImageSeriesReader()
+            files = reader.GetGDCMSeriesFileNames(path)
+            if not files:
+                raise VolumeFileError(f"No DICOM series found in folder {path}")
+            reader.SetFileNames(files)
+            return reader.Execute()
+        return sitk.ReadImage(path)
+    except RuntimeError as error:
+        raise VolumeFileError(f"Cannot read {path} as an image: {str(error).strip().splitlines()[-1]}") from None
+
+
+def read_volume(path, allow_vector=False):
+    """Read a 3D scalar volume.
+
+    Returns
+    -------
+    array_kji : ndarray, shape (K, J, I)
+    ijk_to_ras : ndarray, shape (4, 4)
+
+    Raises
+    ------
+    VolumeFileError
+        Missing or unreadable file, a vector (RGB) image, or an image that is not 3D.
+    """
+    image = _read_sitk(path)
+    if image.GetNumberOfComponentsPerPixel() != 1 and not allow_vector:
+        raise VolumeFileError(
+            f"{path} has {image.GetNumberOfComponentsPerPixel()} components per voxel; a scalar volume is needed")
+    if image.GetDimension() == 2:
+        raise VolumeFileError(f"{path} is a 2D image; a 3D volume is needed")
+    if image.GetDimension() != 3:
+        raise VolumeFileError(f"{path} is {image.GetDimension()}D; a 3D volume is needed")
+    return sitk.GetArrayFromImage(image), ijk_to_ras_from_sitk(image)
+
+
+def write_volume(path, array_kji, ijk_to_ras, compress=True):
+    """Write (array_kji, ijk_to_ras) to any format SimpleITK writes (chosen by extension)."""
+    sitk.WriteImage(sitk_from_array(array_kji, ijk_to_ras), os.fspath(path), compress)

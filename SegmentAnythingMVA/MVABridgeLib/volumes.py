@@ -1,0 +1,80 @@
+"""Scalar volume nodes <-> numpy arrays (k, j, i) with their IJK->RAS matrix."""
+import numpy as np
+import vtk
+from vtk.util import numpy_support
+
+
+from MVABridgeLib.errors import InvalidVolumeError
+from MVABridgeLib.image_data import array_to_matrix, matrix_to_array
+
+
+def check_source_array(array_kji, name="volume"):
+    """Raise InvalidVolumeError unless `array_kji` is a 3D scalar volume with at least 2 slices and no NaN."""
+    array_kji = np.asarray(array_kji)
+    if array_kji.ndim == 4:
+        raise InvalidVolumeError(
+            f"{name} is 4D or has {array_kji.shape[-1]} components per voxel; select a 3D scalar volume")
+    if array_kji.ndim != 3:
+        raise InvalidVolumeError(f"{name} has {array_kji.ndim} dimensions; a 3D volume is needed")
+    if min(array_kji.shape) < 1 or array_kji.size == 0:
+        raise InvalidVolumeError(f"{name} is empty")
+    if array_kji.shape[0] < 2:
+        raise InvalidVolumeError(f"{name} has a single slice; these tools need a 3D volume with at least 2 slices")
+    if not np.issubdtype(array_kji.dtype, np.number) or np.issubdtype(array_kji.dtype, np.complexfloating):
+        raise InvalidVolumeError(f"{name} has voxel type {array_kji.dtype}; a real scalar type is needed")
+    if np.issubdtype(array_kji.dtype, np.floating):
+        bad = int(np.count_nonzero(~np.isfinite(array_kji)))
+        if bad:
+            raise InvalidVolumeError(f"{name} has {bad} NaN or infinite voxels; fix or mask them before segmenting")
+    return array_kji
+
+
+def volume_ijk_to_ras(volume_node):
+    matrix = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(matrix)
+    return matrix_to_array(matrix)
+
+
+def volume_array(volume_node, check=True):
+    """(array_kji copy, ijk_to_ras) of a scalar volume node.
+
+    Raises
+    ------
+    InvalidVolumeError
+        No node, no image, a vector/RGB volume, a single slice, or NaN voxels (with `check`).
+    """
+    if volume_node is None:
+        raise InvalidVolumeError("No source volume is selected")
+    image = volume_node.GetImageData()
+    if image is None:
+        raise InvalidVolumeError(f"Volume '{volume_node.GetName()}' has no image data")
+    components = image.GetNumberOfScalarComponents()
+    if components != 1:
+        raise InvalidVolumeError(
+            f"Volume '{volume_node.GetName()}' has {components} components per voxel (RGB/vector); "
+            "convert it to a scalar volume first")
+    dims = image.GetDimensions()
+    array = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(dims[2], dims[1], dims[0]).copy()
+    if check:
+        check_source_array(array, f"Volume '{volume_node.GetName()}'")
+    return array, volume_ijk_to_ras(volume_node)
+
+
+def add_volume_node(scene, array_kji, ijk_to_ras, name="Volume"):
+    """Add a vtkMRMLScalarVolumeNode holding a copy of `array_kji` with the given geometry."""
+    array_kji = np.asarray(array_kji)
+    if array_kji.ndim != 3:
+        raise InvalidVolumeError(f"Volume '{name}' has {array_kji.ndim} dimensions; a 3D array (k, j, i) is needed")
+    ijk_to_ras = np.asarray(ijk_to_ras, float)
+    if ijk_to_ras.shape != (4, 4) or abs(np.linalg.det(ijk_to_ras[:3, :3])) < 1e-12:
+        raise InvalidVolumeError(f"Volume '{name}' needs an invertible 4x4 IJK->RAS matrix")
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    node.SetIJKToRASMatrix(array_to_matrix(ijk_to_ras))
+    image = vtk.vtkImageData()
+    image.SetDimensions(array_kji.shape[2], array_kji.shape[1], array_kji.shape[0])
+    flat = np.ascontiguousarray(array_kji).ravel()
+    vtk_array = numpy_support.numpy_to_vtk(flat, deep=True, array_type=numpy_support.get_vtk_array_type(flat.dtype))
+    image.GetPointData().SetScalars(vtk_array)
+    node.SetAndObserveImageData(image)
+    node.CreateDefaultDisplayNodes()
+    return node

@@ -1,0 +1,38 @@
+"""Model input windowing: what the user sees in the slice view, as uint8."""
+import numpy as np
+
+
+def auto_window_level(image, low_percentile=0.5, high_percentile=99.5):
+    """A (window, level) covering the given percentiles of `image`, like Slicer's automatic W/L."""
+    values = np.asarray(image, float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 1.0, 0.0
+    low, high = np.percentile(values, [low_percentile, high_percentile])
+    return max(float(high - low), 1e-6), float((high + low) / 2)
+
+
+def display_window_level(volume_node, array_kji=None):
+    """(window, level) of a scalar volume node's display node; automatic from the data if there is none."""
+    display = volume_node.GetDisplayNode() if volume_node is not None else None
+    if display is not None and hasattr(display, "GetWindow") and display.GetWindow() > 0 and not display.GetAutoWindowLevel():
+        return float(display.GetWindow()), float(display.GetLevel())
+    if array_kji is None:
+        from MVABridgeLib.volumes import volume_array
+        array_kji, _ = volume_array(volume_node, check=False)
+    return auto_window_level(array_kji)
+
+
+def window_to_uint8(image, window, level):
+    """Map [level - window/2, level + window/2] linearly to [0, 255] (clipped), as a uint8 array."""
+    if not window > 0:
+        raise ValueError(f"Window width must be positive, got {window}")
+    low = level - window / 2.0
+    scaled = (np.asarray(image, np.float32) - low) * (255.0 / window)
+    return np.clip(np.nan_to_num(scaled), 0, 255).astype(np.uint8)
+
+
+def window_to_rgb(image, window, level):
+    """(rows, cols, 3) uint8 grey-level RGB of a 2D image, for models that expect colour input."""
+    grey = window_to_uint8(image, window, level)
+    return np.repeat(grey[..., None], 3, axis=2)

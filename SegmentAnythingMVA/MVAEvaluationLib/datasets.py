@@ -1,0 +1,46 @@
+"""Offline evaluation data: the MNI ICBM152 2009a template shipped in nilearn's wheel."""
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from MVABridgeLib.volume_io import read_volume
+
+MNI_FILES = {
+    "t1": "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
+    "gm": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
+    "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
+    "brain": "mni_icbm152_t1_tal_nlin_sym_09a_brain_mask_converted.nii.gz",
+}
+MNI_STRUCTURES = ("wm", "gm", "brain")
+
+
+@dataclass
+class LabelledVolume:
+    """An image with one binary truth mask on the same grid (arrays in (k, j, i) order)."""
+    name: str
+    image: np.ndarray
+    truth: np.ndarray
+    ijk_to_ras: np.ndarray
+
+
+def mni_data_folder():
+    import nilearn.datasets
+    folder = os.path.join(os.path.dirname(nilearn.datasets.__file__), "data")
+    if not os.path.exists(os.path.join(folder, MNI_FILES["t1"])):
+        raise FileNotFoundError(f"The MNI template is missing from nilearn's data folder {folder}")
+    return folder
+
+
+def mni_path(kind="t1"):
+    return os.path.join(mni_data_folder(), MNI_FILES[kind])
+
+
+def load_mni(structure="wm"):
+    """MNI T1 (uint8) with the truth of `structure`: 'wm', 'gm' (probability map > 127) or 'brain'."""
+    if structure not in MNI_STRUCTURES:
+        raise ValueError(f"Unknown MNI structure {structure!r}; choose one of {MNI_STRUCTURES}")
+    image, ijk_to_ras = read_volume(mni_path("t1"))
+    truth_map, _ = read_volume(mni_path(structure))
+    truth = truth_map > 127 if structure != "brain" else truth_map > 0
+    return LabelledVolume(f"mni_{structure}", image, truth.astype(np.uint8), ijk_to_ras)
