@@ -58,5 +58,5 @@ def add_segmentation(headless_scene, volume_node, names=("A",), reference_node=N
     segmentation = headless_scene.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Segmentation")
     segmentation.CreateDefaultDisplayNodes()
     segmentation.SetReferenceImageGeometryParameterFromVolumeNode(reference_node or volume_node)
-    ids = [segmentation.GetSegmentation().AddEmptySegment(name) for name in names]
+    ids = [segmentation.GetSegmentation().AddEmptySegment(name, name) for name in names]
     return segmentation, ids

@@ -1,0 +1,1 @@
+"""Desktop-Slicer-only helpers (Qt layer): effect registration, dependency installation, settings."""
