@@ -1,0 +1,140 @@
+"""Static checks of what can only run inside desktop Slicer: CMake lists, effect files, layer boundaries."""
+import ast
+import os
+import py_compile
+import re
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODULES = ["SegmentAnythingMVA", "SmartBrush", "SmartPropagation"]
+RESOURCE_EXTENSIONS = (".png", ".ui", ".txt", ".svg", ".json")
+QT_MODULES = {"qt", "ctk", "PythonQt", "qSlicerSegmentationsEditorEffectsPythonQt", "SegmentEditorEffects"}
+
+
+def module_files(module, extensions):
+    folder = os.path.join(ROOT, module)
+    found = []
+    for directory, subfolders, files in os.walk(folder):
+        subfolders[:] = [s for s in subfolders if s != "__pycache__"]
+        found += [os.path.relpath(os.path.join(directory, f), folder).replace(os.sep, "/")
+                  for f in files if f.endswith(extensions) and f != "CMakeLists.txt"]
+    return sorted(found)
+
+
+def cmake_list(module, variable):
+    text = open(os.path.join(ROOT, module, "CMakeLists.txt")).read()
+    match = re.search(r"set\(%s\s+(.*?)\)" % variable, text, re.S)
+    assert match, f"{module}/CMakeLists.txt has no {variable}"
+    return {line.strip() for line in match.group(1).split() if line.strip() and not line.startswith("$")}
+
+
+def python_files(folder):
+    for directory, subfolders, files in os.walk(folder):
+        subfolders[:] = [s for s in subfolders if s not in ("__pycache__", ".venv", ".git", "node_modules")]
+        for name in files:
+            if name.endswith(".py"):
+                yield os.path.join(directory, name)
+
+
+def imported_modules(path):
+    tree = ast.parse(open(path).read(), path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, 0) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            yield (node.module or "", node.level)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_python_file_and_resource_is_listed_in_the_module_cmake(module):
+    scripts = cmake_list(module, "MODULE_PYTHON_SCRIPTS")
+    resources = cmake_list(module, "MODULE_PYTHON_RESOURCES")
+    missing_scripts = sorted(set(module_files(module, (".py",))) - scripts)
+    missing_resources = sorted(set(module_files(module, RESOURCE_EXTENSIONS)) - resources)
+    assert not missing_scripts, f"{module}/CMakeLists.txt misses {missing_scripts}"
+    assert not missing_resources, f"{module}/CMakeLists.txt misses {missing_resources}"
+    for listed in scripts | resources:
+        assert os.path.exists(os.path.join(ROOT, module, listed)), f"{module}/CMakeLists.txt lists missing {listed}"
+
+
+def test_top_level_cmake_builds_every_module_and_declares_the_extension():
+    text = open(os.path.join(ROOT, "CMakeLists.txt")).read()
+    for module in MODULES:
+        assert f"add_subdirectory({module})" in text
+    for variable in ("EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY", "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION",
+                     "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS", "EXTENSION_DEPENDS"):
+        assert re.search(r"set\(%s " % variable, text), variable
+    assert 'set(EXTENSION_DEPENDS "PyTorch")' in text
+    assert "find_package(Slicer REQUIRED)" in text and "Slicer_EXTENSION_CPACK" in text
+    for module in MODULES:
+        module_text = open(os.path.join(ROOT, module, "CMakeLists.txt")).read()
+        assert f"set(MODULE_NAME {module})" in module_text and "slicerMacroBuildScriptedModule" in module_text
+
+
+def test_all_python_compiles():
+    for path in python_files(ROOT):
+        py_compile.compile(path, doraise=True)
+
+
+def effect_files():
+    for module in MODULES:
+        for entry in sorted(os.listdir(os.path.join(ROOT, module))):
+            if entry.startswith("SegmentEditor") and entry.endswith("Lib"):
+                yield os.path.join(ROOT, module, entry, "SegmentEditorEffect.py")
+
+
+def test_there_is_an_effect_for_each_smart_tool():
+    names = {os.path.basename(os.path.dirname(path)) for path in effect_files()}
+    assert names == {"SegmentEditorSegmentAnythingLib", "SegmentEditorSmartBrushLib",
+                     "SegmentEditorSmartRegionsLib", "SegmentEditorSmartPropagationLib"}
+
+
+@pytest.mark.parametrize("path", list(effect_files()), ids=lambda p: os.path.basename(os.path.dirname(p)))
+def test_effect_file_defines_segment_editor_effect_with_absolute_imports_only(path):
+    tree = ast.parse(open(path).read(), path)
+    classes = [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
+    assert "SegmentEditorEffect" in classes
+    relative = [module for module, level in imported_modules(path) if level > 0]
+    assert not relative, f"relative imports fail when Slicer loads {path}: {relative}"
+    assert os.path.exists(os.path.join(os.path.dirname(path), "SegmentEditorEffect.png"))
+
+
+def lib_packages():
+    for module in MODULES:
+        for entry in sorted(os.listdir(os.path.join(ROOT, module))):
+            if entry.endswith("Lib") and not entry.startswith("SegmentEditor") and entry != "MVASlicerLib":
+                yield os.path.join(ROOT, module, entry)
+
+
+@pytest.mark.parametrize("package", list(lib_packages()), ids=os.path.basename)
+def test_lib_packages_import_no_qt(package):
+    for path in python_files(package):
+        for module, _ in imported_modules(path):
+            assert module.split(".")[0] not in QT_MODULES, f"{path} imports {module}"
+        source = open(path).read()
+        assert "slicer.app" not in source and "slicer.util.mainWindow" not in source, path
+
+
+def test_algorithm_packages_import_no_slicer_or_vtk():
+    pure = [os.path.join(package, "algorithms") for package in lib_packages()]
+    pure = [p for p in pure if os.path.isdir(p)]
+    assert len(pure) >= 4
+    for folder in pure:
+        for path in python_files(folder):
+            for module, _ in imported_modules(path):
+                assert module.split(".")[0] not in {"slicer", "vtk", "qt", "ctk", "MVABridgeLib"}, \
+                    f"{path} imports {module}"
+
+
+def test_package_and_resource_names_are_unique_across_the_extension():
+    packages, resources = {}, {}
+    for module in MODULES:
+        for entry in os.listdir(os.path.join(ROOT, module)):
+            if os.path.isdir(os.path.join(ROOT, module, entry)) and entry not in ("Resources", "__pycache__"):
+                assert entry not in packages, f"package {entry} in {module} and {packages.get(entry)}"
+                packages[entry] = module
+        for resource in module_files(module, RESOURCE_EXTENSIONS):
+            if resource.startswith("Resources/"):
+                assert resource not in resources, f"resource {resource} in {module} and {resources.get(resource)}"
+                resources[resource] = module
