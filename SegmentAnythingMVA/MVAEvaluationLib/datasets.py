@@ -10,7 +10,6 @@ MNI_FILES = {
     "t1": "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
     "gm": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
     "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
-    "brain": "mni_icbm152_t1_tal_nlin_sym_09a_brain_mask_converted.nii.gz",
 }
 MNI_STRUCTURES = ("wm", "gm", "brain")
 
@@ -37,10 +36,15 @@ def mni_path(kind="t1"):
 
 
 def load_mni(structure="wm"):
-    """MNI T1 (uint8) with the truth of `structure`: 'wm', 'gm' (probability map > 127) or 'brain'."""
+    """MNI T1 (uint8) with the truth of `structure`: 'wm', 'gm' (probability map > 127) or 'brain'.
+
+    The brain mask is nilearn's definition (load_mni152_brain_mask): T1 above 0.2 of its maximum.
+    """
     if structure not in MNI_STRUCTURES:
         raise ValueError(f"Unknown MNI structure {structure!r}; choose one of {MNI_STRUCTURES}")
     image, ijk_to_ras = read_volume(mni_path("t1"))
-    truth_map, _ = read_volume(mni_path(structure))
-    truth = truth_map > 127 if structure != "brain" else truth_map > 0
+    if structure == "brain":
+        truth = image > 0.2 * float(image.max())
+    else:
+        truth = read_volume(mni_path(structure))[0] > 127
     return LabelledVolume(f"mni_{structure}", image, truth.astype(np.uint8), ijk_to_ras)

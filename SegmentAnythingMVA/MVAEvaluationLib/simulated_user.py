@@ -82,6 +82,10 @@ class SimulatedUser:
             labels, count = ndimage.label(region)
             sizes = np.bincount(labels.ravel())[1:]
             components += [(labels == n + 1, positive, sizes[n]) for n in range(count)]
+        # Components whose every voxel was clicked already cannot take a new click (never the same pixel twice).
+        components = [c for c in components if (c[0] & ~self.clicked).any()]
+        if not components:
+            return None
         sizes = np.array([c[2] for c in components], float)
         chosen = components[self.rng.choice(len(components), p=sizes / sizes.sum())]
         return self._random_point(chosen[0], chosen[1])
