@@ -188,10 +188,10 @@ class SegmentEditBridge:
         mode = EditMode(mode)
         mask = np.asarray(patch.mask_kji, bool)
         if mode is EditMode.ADD:
-            return self._write(patch.start_kji, add=mask)
+            return self.write_blocks(patch.start_kji, add=mask)
         if mode is EditMode.REMOVE:
-            return self._write(patch.start_kji, remove=mask)
-        return self._write(patch.start_kji, add=mask, remove=~mask)
+            return self.write_blocks(patch.start_kji, remove=mask)
+        return self.write_blocks(patch.start_kji, add=mask, remove=~mask)
 
     def apply_slice_mask(self, plane, mask_2d, mode=EditMode.REPLACE):
         """Write a 2D mask drawn in `plane` (a SlicePlane) into the voxels that plane covers, as one undo step.
@@ -206,10 +206,11 @@ class SegmentEditBridge:
             region = plane.sample(self.selected_mask(), volume.index_to_ras, order=0) > 0
         selected, covered = plane.mask_to_volume(mask_2d, volume.index_to_ras, volume.shape, region)
         if mode is EditMode.REPLACE:
-            return self._write(selected.start_kji, add=selected.mask_kji, remove=covered.mask_kji & ~selected.mask_kji)
+            return self.write_blocks(selected.start_kji, add=selected.mask_kji, remove=covered.mask_kji & ~selected.mask_kji)
         return self.apply(selected, mode)
 
-    def _write(self, start_kji, add=None, remove=None):
+    def write_blocks(self, start_kji, add=None, remove=None):
+        """Remove then add two same-shape (k, j, i) blocks placed at `start_kji`, as one undo step."""
         volume = self.work_volume()
         self._checked_segment()
         start = np.asarray(start_kji, int)

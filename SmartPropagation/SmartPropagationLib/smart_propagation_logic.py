@@ -1,0 +1,180 @@
+"""Smart Propagation through the bridge: preview, apply (one undo step), re-propagate after a correction.
+
+Works along the volume axis of a voxel-aligned slice view (axial, coronal, sagittal, or any view whose
+normal is parallel to a volume axis). Slices the user annotated are tracked and never overwritten.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from MVABridgeLib.errors import BridgeError
+from SmartPropagationLib.algorithms import (
+    StopRule, interpolate_between_slices, propagate, repropagate)
+
+STOP_MESSAGES = {
+    "vanished": "the object vanished",
+    "area_ratio": "the area changed too much between neighbouring slices",
+    "low_quality": "the predicted quality fell below the threshold",
+    "left_box": "the mask left the box grown around the seed",
+    "max_slices": "the requested number of slices was reached",
+    "volume_end": "the end of the volume was reached",
+}
+STRATEGIES = ("auto", "registration", "sam", "interpolation", "copy")
+
+
+class PropagationPlaneError(BridgeError):
+    """Propagation needs a slice view whose normal is parallel to a volume axis."""
+
+
+@dataclass
+class PropagationOptions:
+    strategy: str = "auto"
+    direction: str = "both"  # "both", "forward" (towards the view normal) or "backward"
+    max_slices: int = 50
+    stop_rule: StopRule = field(default_factory=StopRule)
+
+
+@dataclass
+class PropagationPreview:
+    """Masks per slice index along `axis` (array axis 0=k, 1=j, 2=i), in the moved (slice-first) array layout."""
+    axis: int
+    seed_index: int
+    masks: dict
+    stops: list
+    strategy: str
+    annotated: set
+
+    def stop_messages(self):
+        return [f"{'forward' if s.direction > 0 else 'backward'}: stopped at slice {s.slice_k} because "
+                f"{STOP_MESSAGES.get(str(s.reason.value), s.reason.value)}" if s.slice_k is not None else
+                f"{'forward' if s.direction > 0 else 'backward'}: {STOP_MESSAGES.get(str(s.reason.value))}"
+                for s in self.stops]
+
+    def volume_mask(self, shape_kji):
+        moved = np.zeros(np.moveaxis(np.empty(shape_kji, bool), self.axis, 0).shape, bool)
+        for index, mask in self.masks.items():
+            moved[index] = mask
+        return np.moveaxis(moved, 0, self.axis)
+
+
+class SmartPropagationLogic:
+    """Propagate the selected segment from one slice to its neighbours, through a SegmentEditBridge."""
+
+    def __init__(self, bridge, options=None):
+        self.bridge = bridge
+        self.options = options or PropagationOptions()
+        self.annotated = {}  # (segment id, axis) -> set of slice indices the user drew
+        self.preview = None
+        self._last_result = None
+
+    # --- user-annotated slices ----------------------------------------------------------------------------
+    def _annotated_for(self, axis):
+        key = (self.bridge.backend.selected_segment_id(), axis)
+        return self.annotated.setdefault(key, set())
+
+    def mark_annotated(self, plane):
+        axis, index = self._axis_and_index(plane)
+        self._annotated_for(axis).add(index)
+
+    def _axis_and_index(self, plane):
+        if not plane.is_voxel_aligned:
+            raise PropagationPlaneError("Smart Propagation works in views aligned with the volume's axes; "
+                                        "switch the view to axial, coronal or sagittal (or rotate it to the volume)")
+        return plane.aligned_axis, plane.slice_index
+
+    def _direction(self, plane):
+        if self.options.direction == "both":
+            return "both"
+        # forward = towards the view's normal; find whether that is +index or -index along the axis
+        volume = self.bridge.work_volume()
+        axis_ijk = 2 - plane.aligned_axis
+        along = volume.index_to_ras[:3, axis_ijk] @ plane.normal_ras
+        sign = 1 if along > 0 else -1
+        return sign if self.options.direction == "forward" else -sign
+
+    # --- preview / apply ----------------------------------------------------------------------------------
+    def compute_preview(self, plane, progress=None, cancel=None):
+        """Propagate (or interpolate) from the selected segment's mask on `plane`; nothing is written."""
+        axis, index = self._axis_and_index(plane)
+        volume = self.bridge.work_volume()
+        segment = np.moveaxis(self.bridge.selected_mask().astype(bool), axis, 0)
+        image = np.moveaxis(volume.array, axis, 0).astype(np.float32)
+        spacing = tuple(np.array(volume.spacing_kji)[[axis] + [a for a in range(3) if a != axis]])
+        annotated = self._annotated_for(axis)
+        annotated.add(index)
+        strategy = self._strategy(annotated, segment)
+        if strategy == "interpolation":
+            masks_volume = interpolate_between_slices(
+                image, {k: segment[k] for k in sorted(annotated)}, spacing, progress=_adapt(progress), cancel=cancel)
+            low, high = min(annotated), max(annotated)
+            masks = {k: masks_volume[k] for k in range(low, high + 1)}
+            stops = []
+        else:
+            result = propagate(image, segment[index], index, self._direction(plane), self.options.max_slices,
+                               spacing, strategy, self.options.stop_rule, _adapt(progress), cancel)
+            self._last_result = (axis, result)
+            masks, stops = dict(result.masks), list(result.stops.values())
+        self.preview = PropagationPreview(axis, index, masks, stops, strategy, set(annotated))
+        return self.preview
+
+    def _strategy(self, annotated, segment):
+        strategy = self.options.strategy
+        if strategy not in STRATEGIES:
+            raise ValueError(f"Unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+        drawn = [k for k in annotated if segment[k].any()]
+        if strategy == "auto":
+            return "interpolation" if len(drawn) >= 2 else "registration"
+        return strategy
+
+    def apply(self):
+        """Write the preview as one undo step; user-annotated slices are left as the user drew them."""
+        if self.preview is None:
+            raise ValueError("Nothing to apply: compute a preview first")
+        preview = self.preview
+        shape = self.bridge.work_volume().shape
+        writable = sorted(k for k in preview.masks if k not in preview.annotated)
+        if not writable:
+            self.preview = None
+            return 0
+        low, high = writable[0], writable[-1]
+        moved_shape = np.moveaxis(np.empty(shape, bool), preview.axis, 0).shape
+        add = np.zeros((high - low + 1,) + moved_shape[1:], bool)
+        touched = np.zeros_like(add)
+        for k in writable:
+            add[k - low] = preview.masks[k]
+            touched[k - low] = True
+        start = [0, 0, 0]
+        start[preview.axis] = low
+        add_kji = np.moveaxis(add, 0, preview.axis)
+        remove_kji = np.moveaxis(touched & ~add, 0, preview.axis)
+        count = self.bridge.write_blocks(tuple(start), add=add_kji, remove=remove_kji)
+        self.preview = None
+        return count
+
+    def repropagate_from(self, plane, progress=None, cancel=None):
+        """After the user corrected `plane`'s slice: keep the slices on the seed side, propagate beyond it."""
+        axis, index = self._axis_and_index(plane)
+        if self._last_result is None or self._last_result[0] != axis:
+            return self.compute_preview(plane, progress, cancel)
+        volume = self.bridge.work_volume()
+        segment = np.moveaxis(self.bridge.selected_mask().astype(bool), axis, 0)
+        image = np.moveaxis(volume.array, axis, 0).astype(np.float32)
+        spacing = tuple(np.array(volume.spacing_kji)[[axis] + [a for a in range(3) if a != axis]])
+        annotated = self._annotated_for(axis)
+        annotated.add(index)
+        result = repropagate(image, self._last_result[1], index, segment[index], None, self.options.max_slices,
+                             spacing, "registration" if self.options.strategy in ("auto", "interpolation")
+                             else self.options.strategy, self.options.stop_rule, _adapt(progress), cancel)
+        self._last_result = (axis, result)
+        away = 1 if index >= result.seed_k else -1
+        beyond = {k: m for k, m in result.masks.items() if (k - index) * away > 0}
+        self.preview = PropagationPreview(axis, index, beyond, list(result.stops.values()), "registration",
+                                          set(annotated))
+        return self.preview
+
+
+def _adapt(progress):
+    """The algorithms report (done, total); the UI wants a fraction."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(done / max(total, 1))
