@@ -188,6 +188,14 @@ class SlicePlane:
         slice_to_ras[:3, 3] = (index_to_ras @ np.append(center_ijk, 1.0))[:3]
         return cls.voxel_aligned(slice_to_ras, index_to_ras, shape_kji)
 
+    def neighbour(self, delta):
+        """The voxel-aligned plane `delta` slices further along the volume axis (same pixel layout)."""
+        if not self.is_voxel_aligned:
+            raise ValueError("Only voxel-aligned planes have neighbouring voxel slices")
+        matrix = self.pixel_to_ras_matrix.copy()
+        matrix[:3, 3] += delta * matrix[:3, 2]
+        return SlicePlane(matrix, self.shape, self.aligned_axis, self.slice_index + delta)
+
     # --- mapping ------------------------------------------------------------------------------------------
     def pixel_to_ras(self, points_rc):
         """(N, 2) pixel (row, col) -> (N, 3) RAS."""

@@ -1,17 +1,57 @@
-"""The `mva` command: demo, eval, bench, report. Thin: parse, build, call the library."""
+"""The `mva` command: demo, eval, bench, report, data. Thin: parse, build, call the library."""
 import argparse
+import json
 import os
 import sys
 
 os.environ.setdefault("ITK_GLOBAL_DEFAULT_THREADER", "Pool")
 
+EVAL_TOOLS = ("brush", "regions", "sam", "propagate", "interpolate", "growcut", "fillbetween", "copy")
+
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="mva", description="SegmentAnythingMVA headless tools")
     commands = parser.add_subparsers(dest="command", required=True)
+
     demo = commands.add_parser("demo", help="run the smart tools on the bundled MNI T1 and write the results")
     demo.add_argument("--output", default="mva-output", help="output folder (default: %(default)s)")
+
+    evaluate = commands.add_parser("eval", help="score one tool on a labelled volume with a simulated user")
+    evaluate.add_argument("tool", help=f"one of: {', '.join(EVAL_TOOLS)}")
+    evaluate.add_argument("--volume", required=True, help="image file or DICOM folder")
+    evaluate.add_argument("--truth", required=True, help="labelmap on the same grid")
+    evaluate.add_argument("--label", type=int, default=1)
+    evaluate.add_argument("--interactions", type=int, default=20)
+    evaluate.add_argument("--axis", default="axial", choices=("axial", "coronal", "sagittal"))
+    evaluate.add_argument("--slice", type=int, default=None, help="work and score on this slice (2D)")
+    evaluate.add_argument("--gap", type=int, default=5, help="interpolate: truth kept on every G-th slice")
+    evaluate.add_argument("--seed", type=int, default=None, help="random simulated user with this seed")
+    evaluate.add_argument("--model", default="tiny", help="sam: tiny, vit_b, vit_l, vit_h, medsam")
+    evaluate.add_argument("--checkpoint", default=None, help="sam: checkpoint file")
+    evaluate.add_argument("--json", default=None, help="also write the result to this file")
+
+    data = commands.add_parser("data", help="export the standard evaluation cases as NIfTI files")
+    data.add_argument("--output", default="mva-data")
     return parser
+
+
+def run_eval(args):
+    from MVAEvaluationLib.evaluation import EvalOptions, EvaluationError, evaluate
+    from MVAEvaluationLib.tool_runners import TOOLS
+    options = EvalOptions(tool=args.tool, volume=args.volume, truth=args.truth, label=args.label,
+                          interactions=args.interactions, axis=args.axis, slice=args.slice, gap=args.gap,
+                          seed=args.seed, model=args.model, checkpoint=args.checkpoint)
+    try:
+        result = evaluate(options, TOOLS)
+    except EvaluationError as error:
+        print(f"mva eval: {error}", file=sys.stderr)
+        return 2
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as stream:
+            stream.write(text + "\n")
+    return 0
 
 
 def main(argv=None):
@@ -19,6 +59,12 @@ def main(argv=None):
     if args.command == "demo":
         from MVACommandLineLib.demo import run_demo
         run_demo(args.output)
+    elif args.command == "eval":
+        return run_eval(args)
+    elif args.command == "data":
+        from MVAEvaluationLib.datasets import export_standard_cases
+        for name, image, labels, structures in export_standard_cases(args.output):
+            print(f"{name}: --volume {image} --truth {labels}  labels {structures}")
     return 0
 
 

@@ -48,3 +48,33 @@ def load_mni(structure="wm"):
     else:
         truth = read_volume(mni_path(structure))[0] > 127
     return LabelledVolume(f"mni_{structure}", image, truth.astype(np.uint8), ijk_to_ras)
+
+
+def standard_cases():
+    """The report's suite: MNI white matter, grey matter and brain mask; the CT phantom's four structures.
+
+    Yields (case name, image, labelmap, ijk_to_ras, {structure: label}).
+    """
+    from MVAEvaluationLib.phantom import make_ct_phantom
+    # one labelmap per structure: the brain contains white and grey matter, so they cannot share one labelmap
+    for structure in MNI_STRUCTURES:
+        data = load_mni(structure)
+        yield f"mni_{structure}", data.image, data.truth.astype(np.uint8), data.ijk_to_ras, {structure: 1}
+    phantom = make_ct_phantom(shape_kji=(64, 160, 160), seed=0)
+    yield "ct_phantom", phantom.image, phantom.labelmap, phantom.ijk_to_ras, dict(phantom.labels)
+
+
+def export_standard_cases(folder):
+    """Write the standard suite as NIfTI files (`<case>_image.nii.gz`, `<case>_labels.nii.gz`) for `mva eval`."""
+    from MVABridgeLib.volume_io import write_volume
+    os.makedirs(folder, exist_ok=True)
+    written = []
+    for name, image, labelmap, ijk_to_ras, labels in standard_cases():
+        image_path = os.path.join(folder, f"{name}_image.nii.gz")
+        label_path = os.path.join(folder, f"{name}_labels.nii.gz")
+        if not os.path.exists(image_path):
+            write_volume(image_path, image, ijk_to_ras)
+        if not os.path.exists(label_path):
+            write_volume(label_path, labelmap, ijk_to_ras)
+        written.append((name, image_path, label_path, labels))
+    return written

@@ -1,0 +1,136 @@
+"""The tools `mva eval` knows: each runs through the bridge on a Case and returns (dice, latencies_s, extra)."""
+import time
+
+import numpy as np
+
+from MVABridgeLib.edit_backend import EditMode
+from MVAEvaluationLib import baselines
+from MVAEvaluationLib.evaluation import EvaluationError, run_interactive
+from MVAEvaluationLib.metrics import dice, slice_extent_error
+from MVAEvaluationLib.simulated_user import dab_mask
+
+PROPAGATION_DISTANCES = (1, 5, 10, 20)
+
+
+def plane_spacing(plane):
+    """(normal, row, col) spacing in mm of a voxel-aligned plane."""
+    return tuple(float(np.linalg.norm(plane.pixel_to_ras_matrix[:3, c])) for c in (2, 1, 0))
+
+
+# --- interactive tools ---------------------------------------------------------------------------------------
+class GrowCutTool:
+    """Slicer's Grow from seeds on a 3-slice slab, seeds = simulated dabs on the middle slice."""
+
+    def __init__(self, case):
+        self.case = case
+        self.seeds = {}
+
+    def interact(self, plane, click):
+        seeds = self.seeds.setdefault(plane.slice_index, np.zeros(plane.shape, np.uint8))
+        seeds[dab_mask(plane.shape, click.index)] = baselines.FOREGROUND_SEED if click.positive \
+            else baselines.BACKGROUND_SEED
+        volume = self.case.bridge.work_volume()
+        slab = np.stack([plane.neighbour(d).sample(volume.array, volume.index_to_ras)
+                         if 0 <= plane.slice_index + d < volume.shape[plane.aligned_axis]
+                         else plane.sample(volume.array, volume.index_to_ras) for d in (-1, 0, 1)])
+        mask = baselines.growcut_slice(slab, 1, seeds, plane_spacing(plane))
+        self.case.bridge.apply_slice_mask(plane, mask, EditMode.REPLACE)
+
+
+def run_growcut(case, options):
+    dice_values, latencies = run_interactive(case, GrowCutTool(case), options)
+    return dice_values, latencies, {}
+
+
+# --- propagation ---------------------------------------------------------------------------------------------
+def _propagation_run(case, options, strategy, stop_rule=None):
+    from SmartPropagationLib.smart_propagation_logic import PropagationOptions, SmartPropagationLogic
+    from SmartPropagationLib.algorithms import StopRule
+    axis = case.axis_of(options.axis)
+    seed_index = options.slice if options.slice is not None else case.largest_slice(options.axis)
+    plane = case.plane(options.axis, seed_index)
+    seed = np.zeros(case.truth.shape, bool)
+    index = [slice(None)] * 3
+    index[axis] = seed_index
+    seed[tuple(index)] = case.truth[tuple(index)]
+    if not seed.any():
+        raise EvaluationError(f"The structure is absent from {options.axis} slice {seed_index}")
+    case.set_segment(seed)
+    rule = stop_rule if stop_rule is not None else StopRule()
+    logic = SmartPropagationLogic(case.bridge, PropagationOptions(strategy=strategy, max_slices=case.truth.shape[axis],
+                                                                  stop_rule=rule))
+    stamps = [time.perf_counter()]
+    preview = logic.compute_preview(plane, progress=lambda fraction: stamps.append(time.perf_counter()))
+    logic.apply()
+    predicted = np.moveaxis(case.segment(), axis, 0)
+    truth = np.moveaxis(case.truth, axis, 0)
+    by_distance = {}
+    for distance in range(1, max(seed_index, truth.shape[0] - 1 - seed_index) + 1):
+        scores = [dice(predicted[seed_index + s * distance], truth[seed_index + s * distance])
+                  for s in (1, -1) if 0 <= seed_index + s * distance < truth.shape[0]]
+        by_distance[distance] = float(np.mean(scores))
+    extent_error = slice_extent_error(predicted.any(axis=(1, 2)), truth.any(axis=(1, 2)))
+    extra = {"dice_by_distance": {str(d): round(by_distance[d], 4) for d in PROPAGATION_DISTANCES if d in by_distance},
+             "extent_error_slices": extent_error, "seed_slice": seed_index,
+             "stops": preview.stop_messages(), "final_dice": round(dice(predicted, truth), 4)}
+    return [by_distance[d] for d in sorted(by_distance)], list(np.diff(stamps)), extra
+
+
+def run_propagate(case, options):
+    return _propagation_run(case, options, options.extra.get("strategy", "registration"))
+
+
+def run_copy(case, options):
+    from SmartPropagationLib.algorithms import StopRule
+    no_stop = StopRule(min_area_mm2=None, area_ratio_band=None, min_quality=None, box_margin_mm=None)
+    return _propagation_run(case, options, "copy", no_stop)
+
+
+# --- interpolation ---------------------------------------------------------------------------------------------
+def _sparse_truth(case, options):
+    axis = case.axis_of(options.axis)
+    truth = np.moveaxis(case.truth, axis, 0)
+    sparse, kept, scored = baselines.keep_every_gth_slice(truth, options.gap)
+    return axis, truth, sparse.astype(bool), list(kept), list(scored)
+
+
+def _score_interpolation(case, axis, truth, kept, scored, seconds):
+    predicted = np.moveaxis(case.segment(), axis, 0)
+    value = dice(predicted[scored], truth[scored])
+    return [value], [seconds], {"gap": int(kept[1] - kept[0]) if len(kept) > 1 else None,
+                                "annotated_slices": len(kept), "scored_slices": len(scored)}
+
+
+def run_interpolate(case, options):
+    from SmartPropagationLib.smart_propagation_logic import PropagationOptions, SmartPropagationLogic
+    axis, truth, sparse, kept, scored = _sparse_truth(case, options)
+    case.set_segment(np.moveaxis(sparse, 0, axis))
+    logic = SmartPropagationLogic(case.bridge, PropagationOptions(strategy="interpolation"))
+    for k in kept[:-1]:
+        logic.mark_annotated(case.plane(options.axis, k))
+    tic = time.perf_counter()
+    logic.compute_preview(case.plane(options.axis, kept[-1]))
+    logic.apply()
+    return _score_interpolation(case, axis, truth, kept, scored, time.perf_counter() - tic)
+
+
+def run_fillbetween(case, options):
+    axis, truth, sparse, kept, scored = _sparse_truth(case, options)
+    case.set_segment(np.moveaxis(sparse, 0, axis))
+    tic = time.perf_counter()
+    filled = baselines.fill_between_slices(sparse.astype(np.uint8)) > 0
+    low, high = kept[0], kept[-1]
+    block = np.moveaxis(filled[low:high + 1], 0, axis)
+    start = [0, 0, 0]
+    start[axis] = low
+    case.bridge.write_blocks(tuple(start), add=block, remove=~block)
+    return _score_interpolation(case, axis, truth, kept, scored, time.perf_counter() - tic)
+
+
+TOOLS = {
+    "growcut": run_growcut,
+    "propagate": run_propagate,
+    "copy": run_copy,
+    "interpolate": run_interpolate,
+    "fillbetween": run_fillbetween,
+}
