@@ -30,6 +30,10 @@ def build_parser():
     evaluate.add_argument("--checkpoint", default=None, help="sam: checkpoint file")
     evaluate.add_argument("--json", default=None, help="also write the result to this file")
 
+    report = commands.add_parser("report", help="standard suite for every tool and baseline: table and plots")
+    report.add_argument("--output", default="results")
+    report.add_argument("--quick", action="store_true", help="fewer structures and interactions")
+
     data = commands.add_parser("data", help="export the standard evaluation cases as NIfTI files")
     data.add_argument("--output", default="mva-data")
     return parser
@@ -61,6 +65,10 @@ def main(argv=None):
         run_demo(args.output)
     elif args.command == "eval":
         return run_eval(args)
+    elif args.command == "report":
+        from MVAEvaluationLib.report import run_report
+        from MVAEvaluationLib.tool_runners import TOOLS
+        run_report(args.output, TOOLS, quick=args.quick)
     elif args.command == "data":
         from MVAEvaluationLib.datasets import export_standard_cases
         for name, image, labels, structures in export_standard_cases(args.output):

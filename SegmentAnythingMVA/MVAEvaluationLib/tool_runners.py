@@ -42,6 +42,27 @@ def run_growcut(case, options):
     return dice_values, latencies, {}
 
 
+class RegionsTool:
+    """Smart Regions: a positive click adds the region under it (with smart merge), a negative one removes it."""
+
+    def __init__(self, case, options):
+        from SmartRegionsLib.smart_regions_logic import RegionsOptions, SmartRegionsLogic
+        self.logic = SmartRegionsLogic(case.bridge, RegionsOptions(mode=options.extra.get("mode", "3d")))
+        if self.logic.options.mode == "3d":
+            tic = time.perf_counter()
+            self.logic.volume_labels()  # one-off cost, reported apart from the click latency
+            self.setup_seconds = time.perf_counter() - tic
+
+    def interact(self, plane, click):
+        self.logic.click(plane, click.index, add=click.positive)
+
+
+def run_regions(case, options):
+    tool = RegionsTool(case, options)
+    dice_values, latencies = run_interactive(case, tool, options)
+    return dice_values, latencies, {"supervoxel_seconds": round(getattr(tool, "setup_seconds", 0.0), 2)}
+
+
 # --- propagation ---------------------------------------------------------------------------------------------
 def _propagation_run(case, options, strategy, stop_rule=None):
     from SmartPropagationLib.smart_propagation_logic import PropagationOptions, SmartPropagationLogic
@@ -129,6 +150,7 @@ def run_fillbetween(case, options):
 
 TOOLS = {
     "growcut": run_growcut,
+    "regions": run_regions,
     "propagate": run_propagate,
     "copy": run_copy,
     "interpolate": run_interpolate,

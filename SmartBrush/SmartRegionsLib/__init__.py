@@ -1,0 +1,1 @@
+"""Smart Regions effect library: ``algorithms`` holds the Qt-free supervoxel engine."""

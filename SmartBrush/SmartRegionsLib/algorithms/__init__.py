@@ -1,0 +1,18 @@
+"""Smart Regions algorithms (numpy/scipy/scikit-image/SimpleITK only; no slicer, vtk or qt).
+
+Modules
+-------
+supervoxels
+    ``compute_supervoxels`` (volume or ROI), ``compute_superpixels`` (2D), ``compute_slice_superpixels``
+    (2D mode inside a volume); banded grid regions that follow intensity edges.
+region_graph
+    ``RegionGraph`` (per-region size, mean, std, adjacency), ``merge_small_regions``.
+region_lookup
+    Region under a click, region masks, smart merge of similar neighbours, slice boundaries, hover mask.
+supervoxel_cache
+    ``SupervoxelCache``: recompute only when the image token or parameters change.
+region_click_loop
+    ``simulate_region_clicks``: Dice per simulated click for evaluation.
+region_errors
+    Exceptions.
+"""

@@ -1,0 +1,202 @@
+"""Region adjacency graph of a label array: per-region statistics, neighbours, merges.
+
+Labels are non-negative ints; 0 means "outside the ROI" and is never a region nor a neighbour.
+"""
+import numpy as np
+
+from SmartRegionsLib.algorithms.region_errors import IndexOutsideVolumeError, InvalidParameterError
+
+
+def label_adjacency(labels):
+    """Pairs of face-adjacent regions (6-connectivity in 3D, 4 in 2D).
+
+    Parameters
+    ----------
+    labels : ndarray of int, any dimension
+
+    Returns
+    -------
+    ndarray of int64, shape (m, 2)
+        Unique pairs ``(a, b)`` with ``0 < a < b``, sorted by ``a`` then ``b``.
+    """
+    labels = np.asarray(labels)
+    count = int(labels.max()) + 1 if labels.size else 1
+    keys = []
+    for axis in range(labels.ndim):
+        upper = labels[(slice(None),) * axis + (slice(1, None),)]
+        lower = labels[(slice(None),) * axis + (slice(None, -1),)]
+        differ = upper != lower
+        a = upper[differ].astype(np.int64)
+        b = lower[differ].astype(np.int64)
+        low, high = np.minimum(a, b), np.maximum(a, b)
+        inside = low > 0
+        keys.append(np.unique(low[inside] * count + high[inside]))
+    keys = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
+    return np.stack([keys // count, keys % count], axis=1)
+
+
+def _pick_neighbour(edges, chosen, key):
+    """For each region in `chosen`, the neighbour with the smallest key (ties: smallest id).
+
+    Returns an array ``target`` with ``target[r]`` the picked neighbour, or ``r`` itself.
+    """
+    both = np.concatenate([edges, edges[:, ::-1]])
+    both = both[chosen[both[:, 0]]]
+    target = np.arange(chosen.size)
+    if len(both) == 0:
+        return target
+    cost = key(both[:, 0], both[:, 1])
+    order = np.lexsort((both[:, 1], cost, both[:, 0]))
+    both = both[order]
+    first = np.r_[True, both[1:, 0] != both[:-1, 0]]
+    target[both[first, 0]] = both[first, 1]
+    # With ties broken by id the only cycles are mutual pairs: the smaller id stays the root.
+    ids = np.arange(target.size)
+    mutual = (target[target] == ids) & (target != ids) & (ids < target)
+    target[mutual] = ids[mutual]
+    while True:
+        jumped = target[target]
+        if np.array_equal(jumped, target):
+            return target
+        target = jumped
+
+
+def merge_small_regions(labels, values, min_size, max_rounds=12):
+    """Merge every region smaller than `min_size` voxels into its neighbour of closest mean.
+
+    Works on the adjacency graph (the volume is read twice), so it stays fast for millions of
+    voxels. Merged regions stay connected. Label 0 is left alone.
+
+    Parameters
+    ----------
+    labels : ndarray of int, labels 0..N (0 = outside the ROI)
+    values : ndarray of float, same shape: the intensities whose means decide the merges
+    min_size : int
+        Regions with fewer voxels are merged.
+    max_rounds : int
+
+    Returns
+    -------
+    ndarray of int32, same shape: contiguous labels 1..M in order of first appearance of the
+    input labels, 0 where the input was 0.
+    """
+    count = int(labels.max()) + 1
+    flat = labels.ravel()
+    size = np.bincount(flat, minlength=count).astype(np.float64)
+    total = np.bincount(flat, weights=values.ravel(), minlength=count)
+    edges = label_adjacency(labels)
+    mapping = np.arange(count)
+    for _ in range(max_rounds):
+        small = (size > 0) & (size < min_size)
+        small[0] = False
+        if not small.any() or len(edges) == 0:
+            break
+        mean = total / np.maximum(size, 1)
+        step = _pick_neighbour(edges, small, lambda a, b: np.abs(mean[a] - mean[b]))
+        if np.array_equal(step, np.arange(count)):
+            break
+        size = np.bincount(step, weights=size, minlength=count)
+        total = np.bincount(step, weights=total, minlength=count)
+        mapping = step[mapping]
+        edges = np.sort(step[edges], axis=1)
+        edges = np.unique(edges[edges[:, 0] != edges[:, 1]], axis=0)
+    return _contiguous(mapping)[labels]
+
+
+def _contiguous(mapping):
+    """Lookup table sending each root in `mapping` to 1..M (0 stays 0)."""
+    roots = np.unique(mapping[1:])
+    table = np.zeros(mapping.size, np.int32)
+    table[roots] = np.arange(1, roots.size + 1, dtype=np.int32)
+    lookup = table[mapping]
+    lookup[0] = 0
+    return lookup
+
+
+class RegionGraph:
+    """Per-region size, mean and standard deviation plus the face-adjacency graph.
+
+    Parameters
+    ----------
+    labels : ndarray of int, (k, j, i) or (j, i); 0 = outside the ROI
+    image : ndarray, same shape; the intensities the statistics describe
+
+    Attributes
+    ----------
+    size, mean, std : ndarray of float64, indexed by label (entry 0 describes the outside)
+    edges : ndarray of int64, shape (m, 2), unique adjacent pairs ``a < b``
+    """
+
+    def __init__(self, labels, image):
+        labels = np.asarray(labels)
+        image = np.asarray(image, np.float64)
+        if labels.shape != image.shape:
+            raise InvalidParameterError(
+                f"Labels shape {labels.shape} differs from image shape {image.shape}")
+        count = int(labels.max()) + 1
+        flat = labels.ravel()
+        values = image.ravel()
+        self.size = np.bincount(flat, minlength=count).astype(np.float64)
+        denominator = np.maximum(self.size, 1)
+        self.mean = np.bincount(flat, weights=values, minlength=count) / denominator
+        square = np.bincount(flat, weights=values * values, minlength=count) / denominator
+        self.std = np.sqrt(np.maximum(square - self.mean ** 2, 0))
+        self.edges = label_adjacency(labels)
+        both = np.concatenate([self.edges, self.edges[:, ::-1]])
+        both = both[np.argsort(both[:, 0], kind="stable")]
+        self._offsets = np.searchsorted(both[:, 0], np.arange(count + 1))
+        self._neighbours = both[:, 1]
+
+    @property
+    def region_count(self):
+        """Number of labels > 0 that hold at least one voxel."""
+        return int(np.count_nonzero(self.size[1:]))
+
+    def neighbours(self, label):
+        """Labels adjacent to `label` (ascending, never 0)."""
+        label = self._check(label)
+        return self._neighbours[self._offsets[label]:self._offsets[label + 1]]
+
+    def similar_regions(self, label, tolerance, max_hops=1):
+        """`label` plus the regions within `max_hops` whose mean differs from its mean by at most `tolerance`.
+
+        The walk only passes through regions that qualify, so a dissimilar region blocks it.
+
+        Parameters
+        ----------
+        label : int
+        tolerance : float
+            Largest accepted absolute difference of mean intensity (image units).
+        max_hops : int
+            1 takes direct neighbours only.
+
+        Returns
+        -------
+        ndarray of int64, sorted labels including `label`.
+        """
+        label = self._check(label)
+        if tolerance < 0 or max_hops < 0:
+            raise InvalidParameterError(
+                f"Merge tolerance ({tolerance}) and hops ({max_hops}) must not be negative")
+        reference = self.mean[label]
+        taken = {label}
+        frontier = [label]
+        for _ in range(int(max_hops)):
+            grown = []
+            for region in frontier:
+                for other in self.neighbours(region):
+                    other = int(other)
+                    if other not in taken and abs(self.mean[other] - reference) <= tolerance:
+                        taken.add(other)
+                        grown.append(other)
+            if not grown:
+                break
+            frontier = grown
+        return np.array(sorted(taken), np.int64)
+
+    def _check(self, label):
+        label = int(label)
+        if not 0 < label < self.size.size or self.size[label] == 0:
+            raise IndexOutsideVolumeError(
+                f"Region {label} does not exist (labels run from 1 to {self.size.size - 1})")
+        return label

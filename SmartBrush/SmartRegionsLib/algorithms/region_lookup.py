@@ -1,0 +1,117 @@
+"""What a click takes: the region under an index, its mask, optional similar neighbours, overlays.
+
+Label arrays are (k, j, i) (or (j, i)) ints with 0 = outside the ROI.
+"""
+import numpy as np
+from skimage.segmentation import find_boundaries
+
+from SmartRegionsLib.algorithms.region_errors import IndexOutsideVolumeError, InvalidParameterError
+
+# Smart merge defaults, measured on MNI white matter (axial slice 97, RITM clicks): a tolerance of
+# 4 % of the intensity range walked up to 10 regions away beat the single-region click at every
+# click count for both 2D superpixels and 3D supervoxels.
+DEFAULT_MERGE_FRACTION = 0.04
+DEFAULT_MERGE_HOPS = 10
+
+
+def default_merge_tolerance(image):
+    """Smart-merge tolerance for `image`: 4 % of its 0.5-99.5 percentile range (image units)."""
+    values = np.asarray(image).ravel()
+    if values.size > 1_000_000:
+        values = values[::values.size // 1_000_000 + 1]
+    low, high = np.percentile(values, [0.5, 99.5])
+    return float(DEFAULT_MERGE_FRACTION * (high - low))
+
+
+def region_at(labels, index_kji):
+    """Label of the region under `index_kji`.
+
+    Raises
+    ------
+    IndexOutsideVolumeError
+        The index is outside the array, or on a voxel outside the ROI (label 0).
+    """
+    labels = np.asarray(labels)
+    index = _check_index(labels.shape, index_kji)
+    label = int(labels[index])
+    if label == 0:
+        raise IndexOutsideVolumeError(
+            f"Index {index} lies outside the region of interest: no region to take there")
+    return label
+
+
+def region_mask(labels, label):
+    """Boolean mask (same shape as `labels`) of one region, or of several when `label` is a sequence."""
+    labels = np.asarray(labels)
+    chosen = np.atleast_1d(np.asarray(label, np.int64))
+    if chosen.size == 1:
+        return labels == chosen[0]
+    lookup = np.zeros(int(max(labels.max(), chosen.max())) + 1, bool)
+    lookup[chosen] = True
+    return lookup[labels]
+
+
+def click_regions(labels, index_kji, graph=None, merge_tolerance=None, max_hops=DEFAULT_MERGE_HOPS):
+    """Labels a click at `index_kji` takes: its region plus, with smart merge, similar neighbours.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+    index_kji : tuple of int
+    graph : RegionGraph or None
+        Needed only when `merge_tolerance` is set.
+    merge_tolerance : float or None
+        None takes the clicked region only; otherwise regions reached through neighbours whose
+        mean intensity differs from the clicked region's by at most this much (image units) are
+        taken too. `default_merge_tolerance(image)` gives the measured default.
+    max_hops : int
+        How far the smart merge may walk through similar regions.
+
+    Returns
+    -------
+    ndarray of int64, sorted labels.
+    """
+    label = region_at(labels, index_kji)
+    if merge_tolerance is None:
+        return np.array([label], np.int64)
+    if graph is None:
+        raise InvalidParameterError("Smart merge needs the RegionGraph of the labels")
+    return graph.similar_regions(label, merge_tolerance, max_hops)
+
+
+def slice_boundaries(labels, k, mode="inner"):
+    """2D boundaries of the regions on slice `k` (for the overlay), bool array (j, i).
+
+    `mode` is scikit-image's: 'inner' marks the pixels of each region that touch another.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise InvalidParameterError(f"Expected (k, j, i) labels, got shape {labels.shape}")
+    k = int(k)
+    if not 0 <= k < labels.shape[0]:
+        raise IndexOutsideVolumeError(f"Slice {k} is outside the volume (0..{labels.shape[0] - 1})")
+    return find_boundaries(labels[k], connectivity=1, mode=mode, background=0) & (labels[k] > 0)
+
+
+def hover_mask(labels, index_kji):
+    """Mask of the region under the cursor on the cursor's slice, bool (j, i); empty outside the ROI.
+
+    Cheap enough to run on every mouse move: reads one slice only.
+    """
+    labels = np.asarray(labels)
+    index = _check_index(labels.shape, index_kji)
+    label = labels[index]
+    plane = labels[index[0]]
+    if label == 0:
+        return np.zeros(plane.shape, bool)
+    return plane == label
+
+
+def _check_index(shape, index):
+    try:
+        index = tuple(int(v) for v in index)
+    except (TypeError, ValueError):
+        raise IndexOutsideVolumeError(f"Index {index!r} is not a tuple of integers") from None
+    if len(index) != len(shape) or any(not 0 <= v < n for v, n in zip(index, shape)):
+        raise IndexOutsideVolumeError(f"Index {index} is outside the volume of shape {shape}")
+    return index

@@ -1,0 +1,138 @@
+"""Smart Regions through the bridge: a click (or drag) adds or removes whole regions, one undo step each.
+
+3D mode uses supervoxels of the whole source volume (computed once per volume and parameter set);
+2D mode uses superpixels of the clicked slice plane, in any view orientation.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage.segmentation import find_boundaries
+
+from MVABridgeLib.edit_backend import EditMode
+from MVABridgeLib.slice_geometry import VoxelPatch
+from SmartRegionsLib.algorithms.region_graph import RegionGraph
+from SmartRegionsLib.algorithms.region_lookup import click_regions, default_merge_tolerance
+from SmartRegionsLib.algorithms.supervoxel_cache import SupervoxelCache
+from SmartRegionsLib.algorithms.supervoxels import SupervoxelParameters, compute_superpixels
+
+
+@dataclass
+class RegionsOptions:
+    region_size_mm: float = SupervoxelParameters.region_size_mm
+    compactness: float = SupervoxelParameters.compactness
+    mode: str = "3d"  # "3d" supervoxels or "2d" superpixels of the clicked slice
+    # Smart merge: a click also takes similar neighbouring regions (within this intensity difference).
+    # "auto" = 4 % of the image's intensity range; it measured much better than single regions on MNI white
+    # matter (Dice after 10 clicks 0.96-0.98 against 0.12-0.42), so it is on by default. None turns it off.
+    merge_tolerance: object = "auto"
+    merge_hops: int = 10
+
+    def parameters(self):
+        return SupervoxelParameters(region_size_mm=float(self.region_size_mm), compactness=float(self.compactness))
+
+
+class SmartRegionsLogic:
+    """Region clicks written through a SegmentEditBridge."""
+
+    def __init__(self, bridge, options=None, cache=None):
+        self.bridge = bridge
+        self.options = options or RegionsOptions()
+        self.cache = cache or SupervoxelCache()
+        self._objects = {}  # id(labels) -> bounding boxes of its regions
+        self._plane_labels = {}
+        self._plane_graph = None
+
+    # --- regions ------------------------------------------------------------------------------------------
+    def _token(self):
+        node = self.bridge.backend.source_volume_node()
+        return (node.GetID(), node.GetMTime()) if node is not None else None
+
+    def volume_labels(self, progress=None, cancel=None):
+        """Supervoxel labels (k, j, i) of the source volume (cached; recomputed when volume or options change)."""
+        volume = self.bridge.work_volume()
+        return self.cache.supervoxels(volume.array, volume.spacing_kji, self.options.parameters(),
+                                      token=self._token(), progress=progress, cancel=cancel)
+
+    def plane_labels(self, plane):
+        """Superpixel labels (rows, cols) of a slice plane (2D mode), cached per plane."""
+        key = (plane.pixel_to_ras_matrix.tobytes(), plane.shape, self._token(), self.options.parameters())
+        if key not in self._plane_labels:
+            volume = self.bridge.work_volume()
+            image = plane.sample(volume.array, volume.index_to_ras)
+            spacing = tuple(float(np.linalg.norm(plane.pixel_to_ras_matrix[:3, c])) for c in (1, 0))
+            labels = compute_superpixels(image, spacing, self.options.parameters())
+            self._plane_labels = {key: labels}
+            self._plane_graph = RegionGraph(labels, image)
+        return self._plane_labels[key]
+
+    # --- edits ----------------------------------------------------------------------------------------------
+    def click(self, plane, pixel_rc, add=True):
+        """Add (or remove) the region under `pixel_rc` of `plane`; returns the voxels handed to the editor."""
+        return self.drag(plane, [pixel_rc], add)
+
+    def drag(self, plane, pixels_rc, add=True):
+        """Add (or remove) every region a stroke passes over, as one undo step."""
+        for pixel in pixels_rc:
+            plane.check_pixel(pixel)
+        mode = EditMode.ADD if add else EditMode.REMOVE
+        if self.options.mode == "2d":
+            labels, graph = self.plane_labels(plane), self._plane_graph
+            chosen = set()
+            for r, c in pixels_rc:
+                chosen.update(int(v) for v in click_regions(labels, (int(round(r)), int(round(c))), graph,
+                                                            self._tolerance(add), self.options.merge_hops))
+            chosen.discard(0)
+            return self.bridge.apply_slice_mask(plane, np.isin(labels, list(chosen)), mode) if chosen else 0
+        return self.bridge.apply(self._regions_patch(plane, pixels_rc, add), mode)
+
+    def _tolerance(self, add):
+        """Smart merge applies to removals too, so a click takes back what a merged click leaked into."""
+        if self.options.merge_tolerance is None:
+            return None
+        if self.options.merge_tolerance == "auto":
+            return default_merge_tolerance(self.bridge.work_volume().array)
+        return float(self.options.merge_tolerance)
+
+    def _regions_patch(self, plane, pixels_rc, add):
+        volume = self.bridge.work_volume()
+        labels = self.volume_labels()
+        indices = np.round(plane.pixel_to_index_kji(np.asarray(pixels_rc, float), volume.index_to_ras)).astype(int)
+        indices = np.clip(indices, 0, np.array(labels.shape) - 1)
+        tolerance = self._tolerance(add)
+        graph = self.cache.graph(labels, volume.array) if tolerance is not None else None
+        chosen = set()
+        for index in indices:
+            chosen.update(int(v) for v in click_regions(labels, tuple(index), graph, tolerance,
+                                                        self.options.merge_hops))
+        chosen.discard(0)
+        if not chosen:
+            return VoxelPatch((0, 0, 0), np.zeros((0, 0, 0), bool))
+        boxes = self._bounding_boxes(labels)
+        low = np.min([[b.start for b in boxes[c - 1]] for c in chosen], axis=0)
+        high = np.max([[b.stop for b in boxes[c - 1]] for c in chosen], axis=0)
+        block = labels[low[0]:high[0], low[1]:high[1], low[2]:high[2]]
+        return VoxelPatch(tuple(int(v) for v in low), np.isin(block, list(chosen)))
+
+    def _bounding_boxes(self, labels):
+        if id(labels) not in self._objects:
+            self._objects = {id(labels): ndimage.find_objects(labels)}
+        return self._objects[id(labels)]
+
+    # --- display ------------------------------------------------------------------------------------------
+    def boundaries(self, plane):
+        """Region boundaries on a plane, bool (rows, cols), for the overlay."""
+        labels = self.plane_labels(plane) if self.options.mode == "2d" else self._labels_on(plane)
+        return find_boundaries(labels, connectivity=1, mode="inner") & (labels > 0)
+
+    def hover(self, plane, pixel_rc):
+        """Mask on the plane of the region under the cursor (for highlighting)."""
+        labels = self.plane_labels(plane) if self.options.mode == "2d" else self._labels_on(plane)
+        row, col = (int(round(v)) for v in pixel_rc)
+        if not (0 <= row < labels.shape[0] and 0 <= col < labels.shape[1]) or labels[row, col] == 0:
+            return np.zeros(plane.shape, bool)
+        return labels == labels[row, col]
+
+    def _labels_on(self, plane):
+        volume = self.bridge.work_volume()
+        return plane.sample(self.volume_labels(), volume.index_to_ras, order=0).astype(np.int64)
