@@ -1,0 +1,1 @@
+"""Segment Anything effect library: ``algorithms`` holds the Qt-free engine."""

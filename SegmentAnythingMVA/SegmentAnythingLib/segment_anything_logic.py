@@ -1,0 +1,130 @@
+"""Segment Anything through the bridge: prompts on a slice plane -> candidate masks -> the selected segment.
+
+One prompt is one undo step. The slice's segment content from before the first prompt is kept: each
+prediction replaces only what earlier prompts on this slice added.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from MVABridgeLib.edit_backend import EditMode
+from MVABridgeLib.windowing import display_window_level, window_to_rgb
+
+
+@dataclass
+class PromptSession:
+    """Prompts on one slice plane and the state needed to refine and to cycle candidates."""
+    plane: object
+    key: tuple
+    base_mask: np.ndarray
+    points_xy: list = field(default_factory=list)
+    labels: list = field(default_factory=list)
+    box_xyxy: tuple = None
+    prediction: object = None
+    candidate: int = 0
+
+
+class SegmentAnythingLogic:
+    """Point and box prompts on any slice plane, with cached embeddings and background prefetch."""
+
+    def __init__(self, bridge, engine, model_name="model", window_level=None, prefetcher=None):
+        self.bridge = bridge
+        self.engine = engine
+        self.model_name = model_name
+        self.window_level = window_level  # None: the volume's display window/level (what the user sees)
+        self.prefetcher = prefetcher
+        self.session = None
+
+    # --- slice images -------------------------------------------------------------------------------------
+    def current_window_level(self):
+        if self.window_level is not None:
+            return self.window_level
+        volume = self.bridge.work_volume()
+        return display_window_level(self.bridge.backend.source_volume_node(), volume.array)
+
+    def slice_key(self, plane):
+        node = self.bridge.backend.source_volume_node()
+        window, level = self.current_window_level()
+        return (node.GetID(), node.GetImageData().GetMTime(), plane.pixel_to_ras_matrix.round(6).tobytes(),
+                plane.shape, round(window, 3), round(level, 3), self.model_name)
+
+    def slice_image(self, plane):
+        """uint8 RGB (rows, cols, 3) of the plane, windowed as the user sees it."""
+        volume = self.bridge.work_volume()
+        window, level = self.current_window_level()
+        return window_to_rgb(plane.sample(volume.array, volume.index_to_ras), window, level)
+
+    # --- prompts ----------------------------------------------------------------------------------------------
+    def _session_for(self, plane):
+        key = self.slice_key(plane)
+        if self.session is None or self.session.key != key:
+            base = plane.sample(self.bridge.selected_mask(), self.bridge.work_volume().index_to_ras, order=0) > 0
+            self.session = PromptSession(plane, key, base)
+        return self.session
+
+    def add_point(self, plane, pixel_rc, positive=True):
+        """Add a positive or negative point and write the best candidate. Returns the SamPrediction."""
+        plane.check_pixel(pixel_rc)
+        session = self._session_for(plane)
+        session.points_xy.append((float(pixel_rc[1]), float(pixel_rc[0])))
+        session.labels.append(1 if positive else 0)
+        return self._predict_and_write(session)
+
+    def set_box(self, plane, corner_a_rc, corner_b_rc):
+        """Set the box prompt from two opposite corners (row, col) and write the best candidate."""
+        plane.check_pixel(corner_a_rc)
+        plane.check_pixel(corner_b_rc)
+        session = self._session_for(plane)
+        (r0, c0), (r1, c1) = corner_a_rc, corner_b_rc
+        session.box_xyxy = (min(c0, c1), min(r0, r1), max(c0, c1), max(r0, r1))
+        return self._predict_and_write(session)
+
+    def cycle_candidate(self):
+        """Show the next of the three candidate masks (one undo step)."""
+        session = self.session
+        if session is None or session.prediction is None:
+            raise ValueError("No Segment Anything prediction to cycle: click on a slice first")
+        session.candidate = (session.candidate + 1) % len(session.prediction)
+        self._write(session)
+        return session.candidate
+
+    def reset(self):
+        """Forget the prompts (the segment keeps what was written)."""
+        self.session = None
+
+    def _predict_and_write(self, session):
+        previous = session.prediction.lowres(session.candidate) if session.prediction is not None else None
+        session.prediction = self.engine.predict(
+            session.key, np.array(session.points_xy) if session.points_xy else None,
+            np.array(session.labels) if session.labels else None,
+            np.array(session.box_xyxy, float) if session.box_xyxy is not None else None,
+            previous_logits=previous, image=lambda: self.slice_image(session.plane))
+        session.candidate = 0
+        self._write(session)
+        return session.prediction
+
+    def _write(self, session):
+        mask = session.prediction.mask(session.candidate) | session.base_mask
+        self.bridge.apply_slice_mask(session.plane, mask, EditMode.REPLACE)
+
+    # --- background embeddings ----------------------------------------------------------------------------------
+    def prefetch_around(self, plane, count=3):
+        """Ask the prefetcher for the embeddings of the `count` slices on each side of a voxel-aligned plane."""
+        if self.prefetcher is None or not plane.is_voxel_aligned:
+            return
+        size = self.bridge.work_volume().shape[plane.aligned_axis]
+        items = [(self.slice_key(plane), lambda p=plane: self.slice_image(p))]
+        for distance in range(1, count + 1):
+            for step in (distance, -distance):
+                if 0 <= plane.slice_index + step < size:
+                    neighbour = plane.neighbour(step)
+                    items.append((self.slice_key(neighbour), lambda p=neighbour: self.slice_image(p)))
+        self.prefetcher.request(items)
+
+    def status(self):
+        """One line for the status bar: cached embeddings and background work."""
+        cache = self.engine.cache
+        text = f"{len(cache)} embeddings cached ({cache.memory_bytes / 1e6:.0f} MB)"
+        if self.prefetcher is not None:
+            text += "; " + self.prefetcher.status().summary()
+        return text
