@@ -63,6 +63,24 @@ def run_regions(case, options):
     return dice_values, latencies, {"supervoxel_seconds": round(getattr(tool, "setup_seconds", 0.0), 2)}
 
 
+class SegmentAnythingTool:
+    """SAM: each simulated click is a positive or negative point prompt on the slice."""
+
+    def __init__(self, case, options):
+        from SegmentAnythingLib.engine_factory import create_engine
+        from SegmentAnythingLib.segment_anything_logic import SegmentAnythingLogic
+        engine = create_engine(options.model, options.checkpoint)
+        self.logic = SegmentAnythingLogic(case.bridge, engine, options.model)
+
+    def interact(self, plane, click):
+        self.logic.add_point(plane, click.index, positive=click.positive)
+
+
+def run_sam(case, options):
+    dice_values, latencies = run_interactive(case, SegmentAnythingTool(case, options), options)
+    return dice_values, latencies, {"model": options.model}
+
+
 # --- propagation ---------------------------------------------------------------------------------------------
 def _propagation_run(case, options, strategy, stop_rule=None):
     from SmartPropagationLib.smart_propagation_logic import PropagationOptions, SmartPropagationLogic
@@ -151,6 +169,7 @@ def run_fillbetween(case, options):
 TOOLS = {
     "growcut": run_growcut,
     "regions": run_regions,
+    "sam": run_sam,
     "propagate": run_propagate,
     "copy": run_copy,
     "interpolate": run_interpolate,

@@ -9,7 +9,7 @@ import numpy as np
 
 from MVABridgeLib.errors import BridgeError
 from SmartPropagationLib.algorithms import (
-    StopRule, interpolate_between_slices, propagate, repropagate)
+    StopRule, available_strategies, interpolate_between_slices, propagate, repropagate)
 
 STOP_MESSAGES = {
     "vanished": "the object vanished",
@@ -66,6 +66,7 @@ class SmartPropagationLogic:
         self.annotated = {}  # (segment id, axis) -> set of slice indices the user drew
         self.preview = None
         self._last_result = None
+        self.notes = []  # messages for the user about choices made (e.g. a fallback strategy)
 
     # --- user-annotated slices ----------------------------------------------------------------------------
     def _annotated_for(self, axis):
@@ -124,6 +125,9 @@ class SmartPropagationLogic:
         drawn = [k for k in annotated if segment[k].any()]
         if strategy == "auto":
             return "interpolation" if len(drawn) >= 2 else "registration"
+        if strategy == "sam" and "sam" not in available_strategies():
+            self.notes.append("No Segment Anything model is loaded: propagated by registration instead")
+            return "registration"
         return strategy
 
     def apply(self):

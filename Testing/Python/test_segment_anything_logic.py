@@ -104,3 +104,27 @@ def test_window_level_decides_what_the_model_sees(sam_case):
     assert image.max() == 255 and image.min() == 63
     logic.window_level = (4000.0, 2000.0)
     assert logic.slice_image(plane).max() < 255
+
+
+def test_sam_strategy_propagates_through_smart_propagation_and_falls_back_without_a_model(sam_case, engine):
+    from SegmentAnythingLib.sam_propagation import register_sam_propagation
+    from SmartPropagationLib.algorithms import slice_predictors
+    from SmartPropagationLib.smart_propagation_logic import PropagationOptions, SmartPropagationLogic
+    logic, plane, session, volume, segmentation, segment_id = sam_case
+    disc = np.zeros((8, 48, 40), bool)
+    k, j, i = np.mgrid[0:8, 0:48, 0:40]
+    disc[3] = ((j - 24) ** 2 + (i - 20) ** 2 < 100)[3]
+    replace_segment_from_mask(segmentation, segment_id, disc, MATRIX)
+    saved = dict(slice_predictors._STRATEGIES)
+    try:
+        slice_predictors._STRATEGIES.pop("sam", None)
+        fallback = SmartPropagationLogic(session.bridge, PropagationOptions(strategy="sam", max_slices=2))
+        fallback.compute_preview(plane)
+        assert fallback.preview.strategy == "registration" and "No Segment Anything model" in fallback.notes[0]
+        register_sam_propagation(engine, (400.0, 100.0))
+        with_sam = SmartPropagationLogic(session.bridge, PropagationOptions(strategy="sam", max_slices=2))
+        preview = with_sam.compute_preview(plane)
+        assert preview.strategy == "sam" and preview.masks[3].any()
+    finally:
+        slice_predictors._STRATEGIES.clear()
+        slice_predictors._STRATEGIES.update(saved)

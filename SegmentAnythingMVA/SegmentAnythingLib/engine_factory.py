@@ -1,0 +1,26 @@
+"""Build a SamEngine by model name: the tiny test model, or an official/MedSAM checkpoint."""
+from SegmentAnythingLib.algorithms.sam_checkpoints import CHECKPOINTS, ensure_checkpoint
+from SegmentAnythingLib.algorithms.sam_errors import UnknownModelError
+
+MODEL_NAMES = ("tiny",) + tuple(CHECKPOINTS)
+
+
+def create_engine(model_name="tiny", checkpoint=None, device="auto", allow_download=True, progress=None,
+                  cancel=None, cache_mb=1024, cache_folder=None):
+    """A SamEngine for `model_name` ("tiny", "vit_b", "vit_l", "vit_h", "medsam_vit_b").
+
+    Official checkpoints are downloaded on first use (progress, cancel, resume, checksum) unless
+    `allow_download` is False; `checkpoint` gives a local file instead (required for MedSAM).
+    """
+    from SegmentAnythingLib.algorithms.sam_embedding_cache import EmbeddingCache
+    from SegmentAnythingLib.algorithms.sam_engine import SamEngine
+    from SegmentAnythingLib.algorithms.sam_models import build_sam, build_tiny_sam, choose_device
+    cache = EmbeddingCache(max_memory_mb=cache_mb, folder=cache_folder)
+    if model_name == "tiny":
+        return SamEngine(build_tiny_sam(seed=0, device=choose_device(device)), cache)
+    if model_name not in CHECKPOINTS:
+        raise UnknownModelError(f"Unknown model {model_name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    path = ensure_checkpoint(model_name, path=checkpoint, allow_download=allow_download, progress=progress,
+                             cancel=cancel)
+    model = build_sam(CHECKPOINTS[model_name].model_type, path, device)
+    return SamEngine(model, cache, bf16_encoder=model.device.type == "cpu")
