@@ -143,11 +143,17 @@ class SegmentEditBridge:
         volume_node = self.backend.source_volume_node()
         if volume_node is None:
             raise InvalidVolumeError("No source volume is selected")
-        image = self.backend.source_image()
-        if image is None or image.GetPointData().GetScalars() is None:
-            raise InvalidVolumeError(f"Volume '{volume_node.GetName()}' has no image data in the segmentation's geometry")
-        stamp = (id(image), image.GetMTime(), volume_node.GetMTime())
+        segmentation = self.backend.segmentation_node()
+        # the aligned source depends on the volume and on the segmentation's reference geometry
+        geometry = segmentation.GetSegmentation().GetConversionParameter(
+            slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName()) if segmentation else ""
+        image_data = volume_node.GetImageData()
+        stamp = (volume_node.GetID(), volume_node.GetMTime(), image_data.GetMTime() if image_data else 0, geometry)
         if stamp != self._work_volume_stamp:
+            image = self.backend.source_image()
+            if image is None or image.GetPointData().GetScalars() is None:
+                raise InvalidVolumeError(
+                    f"Volume '{volume_node.GetName()}' has no image data in the segmentation's geometry")
             components = image.GetNumberOfScalarComponents()
             if components != 1:
                 raise InvalidVolumeError(f"Volume '{volume_node.GetName()}' has {components} components per voxel "
@@ -162,10 +168,11 @@ class SegmentEditBridge:
     def selected_mask(self):
         """The selected segment as a uint8 (k, j, i) mask in the work volume's grid."""
         volume = self.work_volume()
-        segmentation, segment_id = self._checked_segment()
+        segmentation, segment_id = self.checked_segment()
         return segment_mask(segmentation, segment_id, volume.shape, volume.index_to_ras)
 
-    def _checked_segment(self):
+    def checked_segment(self):
+        """(segmentation node, selected segment id); raises InvalidSegmentationError if either is missing."""
         segmentation = self.backend.segmentation_node()
         segment_id = self.backend.selected_segment_id()
         if segmentation is not None and not segment_id and segmentation.GetSegmentation().GetNumberOfSegments():
@@ -212,7 +219,7 @@ class SegmentEditBridge:
     def write_blocks(self, start_kji, add=None, remove=None):
         """Remove then add two same-shape (k, j, i) blocks placed at `start_kji`, as one undo step."""
         volume = self.work_volume()
-        self._checked_segment()
+        self.checked_segment()
         start = np.asarray(start_kji, int)
         blocks = [b for b in (add, remove) if b is not None]
         for block in blocks:

@@ -42,6 +42,23 @@ def run_growcut(case, options):
     return dice_values, latencies, {}
 
 
+class BrushTool:
+    """Smart Brush: each simulated click is a dab (radius 3 voxels) labelled like the click, then Apply."""
+
+    def __init__(self, case, options):
+        from SmartBrushLib.smart_brush_logic import BrushOptions, SmartBrushLogic
+        self.logic = SmartBrushLogic(case.bridge, BrushOptions(seed=options.seed or 0))
+
+    def interact(self, plane, click):
+        self.logic.add_stroke(plane, dab_mask(plane.shape, click.index), erase=not click.positive)
+        self.logic.apply()
+
+
+def run_brush(case, options):
+    dice_values, latencies = run_interactive(case, BrushTool(case, options), options)
+    return dice_values, latencies, {}
+
+
 class RegionsTool:
     """Smart Regions: a positive click adds the region under it (with smart merge), a negative one removes it."""
 
@@ -167,6 +184,7 @@ def run_fillbetween(case, options):
 
 
 TOOLS = {
+    "brush": run_brush,
     "growcut": run_growcut,
     "regions": run_regions,
     "sam": run_sam,

@@ -1,0 +1,1 @@
+"""Smart Brush: online pixel classifier trained by brush strokes (algorithms) and its Slicer logic."""

@@ -1,0 +1,405 @@
+"""Smart Brush model: strokes per label, cached features, slice / box prediction and the edge-aware assist.
+
+Arrays are in (k, j, i) order, spacing in mm in the same order. Label 0 is background (erase strokes);
+any other non-negative integer is a segment. The model holds only strokes and caches: every prediction is a
+function of the image and the strokes painted so far.
+"""
+import numpy as np
+from scipy import ndimage
+
+from .classifier import BACKGROUND, KernelDensityClassifier
+from .errors import SmartBrushCancelled, SmartBrushInputError
+from .features import FeatureCache, FeatureSettings, compute_features, intensity_normalisation, sanitize
+
+# One-class fallback and classifier-free assist: normalised intensity distance (or 3 robust stroke std).
+SIMILARITY_TOLERANCE = 0.1
+
+
+def _validated_spacing(spacing, ndim):
+    spacing = tuple(float(s) for s in spacing)
+    if len(spacing) != ndim or not all(np.isfinite(spacing)) or min(spacing) <= 0:
+        raise SmartBrushInputError(f"Spacing must be {ndim} positive mm values in (k, j, i) order, got {spacing}")
+    return spacing
+
+
+def _stroke_depth_weights(mask_2d):
+    """Squared in-plane depth of each stroke pixel: rims, where users overshoot edges, count least."""
+    depth = ndimage.distance_transform_edt(np.pad(mask_2d, 1))[1:-1, 1:-1]
+    return depth[mask_2d] ** 2
+
+
+def _component_touching(region, seeds):
+    """Voxels of `region` connected to any voxel of `seeds` (both bool, same shape)."""
+    labelled, _ = ndimage.label(region)
+    keep = np.unique(labelled[seeds & region])
+    return np.isin(labelled, keep[keep > 0])
+
+
+class SmartBrushModel:
+    """Online pixel classifier trained by brush strokes on a 3D volume.
+
+    Parameters
+    ----------
+    image_kji : ndarray, 3D (k, j, i)
+        Any real dtype; NaN/inf voxels are replaced by the median for features (count in `nan_voxel_count`).
+    spacing_kji : sequence of 3 float
+        Voxel size in mm.
+    seed : int
+        Seed of the (only) random step, the subsampling of large strokes.
+    settings : FeatureSettings or None
+    classifier_options : dict or None
+        Keyword arguments of `KernelDensityClassifier` (bandwidth, max_samples_per_label, outlier_distance).
+    """
+
+    def __init__(self, image_kji, spacing_kji=(1.0, 1.0, 1.0), seed=0, settings=None, classifier_options=None):
+        image = np.asarray(image_kji)
+        if image.ndim != 3:
+            raise SmartBrushInputError(f"SmartBrushModel needs a 3D (k, j, i) image, got shape {image.shape}; "
+                                       "use SliceBrushModel for a single 2D slice")
+        if image.size == 0 or not np.issubdtype(image.dtype, np.number) or np.iscomplexobj(image):
+            raise SmartBrushInputError(f"The image must be a non-empty real array, got {image.dtype} {image.shape}")
+        self.image, self.nan_voxel_count = sanitize(image)
+        self.spacing_kji = _validated_spacing(spacing_kji, 3)
+        self.seed = int(seed)
+        self.settings = settings or FeatureSettings()
+        self.classifier_options = dict(classifier_options or {})
+        self.normalisation = intensity_normalisation(self.image)
+        self.features = FeatureCache()
+        self._strokes = {}  # label -> {k: bool (j, i) mask}
+        self._slice_classifier = None
+
+    # ---- strokes -------------------------------------------------------------------------------------------
+    def add_stroke(self, mask_kji, label):
+        """Add the voxels of `mask_kji` (bool, image shape) to `label`, taking them from any other label.
+
+        Returns the number of voxels painted; an empty mask changes nothing and returns 0.
+
+        Raises
+        ------
+        SmartBrushInputError
+            If the mask shape differs from the image or the label is not a non-negative integer.
+        """
+        mask = np.asarray(mask_kji)
+        if mask.shape != self.image.shape:
+            raise SmartBrushInputError(f"Stroke mask shape {mask.shape} differs from image shape {self.image.shape}")
+        if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or label < 0:
+            raise SmartBrushInputError(f"Label must be a non-negative integer (0 = background), got {label!r}")
+        mask = mask.astype(bool, copy=False)
+        painted = 0
+        for k in np.flatnonzero(mask.any(axis=(1, 2))):
+            stroke = mask[k]
+            for other, slices in self._strokes.items():
+                if other != label and k in slices:
+                    slices[k] &= ~stroke
+            slices = self._strokes.setdefault(int(label), {})
+            slices[int(k)] = slices[int(k)] | stroke if k in slices else stroke.copy()
+            painted += int(stroke.sum())
+        if painted:
+            self._slice_classifier = None
+        return painted
+
+    def clear(self, label=None):
+        """Forget the strokes of `label`, or of every label when None. Feature caches are kept."""
+        if label is None:
+            self._strokes.clear()
+        else:
+            self._strokes.pop(int(label), None)
+        self._slice_classifier = None
+
+    def painted_labels(self):
+        """Sorted labels that currently have at least one stroke voxel."""
+        return sorted(label for label, slices in self._strokes.items() if any(m.any() for m in slices.values()))
+
+    def training_state(self):
+        """'empty', 'background_only', 'one_label' (similar-region fallback) or 'ready' (classifier)."""
+        labels = self.painted_labels()
+        if not labels:
+            return "empty"
+        if labels == [BACKGROUND]:
+            return "background_only"
+        return "one_label" if len(labels) == 1 else "ready"
+
+    # ---- features ------------------------------------------------------------------------------------------
+    def slice_features(self, k):
+        """2D features (j, i, f) of axial slice `k` (in-plane spacing), cached per slice."""
+        k = self._checked_slice(k)
+        return self.features.get(("slice", k), lambda: compute_features(
+            self.image[k], self.spacing_kji[1:], self.settings, self.normalisation))
+
+    def box_features(self, box_kji):
+        """3D features (k, j, i, f) of a half-open box ((k0, k1), (j0, j1), (i0, i1)), cached per box."""
+        box = self._checked_box(box_kji)
+        return self.features.get(("box", box), lambda: self._compute_box_features(box))
+
+    def _compute_box_features(self, box):
+        margin = self.settings.margin_voxels(self.spacing_kji)
+        outer = tuple((max(a - m, 0), min(b + m, n)) for (a, b), m, n in zip(box, margin, self.image.shape))
+        region = self.image[tuple(slice(a, b) for a, b in outer)]
+        stack = compute_features(region, self.spacing_kji, self.settings, self.normalisation)
+        inner = tuple(slice(a - oa, b - oa) for (a, b), (oa, _) in zip(box, outer))
+        return np.ascontiguousarray(stack[inner])
+
+    # ---- prediction ----------------------------------------------------------------------------------------
+    def predict_slice(self, k):
+        """Labels and their probability on axial slice `k`, from 2D features.
+
+        Returns
+        -------
+        labels_2d : ndarray (j, i) int32
+            0 where nothing is predicted (also when only background or nothing is painted).
+        probability_2d : ndarray (j, i) float32
+            Probability of the predicted label (0 where nothing is painted); see `uncertainty`.
+        """
+        k = self._checked_slice(k)
+        shape = self.image.shape[1:]
+        state = self.training_state()
+        if state in ("empty", "background_only"):
+            return np.zeros(shape, np.int32), np.zeros(shape, np.float32)
+        if state == "one_label":
+            return self._grow_similar(self.slice_features(k), self._slice_seeds(k))
+        classifier = self._fitted_slice_classifier()
+        features = self.slice_features(k)
+        labels, probability = classifier.predict(features.reshape(-1, features.shape[-1]))
+        return labels.reshape(shape).astype(np.int32), probability.reshape(shape)
+
+    def predict_box(self, box_kji, progress=None, cancel=None):
+        """Labels and probabilities in a 3D box, from 3D features.
+
+        Parameters
+        ----------
+        box_kji : ((k0, k1), (j0, j1), (i0, i1))
+            Half-open voxel ranges inside the image.
+        progress : callable(float) or None
+            Called with the fraction done, 0..1.
+        cancel : callable() -> bool or None
+            Polled between steps; when it returns True, SmartBrushCancelled is raised.
+
+        Returns
+        -------
+        labels : ndarray (box shape) int32
+        probability : ndarray (box shape) float32
+
+        Raises
+        ------
+        SmartBrushInputError
+            If the box is not inside the image.
+        SmartBrushCancelled
+            If `cancel()` returned True.
+        """
+        box = self._checked_box(box_kji)
+        report = progress or (lambda fraction: None)
+        stop = cancel or (lambda: False)
+
+        def checkpoint(fraction):
+            if stop():
+                raise SmartBrushCancelled("Smart Brush 3D prediction cancelled")
+            report(fraction)
+
+        checkpoint(0.0)
+        shape = tuple(b - a for a, b in box)
+        state = self.training_state()
+        if state in ("empty", "background_only"):
+            report(1.0)
+            return np.zeros(shape, np.int32), np.zeros(shape, np.float32)
+        features = self.box_features(box)
+        checkpoint(0.4)
+        if state == "one_label":
+            seeds = self._stroke_volume(box)
+            result = self._grow_similar(features, seeds)
+            report(1.0)
+            return result
+        classifier = self._fit(*self._box_training_samples(box, features))
+        checkpoint(0.5)
+        labels = np.empty(shape, np.int32)
+        probability = np.empty(shape, np.float32)
+        step = max(1, 262144 // max(1, shape[1] * shape[2]))
+        for start in range(0, shape[0], step):
+            chunk = features[start:start + step]
+            values, proba = classifier.predict(chunk.reshape(-1, chunk.shape[-1]))
+            labels[start:start + step] = values.reshape(chunk.shape[:-1])
+            probability[start:start + step] = proba.reshape(chunk.shape[:-1])
+            checkpoint(0.5 + 0.5 * min(start + step, shape[0]) / shape[0])
+        return labels, probability
+
+    def assist(self, footprint_kji, start_index_kji):
+        """Edge-aware brush: the part of `footprint_kji` classified like the start voxel and connected to it.
+
+        Without a trained classifier (fewer than two labels painted), voxels of intensity similar to the start
+        voxel are kept instead.
+
+        Parameters
+        ----------
+        footprint_kji : ndarray bool, image shape
+        start_index_kji : (k, j, i) int, inside the footprint
+
+        Returns
+        -------
+        ndarray bool, image shape
+        """
+        footprint = np.asarray(footprint_kji)
+        if footprint.shape != self.image.shape:
+            raise SmartBrushInputError(f"Footprint shape {footprint.shape} differs from image {self.image.shape}")
+        footprint = footprint.astype(bool, copy=False)
+        start = tuple(int(v) for v in start_index_kji)
+        if len(start) != 3 or not all(0 <= v < n for v, n in zip(start, self.image.shape)):
+            raise SmartBrushInputError(f"Start index {start_index_kji} is outside the image {self.image.shape}")
+        if not footprint[start]:
+            raise SmartBrushInputError(f"Start index {start} is not inside the brush footprint")
+        classifier = self._fitted_slice_classifier() if self.training_state() == "ready" else None
+        point = np.zeros(self.image.shape[1:], bool)
+        point[start[1:]] = True
+        start_value = self._assist_values(start[0], point, classifier)[0]
+        keep = np.zeros(self.image.shape, bool)
+        for k in np.flatnonzero(footprint.any(axis=(1, 2))):
+            values = self._assist_values(k, footprint[k], classifier)
+            if classifier is not None:
+                keep[k][footprint[k]] = values == start_value
+            else:
+                keep[k][footprint[k]] = np.abs(values - start_value) <= SIMILARITY_TOLERANCE
+        seed = np.zeros(self.image.shape, bool)
+        seed[start] = True
+        return _component_touching(keep, seed)
+
+    def _assist_values(self, k, mask_2d, classifier):
+        features = self.slice_features(k)[mask_2d]
+        if classifier is None:
+            return features[:, self._smallest_gaussian_column()]
+        return classifier.predict(features)[0]
+
+    # ---- training ------------------------------------------------------------------------------------------
+    def _fit(self, features, labels, weights):
+        options = dict(self.classifier_options)
+        options.setdefault("seed", self.seed)
+        return KernelDensityClassifier(**options).fit(features, labels, weights)
+
+    def _fitted_slice_classifier(self):
+        if self._slice_classifier is None:
+            self._slice_classifier = self._fit(*self._slice_training_samples())
+        return self._slice_classifier
+
+    def _slice_training_samples(self):
+        features, labels, weights = [], [], []
+        for label, slices in sorted(self._strokes.items()):
+            for k, mask in sorted(slices.items()):
+                if mask.any():
+                    features.append(self.slice_features(k)[mask])
+                    labels.append(np.full(int(mask.sum()), label))
+                    weights.append(_stroke_depth_weights(mask))
+        return np.concatenate(features), np.concatenate(labels), np.concatenate(weights)
+
+    def _box_training_samples(self, box, box_features):
+        """Stroke samples with 3D features: from the box stack, or from a stack around strokes outside it."""
+        strokes = self._stroke_volume(None)
+        ks, js, is_ = (np.flatnonzero(strokes.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1)))
+        stroke_box = ((ks[0], ks[-1] + 1), (js[0], js[-1] + 1), (is_[0], is_[-1] + 1))
+        inside = all(a >= ba and b <= bb for (a, b), (ba, bb) in zip(stroke_box, box))
+        region = box if inside else stroke_box
+        stack = box_features if inside else self.box_features(stroke_box)
+        origin = [a for a, _ in region]
+        features, labels, weights = [], [], []
+        for label, slices in sorted(self._strokes.items()):
+            for k, mask in sorted(slices.items()):
+                if mask.any():
+                    j, i = np.nonzero(mask)
+                    features.append(stack[k - origin[0], j - origin[1], i - origin[2]])
+                    labels.append(np.full(j.size, label))
+                    weights.append(_stroke_depth_weights(mask))
+        return np.concatenate(features), np.concatenate(labels), np.concatenate(weights)
+
+    def _stroke_volume(self, box):
+        """Bool mask of all strokes, whole image (box None) or cropped to `box`."""
+        volume = np.zeros(self.image.shape, bool)
+        for slices in self._strokes.values():
+            for k, mask in slices.items():
+                volume[k] |= mask
+        return volume if box is None else volume[tuple(slice(a, b) for a, b in box)]
+
+    def _slice_seeds(self, k):
+        seeds = np.zeros(self.image.shape[1:], bool)
+        for slices in self._strokes.values():
+            if k in slices:
+                seeds |= slices[k]
+        return seeds
+
+    def _smallest_gaussian_column(self):
+        names = self.settings.names(2)
+        return names.index(f"gaussian_{min(self.settings.sigmas_mm)}")
+
+    def _grow_similar(self, features, seeds):
+        """One label painted: the region of similar smoothed intensity connected to its strokes."""
+        label = self.painted_labels()[0]
+        column = self._smallest_gaussian_column()
+        stroke_values = np.concatenate([self.slice_features(k)[mask, column]
+                                        for k, mask in self._strokes[label].items() if mask.any()])
+        # Median and MAD: a stroke that straddles an edge must not widen the band to both sides of it.
+        centre = float(np.median(stroke_values))
+        spread = 1.4826 * float(np.median(np.abs(stroke_values - centre)))
+        similar = np.abs(features[..., column] - centre) <= max(3.0 * spread, SIMILARITY_TOLERANCE)
+        region = _component_touching(similar, seeds) | seeds
+        return np.where(region, label, 0).astype(np.int32), region.astype(np.float32)
+
+    # ---- validation ----------------------------------------------------------------------------------------
+    def _checked_slice(self, k):
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < self.image.shape[0]:
+            raise SmartBrushInputError(f"Slice index {k!r} is outside 0..{self.image.shape[0] - 1}")
+        return int(k)
+
+    def _checked_box(self, box_kji):
+        try:
+            box = tuple((int(a), int(b)) for a, b in box_kji)
+        except (TypeError, ValueError) as error:
+            raise SmartBrushInputError(f"Box must be ((k0, k1), (j0, j1), (i0, i1)), got {box_kji!r}") from error
+        if len(box) != 3 or not all(0 <= a < b <= n for (a, b), n in zip(box, self.image.shape)):
+            raise SmartBrushInputError(f"Box {box} must be non-empty half-open ranges inside {self.image.shape}")
+        return box
+
+
+class SliceBrushModel:
+    """The Smart Brush on one 2D image (any orientation, extracted by the caller).
+
+    Parameters
+    ----------
+    image_ji : ndarray 2D (j, i)
+    spacing_ji : sequence of 2 float, mm
+    seed : int
+    settings, classifier_options : as for `SmartBrushModel`
+    """
+
+    def __init__(self, image_ji, spacing_ji=(1.0, 1.0), seed=0, settings=None, classifier_options=None):
+        image = np.asarray(image_ji)
+        if image.ndim != 2:
+            raise SmartBrushInputError(f"SliceBrushModel needs a 2D (j, i) image, got shape {image.shape}")
+        spacing = _validated_spacing(spacing_ji, 2)
+        self._model = SmartBrushModel(image[None], (1.0,) + spacing, seed, settings, classifier_options)
+        self.nan_voxel_count = self._model.nan_voxel_count
+
+    def add_stroke(self, mask_ji, label):
+        """Add a 2D stroke (bool, image shape) to `label`; returns the number of pixels painted."""
+        return self._model.add_stroke(self._lifted(mask_ji, "Stroke mask"), label)
+
+    def clear(self, label=None):
+        self._model.clear(label)
+
+    def training_state(self):
+        return self._model.training_state()
+
+    def predict(self):
+        """(labels_2d int32, probability_2d float32) of the whole image; see `SmartBrushModel.predict_slice`."""
+        return self._model.predict_slice(0)
+
+    def assist(self, footprint_ji, start_index_ji):
+        """2D edge-aware brush footprint; see `SmartBrushModel.assist`."""
+        start = tuple(start_index_ji)
+        if len(start) != 2:
+            raise SmartBrushInputError(f"Start index must be (j, i), got {start_index_ji!r}")
+        return self._model.assist(self._lifted(footprint_ji, "Footprint"), (0,) + start)[0]
+
+    @property
+    def features(self):
+        return self._model.features
+
+    def _lifted(self, mask, what):
+        mask = np.asarray(mask)
+        if mask.shape != self._model.image.shape[1:]:
+            raise SmartBrushInputError(f"{what} shape {mask.shape} differs from image {self._model.image.shape[1:]}")
+        return mask[None]

@@ -1,0 +1,162 @@
+"""Smart Brush through the bridge: strokes train a classifier; its prediction is previewed, then applied.
+
+Views aligned with a volume axis share one model per axis, so strokes on every slice of that orientation
+train it; an oblique view gets a model of its own plane. Strokes are kept per segment until cleared:
+a segment's strokes are foreground for it and "other class" examples for the other segments.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from MVABridgeLib.edit_backend import EditMode
+from MVABridgeLib.slice_geometry import VoxelPatch
+from SmartBrushLib.algorithms import BACKGROUND, SliceBrushModel, SmartBrushModel, uncertainty
+
+
+@dataclass
+class BrushOptions:
+    seed: int = 0
+    mode: str = "fill"  # "fill": preview the prediction, write on Apply; "assist": edge-aware brush
+
+
+@dataclass
+class BrushPreview:
+    """The predicted mask of the selected segment on one plane."""
+    plane: object
+    mask_2d: np.ndarray
+    uncertainty_2d: np.ndarray
+
+
+class SmartBrushLogic:
+    def __init__(self, bridge, options=None):
+        self.bridge = bridge
+        self.options = options or BrushOptions()
+        self.models = {}
+        self.segment_labels = {}  # segment id -> classifier label (>= 1)
+        self.painted_box = {}  # id(axis model) -> (low, high) index of all strokes, slice-first layout
+        self.preview = None
+
+    # --- models ---------------------------------------------------------------------------------------------
+    def _label(self, segment_id):
+        return self.segment_labels.setdefault(segment_id, len(self.segment_labels) + 1)
+
+    def _model_for(self, plane):
+        volume = self.bridge.work_volume()
+        if plane.is_voxel_aligned:
+            key = ("axis", plane.aligned_axis, id(volume))
+            if key not in self.models:
+                axis = plane.aligned_axis
+                spacing = tuple(np.array(volume.spacing_kji)[[axis] + [a for a in range(3) if a != axis]])
+                self.models[key] = SmartBrushModel(np.moveaxis(volume.array, axis, 0), spacing, self.options.seed)
+        else:
+            key = ("plane", plane.pixel_to_ras_matrix.tobytes(), plane.shape, id(volume))
+            if key not in self.models:
+                spacing = tuple(float(np.linalg.norm(plane.pixel_to_ras_matrix[:3, c])) for c in (1, 0))
+                image = plane.sample(volume.array, volume.index_to_ras)
+                self.models[key] = SliceBrushModel(image, spacing, self.options.seed)
+        return self.models[key]
+
+    def _to_moved(self, plane, mask_2d):
+        """A plane-layout 2D mask as the (slice-first) volume mask of the axis model."""
+        volume = self.bridge.work_volume()
+        selected, _ = plane.mask_to_volume(mask_2d, volume.index_to_ras, volume.shape)
+        return np.moveaxis(selected.full(volume.shape), plane.aligned_axis, 0)
+
+    def _from_moved_slice(self, plane, slice_2d):
+        """A 2D array of the axis model's slice as a plane-layout 2D array."""
+        volume = self.bridge.work_volume()
+        moved = np.zeros(np.moveaxis(np.empty(volume.shape, bool), plane.aligned_axis, 0).shape, slice_2d.dtype)
+        moved[plane.slice_index] = slice_2d
+        return plane.sample(np.moveaxis(moved, 0, plane.aligned_axis), volume.index_to_ras, order=0)
+
+    # --- strokes --------------------------------------------------------------------------------------------
+    def add_stroke(self, plane, stroke_2d, erase=False):
+        """Train on a stroke drawn in `plane` (bool, plane shape); returns the new BrushPreview."""
+        segment_id = self.bridge.backend.selected_segment_id()
+        self.bridge.work_volume()  # validate volume and segment before anything changes
+        self.bridge.checked_segment()
+        label = BACKGROUND if erase else self._label(segment_id)
+        model = self._model_for(plane)
+        if plane.is_voxel_aligned:
+            moved = self._to_moved(plane, stroke_2d)
+            model.add_stroke(moved, label)
+            if moved.any():
+                where = np.argwhere(moved)
+                low, high = where.min(0), where.max(0)
+                old = self.painted_box.get(id(model))
+                self.painted_box[id(model)] = (low, high) if old is None else \
+                    (np.minimum(old[0], low), np.maximum(old[1], high))
+        else:
+            model.add_stroke(np.asarray(stroke_2d, bool), label)
+        return self.predict(plane)
+
+    def predict(self, plane):
+        """Preview of the selected segment on `plane` (nothing is written)."""
+        model = self._model_for(plane)
+        label = self._label(self.bridge.backend.selected_segment_id())
+        if plane.is_voxel_aligned:
+            labels, probability = model.predict_slice(plane.slice_index)
+            mask = self._from_moved_slice(plane, labels == label)
+            unsure = self._from_moved_slice(plane, uncertainty(probability))
+        else:
+            labels, probability = model.predict()
+            mask, unsure = labels == label, uncertainty(probability)
+        self.preview = BrushPreview(plane, mask.astype(bool), unsure)
+        return self.preview
+
+    def apply(self):
+        """Write the preview into its plane (replacing the segment there) as one undo step."""
+        if self.preview is None:
+            raise ValueError("Nothing to apply: paint a stroke first")
+        count = self.bridge.apply_slice_mask(self.preview.plane, self.preview.mask_2d, EditMode.REPLACE)
+        return count
+
+    def assist_footprint(self, plane, footprint_2d, start_rc):
+        """Edge-aware brush: the footprint restricted to pixels classified like the stroke's start."""
+        model = self._model_for(plane)
+        if plane.is_voxel_aligned:
+            volume = self.bridge.work_volume()
+            start_kji = np.round(plane.pixel_to_index_kji([start_rc], volume.index_to_ras)[0]).astype(int)
+            moved_start = (start_kji[plane.aligned_axis],) + tuple(
+                start_kji[a] for a in range(3) if a != plane.aligned_axis)
+            restricted = model.assist(self._to_moved(plane, footprint_2d), moved_start)
+            return self._from_moved_slice(plane, restricted[plane.slice_index]).astype(bool)
+        return model.assist(np.asarray(footprint_2d, bool), tuple(int(v) for v in start_rc))
+
+    def paint_assisted(self, plane, footprint_2d, start_rc, erase=False):
+        """Assist mode: write the restricted footprint directly (one undo step) and learn from it."""
+        restricted = self.assist_footprint(plane, footprint_2d, start_rc)
+        self.add_stroke(plane, restricted, erase)
+        return self.bridge.apply_slice_mask(plane, restricted, EditMode.REMOVE if erase else EditMode.ADD)
+
+    def predict_volume(self, plane, margin_voxels=10, progress=None, cancel=None):
+        """3D scope: predict inside a box around the strokes (axis model of `plane`); returns a VoxelPatch."""
+        if not plane.is_voxel_aligned:
+            raise ValueError("3D prediction needs a view aligned with the volume's axes")
+        model = self._model_for(plane)
+        label = self._label(self.bridge.backend.selected_segment_id())
+        if id(model) not in self.painted_box:
+            raise ValueError("Nothing painted yet in this orientation")
+        painted_low, painted_high = self.painted_box[id(model)]
+        low = np.maximum(painted_low - margin_voxels, 0)
+        high = np.minimum(painted_high + margin_voxels + 1, model.image.shape)
+        box = tuple((int(a), int(b)) for a, b in zip(low, high))
+        labels, _ = model.predict_box(box, progress=progress, cancel=cancel)
+        block_moved = labels == label
+        block = np.moveaxis(block_moved, 0, plane.aligned_axis)
+        start = [0, 0, 0]
+        start[plane.aligned_axis] = int(low[0])
+        others = [a for a in range(3) if a != plane.aligned_axis]
+        start[others[0]], start[others[1]] = int(low[1]), int(low[2])
+        return VoxelPatch(tuple(start), block)
+
+    def clear(self, segment_id=None):
+        """Forget the strokes of one segment (or all)."""
+        if segment_id is None:
+            self.painted_box.clear()
+        for model in self.models.values():
+            if segment_id is None:
+                model.clear()
+            elif segment_id in self.segment_labels:
+                model.clear(self.segment_labels[segment_id])
+        self.preview = None
