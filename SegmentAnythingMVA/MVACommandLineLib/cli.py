@@ -34,6 +34,11 @@ def build_parser():
     report.add_argument("--output", default="results")
     report.add_argument("--quick", action="store_true", help="fewer structures and interactions")
 
+    bench = commands.add_parser("bench", help="speed suite: each tool next to its baseline, p50/p95, memory")
+    bench.add_argument("--only", nargs="*", default=None, help="run only these entries")
+    bench.add_argument("--quick", action="store_true", help="smaller sizes, no ViT-B encoding")
+    bench.add_argument("--json", default=None)
+
     data = commands.add_parser("data", help="export the standard evaluation cases as NIfTI files")
     data.add_argument("--output", default="mva-data")
     return parser
@@ -69,6 +74,12 @@ def main(argv=None):
         from MVAEvaluationLib.report import run_report
         from MVAEvaluationLib.tool_runners import TOOLS
         run_report(args.output, TOOLS, quick=args.quick)
+    elif args.command == "bench":
+        from MVAEvaluationLib.bench import run_bench
+        rows = run_bench(args.only, args.quick)
+        if args.json:
+            with open(args.json, "w") as stream:
+                json.dump(rows, stream, indent=1)
     elif args.command == "data":
         from MVAEvaluationLib.datasets import export_standard_cases
         for name, image, labels, structures in export_standard_cases(args.output):

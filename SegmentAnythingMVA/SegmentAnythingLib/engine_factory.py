@@ -17,10 +17,15 @@ def create_engine(model_name="tiny", checkpoint=None, device="auto", allow_downl
     from SegmentAnythingLib.algorithms.sam_models import build_sam, build_tiny_sam, choose_device
     cache = EmbeddingCache(max_memory_mb=cache_mb, folder=cache_folder)
     if model_name == "tiny":
-        return SamEngine(build_tiny_sam(seed=0, device=choose_device(device)), cache)
+        engine = SamEngine(build_tiny_sam(seed=0, device=choose_device(device)), cache)
+        engine.model_name = model_name
+        return engine
     if model_name not in CHECKPOINTS:
         raise UnknownModelError(f"Unknown model {model_name!r}; choose one of {', '.join(MODEL_NAMES)}")
     path = ensure_checkpoint(model_name, path=checkpoint, allow_download=allow_download, progress=progress,
                              cancel=cancel)
     model = build_sam(CHECKPOINTS[model_name].model_type, path, device)
-    return SamEngine(model, cache, bf16_encoder=model.device.type == "cpu")
+    # bf16 autocast: about 3x faster encoding on CPUs, embedding error under 1 % (measured, see README)
+    engine = SamEngine(model, cache, bf16_encoder=model.device.type == "cpu")
+    engine.model_name = model_name
+    return engine

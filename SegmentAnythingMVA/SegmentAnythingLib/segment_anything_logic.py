@@ -34,13 +34,21 @@ class SegmentAnythingLogic:
         self.window_level = window_level  # None: the volume's display window/level (what the user sees)
         self.prefetcher = prefetcher
         self.session = None
+        self._window_stamp = None
+        self._window_cache = None
 
     # --- slice images -------------------------------------------------------------------------------------
     def current_window_level(self):
         if self.window_level is not None:
             return self.window_level
         volume = self.bridge.work_volume()
-        return display_window_level(self.bridge.backend.source_volume_node(), volume.array)
+        node = self.bridge.backend.source_volume_node()
+        display = node.GetDisplayNode()
+        stamp = (id(volume), display.GetMTime() if display is not None else 0)
+        if self._window_stamp != stamp:  # automatic W/L scans the volume: do it once per volume and display
+            self._window_cache = display_window_level(node, volume.array)
+            self._window_stamp = stamp
+        return self._window_cache
 
     def slice_key(self, plane):
         node = self.bridge.backend.source_volume_node()

@@ -1,0 +1,140 @@
+"""`mva bench`: speed of every tool next to its baseline, measured in the same run (p50 / p95, peak memory)."""
+import json
+import time
+import tracemalloc
+
+import numpy as np
+
+from MVAEvaluationLib.evaluation import peak_rss_mb
+
+
+def timed(function, repeat):
+    """(result of the last call, list of seconds per call)."""
+    seconds, result = [], None
+    for _ in range(repeat):
+        tic = time.perf_counter()
+        result = function()
+        seconds.append(time.perf_counter() - tic)
+    return result, seconds
+
+
+def row(name, seconds, baseline=None, baseline_seconds=None, **extra):
+    ms = np.asarray(seconds) * 1000
+    entry = {"name": name, "p50_ms": round(float(np.percentile(ms, 50)), 1),
+             "p95_ms": round(float(np.percentile(ms, 95)), 1), "runs": len(ms)}
+    if baseline is not None:
+        base = np.asarray(baseline_seconds) * 1000
+        entry.update(baseline=baseline, baseline_p50_ms=round(float(np.percentile(base, 50)), 1),
+                     baseline_p95_ms=round(float(np.percentile(base, 95)), 1))
+    entry.update(extra)
+    entry["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return entry
+
+
+# --- entries ----------------------------------------------------------------------------------------------
+def bench_bridge_write(data, quick):
+    """A one-slice edit through the bridge (local extent) vs the same edit as a full-volume modifier."""
+    from MVABridgeLib.edit_backend import EditMode
+    from MVABridgeLib.slice_geometry import VoxelPatch
+    from MVAEvaluationLib.evaluation import Case
+    case = Case("mni", data.image, data.truth, data.ijk_to_ras)
+    plane = case.plane("axial", 97)
+    mask = plane.sample(data.truth, data.ijk_to_ras, order=0) > 0
+    case.bridge.apply_slice_mask(plane, mask, EditMode.REPLACE)
+    _, ours = timed(lambda: case.bridge.apply_slice_mask(plane, mask, EditMode.REPLACE), 10)
+    full = np.zeros(data.image.shape, bool)
+    full[97] = data.truth[97]
+    _, base = timed(lambda: case.bridge.apply(VoxelPatch((0, 0, 0), full), EditMode.REPLACE), 3 if quick else 5)
+    case.close()
+    return [row("segment write through the bridge (one slice, local extent)", ours,
+                "same edit as a full-volume modifier", base)]
+
+
+def bench_propagation(data, quick):
+    from MVAEvaluationLib.baselines import demons_propagation
+    from SmartPropagationLib.algorithms import StopRule, propagate
+    image = data.image.astype(np.float32)
+    seed = data.truth[97].astype(bool)
+    stamps = [time.perf_counter()]
+    count = 5 if quick else 20
+    propagate(image, seed, 97, +1, count, (1.0, 1.0, 1.0), "registration",
+              StopRule(min_area_mm2=None, area_ratio_band=None, min_quality=None, box_margin_mm=None),
+              progress=lambda done, total: stamps.append(time.perf_counter()))
+    ours = np.diff(stamps)
+    tic = time.perf_counter()
+    demons_propagation(image, seed, 97, max_distance=count)
+    demons_per_slice = (time.perf_counter() - tic) / (2 * count)
+    return [row("propagation per slice (registration + refinement)", ours,
+                "SimpleITK demons per slice (mean)", [demons_per_slice])]
+
+
+def bench_supervoxels(data, quick):
+    import SimpleITK as sitk
+    from scipy import ndimage
+    from SmartRegionsLib.algorithms.supervoxels import compute_supervoxels
+    side = 128 if quick else 256
+    volume = ndimage.zoom(data.image.astype(np.float32), [side / s for s in data.image.shape], order=1)
+    tracemalloc.start()
+    labels, ours = timed(lambda: compute_supervoxels(volume, (1.0, 1.0, 1.0)), 1 if quick else 3)
+    peak = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
+    image = sitk.GetImageFromArray(volume)
+    slic = sitk.SLICImageFilter()
+    slic.SetSuperGridSize([10, 10, 10])
+    _, base = timed(lambda: slic.Execute(image), 1)
+    return [row(f"supervoxels {side}^3 (banded grid regions)", ours, "SimpleITK SLIC", base,
+                regions=int(labels.max()), numpy_peak_mb=round(peak, 1))]
+
+
+def bench_sam(data, quick):
+    import torch
+    from segment_anything import SamPredictor
+    from MVABridgeLib.windowing import window_to_rgb
+    from SegmentAnythingLib.algorithms.sam_engine import SamEngine
+    from SegmentAnythingLib.algorithms.sam_models import build_random_sam, build_tiny_sam
+    rows = []
+    image = window_to_rgb(data.image[97], 255.0, 127.5)
+    tiny = SamEngine(build_tiny_sam())
+    _, tiny_encode = timed(lambda: tiny.compute_embedding(image), 10)
+    rows.append(row("SAM encode, tiny random model (256 px)", tiny_encode))
+    vit_b = build_random_sam("vit_b")
+    engine = SamEngine(vit_b)
+    predictor = SamPredictor(vit_b)
+    if quick:
+        embedding = torch.randn(1, 256, 64, 64)
+        engine.cache.put("slice", embedding, image.shape[:2], (1024, int(round(1024 * image.shape[1] / image.shape[0]))))
+        predictor.set_torch_image(torch.zeros(1, 3, 1024, 1024), image.shape[:2])
+        predictor.features = embedding
+    else:
+        _, fp32 = timed(lambda: engine.compute_embedding(image), 1)
+        engine.bf16_encoder = True
+        _, bf16 = timed(lambda: engine.embed("slice", image), 1)
+        rows.append(row("SAM encode, random ViT-B 1024 px, bf16 autocast", bf16, "fp32", fp32))
+        predictor.set_image(image)
+    points = np.array([[90.0, 120.0]])
+    labels = np.array([1])
+    engine.predict("slice", points, labels).mask(0)
+    _, ours = timed(lambda: engine.predict("slice", points, labels).mask(0), 20)
+
+    def stock():
+        masks, scores, _ = predictor.predict(points, labels, multimask_output=True)
+        return masks[int(np.argmax(scores))]
+    _, base = timed(stock, 20)
+    rows.append(row("SAM prompt -> chosen mask at slice size, ViT-B decoder, cached embedding", ours,
+                    "segment_anything SamPredictor.predict", base, threads=torch.get_num_threads()))
+    return rows
+
+
+BENCHES = {"bridge": bench_bridge_write, "propagation": bench_propagation, "supervoxels": bench_supervoxels,
+           "sam": bench_sam}
+
+
+def run_bench(names=None, quick=False, log=print):
+    from MVAEvaluationLib.datasets import load_mni
+    data = load_mni("wm")
+    rows = []
+    for name in names or list(BENCHES):
+        for entry in BENCHES[name](data, quick):
+            rows.append(entry)
+            log(json.dumps(entry))
+    return rows

@@ -1,0 +1,54 @@
+"""Qt-side helpers shared by the effects: the bridge for a scripted effect, the plane of a slice view,
+mouse position -> plane pixel, and error display that never leaves a wait cursor behind."""
+import contextlib
+import logging
+
+import qt
+import slicer
+
+from MVABridgeLib.edit_backend import EffectBackend, SegmentEditBridge
+from MVABridgeLib.errors import BridgeError
+from MVABridgeLib.image_data import matrix_to_array
+from MVABridgeLib.slice_geometry import SlicePlane
+
+
+class EffectContext:
+    """What an effect needs from Slicer to call the Qt-free tool logic."""
+
+    def __init__(self, scripted_effect):
+        self.scripted_effect = scripted_effect
+        self.bridge = SegmentEditBridge(EffectBackend(scripted_effect))
+
+    def plane_of_view(self, view_widget):
+        """The voxel-resolution SlicePlane of a slice view (exact voxel slice when the view is axis-aligned)."""
+        slice_node = view_widget.sliceLogic().GetSliceNode()
+        volume = self.bridge.work_volume()
+        return SlicePlane.voxel_aligned(matrix_to_array(slice_node.GetSliceToRAS()), volume.index_to_ras, volume.shape)
+
+    def pixel_at(self, effect, xy, view_widget, plane):
+        """Plane pixel (row, col) under the mouse position `xy` of `view_widget`."""
+        ras = effect.xyToRas(xy, view_widget)
+        pixel, _ = plane.ras_to_pixel([ras])
+        plane.check_pixel(pixel[0])
+        return tuple(int(round(v)) for v in pixel[0])
+
+    def window_level(self):
+        node = self.bridge.backend.source_volume_node()
+        display = node.GetDisplayNode() if node else None
+        if display is None:
+            return None
+        return float(display.GetWindow()), float(display.GetLevel())
+
+
+@contextlib.contextmanager
+def user_action(title):
+    """Wait cursor during the action; bridge errors shown to the user, nothing half-applied is left behind."""
+    qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
+    try:
+        yield
+    except (BridgeError, ValueError) as error:
+        logging.warning("%s: %s", title, error)
+        slicer.util.errorDisplay(f"{title}: {error}")
+    finally:
+        qt.QApplication.restoreOverrideCursor()
+

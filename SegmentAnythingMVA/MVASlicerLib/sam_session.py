@@ -1,0 +1,55 @@
+"""The one SAM engine and prefetcher of a Slicer session, configured by the SegmentAnythingMVA module."""
+import qt
+
+from SegmentAnythingLib.engine_factory import create_engine
+
+SETTINGS_PREFIX = "SegmentAnythingMVA/"
+DEFAULTS = {"Model": "vit_b", "Device": "auto", "CacheMB": 1024, "Checkpoint": "", "Prefetch": True}
+
+_engine = None
+_prefetcher = None
+
+
+def setting(name):
+    value = qt.QSettings().value(SETTINGS_PREFIX + name, DEFAULTS[name])
+    if isinstance(DEFAULTS[name], bool):
+        return str(value).lower() in ("true", "1")
+    return type(DEFAULTS[name])(value)
+
+
+def set_setting(name, value):
+    qt.QSettings().setValue(SETTINGS_PREFIX + name, value)
+
+
+def load_engine(progress=None, cancel=None):
+    """(Re)build the engine from the settings; downloads the checkpoint on first use."""
+    global _engine, _prefetcher
+    if _prefetcher is not None:
+        _prefetcher.stop()
+        _prefetcher = None
+    engine = create_engine(setting("Model"), setting("Checkpoint") or None, setting("Device"),
+                           progress=progress, cancel=cancel, cache_mb=setting("CacheMB"))
+    engine.model_name = setting("Model")
+    _engine = engine
+    return engine
+
+
+def shared_engine():
+    return _engine if _engine is not None else load_engine()
+
+
+def shared_prefetcher():
+    global _prefetcher
+    if not setting("Prefetch"):
+        return None
+    if _prefetcher is None:
+        from SegmentAnythingLib.algorithms.sam_prefetch import EmbeddingPrefetcher
+        _prefetcher = EmbeddingPrefetcher(shared_engine())
+    return _prefetcher
+
+
+def unload_engine():
+    global _engine, _prefetcher
+    if _prefetcher is not None:
+        _prefetcher.stop()
+    _engine, _prefetcher = None, None

@@ -1,0 +1,169 @@
+"""SegmentAnythingMVA: model manager and settings for the smart Segment Editor effects."""
+import logging
+import os
+
+import qt
+import slicer
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule, ScriptedLoadableModuleLogic, ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+
+EFFECT_PACKAGES = ["SegmentEditorSegmentAnythingLib"]
+
+
+class SegmentAnythingMVA(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        parent.title = "SegmentAnythingMVA"
+        parent.categories = ["Segmentation"]
+        parent.dependencies = ["Segmentations"]
+        parent.contributors = ["SegmentAnythingMVA developers"]
+        parent.helpText = (
+            "Smart Segment Editor effects: Segment Anything, Smart Brush, Smart Regions and Smart Propagation. "
+            "This module chooses the Segment Anything model and device, downloads checkpoints and shows the "
+            "embedding cache. The effects are in the Segment Editor.")
+        parent.acknowledgementText = (
+            "Uses Meta's segment-anything models and Slicer's segment editor logic. "
+            "Inspired by the Medical Volume Annotator.")
+        from MVASlicerLib.effect_registration import connect_registration
+        connect_registration(__file__, EFFECT_PACKAGES)
+
+
+class SegmentAnythingMVALogic(ScriptedLoadableModuleLogic):
+    """Dependency installation and model management; the work itself is in the Qt-free Lib packages."""
+
+    def requirements_path(self):
+        return os.path.join(os.path.dirname(__file__), "Resources", "requirements.txt")
+
+    def ensure_dependencies(self):
+        """Install missing Python packages after asking the user (never at import time)."""
+        if hasattr(slicer, "packaging"):
+            requirements = slicer.packaging.load_requirements(self.requirements_path())
+            return slicer.packaging.pip_ensure(requirements, requester="SegmentAnythingMVA")
+        # Slicer 5.10: no slicer.packaging yet
+        missing = [line.strip() for line in open(self.requirements_path())
+                   if line.strip() and not line.startswith("#") and not _importable(line.strip())]
+        if missing and slicer.util.confirmOkCancelDisplay(
+                "SegmentAnythingMVA needs these Python packages: " + ", ".join(missing) + ". Install them now?"):
+            slicer.util.pip_install(missing)
+        return True
+
+
+def _importable(requirement):
+    import importlib.util
+    name = {"segment-anything": "segment_anything", "scikit-image": "skimage", "scikit-learn": "sklearn"}.get(
+        requirement, requirement)
+    return importlib.util.find_spec(name) is not None
+
+
+class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        self.logic = SegmentAnythingMVALogic()
+        form = qt.QFormLayout()
+        self.layout.addLayout(form)
+        self.installButton = qt.QPushButton("Install or update Python packages")
+        form.addRow(self.installButton)
+        self.modelCombo = qt.QComboBox()
+        form.addRow("Model:", self.modelCombo)
+        self.checkpointPath = ctk_path_line_edit()
+        form.addRow("Checkpoint file:", self.checkpointPath)
+        buttons = qt.QHBoxLayout()
+        self.downloadButton = qt.QPushButton("Download / load model")
+        self.deleteButton = qt.QPushButton("Delete downloaded file")
+        buttons.addWidget(self.downloadButton)
+        buttons.addWidget(self.deleteButton)
+        form.addRow(buttons)
+        self.deviceCombo = qt.QComboBox()
+        self.deviceCombo.addItems(["auto", "cuda", "mps", "cpu"])
+        form.addRow("Device:", self.deviceCombo)
+        self.cacheSpin = qt.QSpinBox()
+        self.cacheSpin.setRange(64, 65536)
+        self.cacheSpin.suffix = " MB"
+        form.addRow("Embedding cache:", self.cacheSpin)
+        self.prefetchCheck = qt.QCheckBox("Compute embeddings of neighbouring slices in the background")
+        form.addRow(self.prefetchCheck)
+        self.statusLabel = qt.QLabel()
+        self.statusLabel.wordWrap = True
+        form.addRow("Status:", self.statusLabel)
+        self.layout.addStretch(1)
+
+        self.installButton.connect("clicked()", self.logic.ensure_dependencies)
+        self.downloadButton.connect("clicked()", self.onLoadModel)
+        self.deleteButton.connect("clicked()", self.onDelete)
+        self.modelCombo.connect("currentIndexChanged(int)", self.saveSettings)
+        self.deviceCombo.connect("currentIndexChanged(int)", self.saveSettings)
+        self.cacheSpin.connect("valueChanged(int)", self.saveSettings)
+        self.prefetchCheck.connect("toggled(bool)", self.saveSettings)
+        self.checkpointPath.connect("currentPathChanged(QString)", self.saveSettings)
+        self.loadSettings()
+
+    def loadSettings(self):
+        try:
+            from MVASlicerLib import sam_session
+            from SegmentAnythingLib.engine_factory import MODEL_NAMES
+        except ImportError as error:
+            self.statusLabel.text = f"Python packages missing ({error.name}): press 'Install or update'."
+            return
+        for widget in (self.modelCombo, self.deviceCombo, self.cacheSpin, self.prefetchCheck):
+            widget.blockSignals(True)
+        self.modelCombo.clear()
+        self.modelCombo.addItems(list(MODEL_NAMES))
+        self.modelCombo.currentText = sam_session.setting("Model")
+        self.deviceCombo.currentText = sam_session.setting("Device")
+        self.cacheSpin.value = sam_session.setting("CacheMB")
+        self.prefetchCheck.checked = sam_session.setting("Prefetch")
+        self.checkpointPath.currentPath = sam_session.setting("Checkpoint")
+        for widget in (self.modelCombo, self.deviceCombo, self.cacheSpin, self.prefetchCheck):
+            widget.blockSignals(False)
+
+    def saveSettings(self, *args):
+        from MVASlicerLib import sam_session
+        sam_session.set_setting("Model", self.modelCombo.currentText)
+        sam_session.set_setting("Device", self.deviceCombo.currentText)
+        sam_session.set_setting("CacheMB", self.cacheSpin.value)
+        sam_session.set_setting("Prefetch", self.prefetchCheck.checked)
+        sam_session.set_setting("Checkpoint", self.checkpointPath.currentPath)
+
+    def onLoadModel(self):
+        from MVASlicerLib import sam_session
+        self.logic.ensure_dependencies()
+        progress = slicer.util.createProgressDialog(labelText="Preparing the model...", maximum=100)
+
+        def report(done, total):
+            progress.labelText = f"Downloading: {done / 1e6:.0f} of {(total or 0) / 1e6:.0f} MB"
+            progress.value = int(100 * done / total) if total else 0
+            slicer.app.processEvents()
+
+        try:
+            engine = sam_session.load_engine(progress=report, cancel=lambda: progress.wasCanceled)
+            self.statusLabel.text = f"{engine.model_name} loaded on {engine.device}"
+        except (OSError, ValueError, RuntimeError) as error:
+            logging.warning("Loading the Segment Anything model failed: %s", error)
+            slicer.util.errorDisplay(f"The model could not be loaded:\n{error}")
+            self.statusLabel.text = str(error)
+        finally:
+            progress.close()
+
+    def onDelete(self):
+        from SegmentAnythingLib.algorithms.sam_checkpoints import CHECKPOINTS, checkpoint_folder
+        info = CHECKPOINTS.get(self.modelCombo.currentText)
+        if info is None:
+            return
+        path = checkpoint_folder() / info.file_name
+        if path.exists() and slicer.util.confirmOkCancelDisplay(f"Delete {path}?"):
+            path.unlink()
+            self.statusLabel.text = f"Deleted {path}"
+
+
+def ctk_path_line_edit():
+    import ctk
+    widget = ctk.ctkPathLineEdit()
+    widget.filters = ctk.ctkPathLineEdit.Files
+    widget.nameFilters = ["PyTorch checkpoints (*.pth *.pt)"]
+    return widget
+
+
+class SegmentAnythingMVATest(ScriptedLoadableModuleTest):
+    def runTest(self):
+        from MVAEvaluationLib import scenarios
+        scenarios.run_in_slicer(self)

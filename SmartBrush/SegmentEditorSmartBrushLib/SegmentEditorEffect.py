@@ -1,0 +1,169 @@
+"""Smart Brush effect: paint strokes like the Paint effect; a classifier learns them and labels similar tissue."""
+import os
+
+import numpy as np
+import qt
+import slicer
+import vtk
+from slicer.i18n import tr as _
+from SegmentEditorEffects import AbstractScriptedSegmentEditorPaintEffect
+
+from MVABridgeLib.edit_backend import EditMode
+from MVABridgeLib.image_data import array_view, index_to_ras
+from MVASlicerLib.effect_support import EffectContext, user_action
+from MVASlicerLib.view_overlay import ViewOverlay
+from SmartBrushLib.algorithms import SmartBrushCancelled
+from SmartBrushLib.smart_brush_logic import BrushOptions, SmartBrushLogic
+
+MODE = "BrushMode"
+SHOW_UNCERTAINTY = "ShowUncertainty"
+
+
+class SegmentEditorEffect(AbstractScriptedSegmentEditorPaintEffect):
+    def __init__(self, scriptedEffect):
+        scriptedEffect.name = "Smart Brush"
+        scriptedEffect.title = _("Smart Brush")
+        AbstractScriptedSegmentEditorPaintEffect.__init__(self, scriptedEffect)
+        self.logic = None
+        self.overlays = {}
+        self.eraseStroke = False
+
+    def clone(self):
+        import qSlicerSegmentationsEditorEffectsPythonQt as effects
+        clone = effects.qSlicerSegmentEditorScriptedPaintEffect(None)
+        clone.setPythonSource(__file__.replace("\\", "/"))
+        return clone
+
+    def icon(self):
+        path = os.path.join(os.path.dirname(__file__), "SegmentEditorEffect.png")
+        return qt.QIcon(path) if os.path.exists(path) else qt.QIcon()
+
+    def helpText(self):
+        return "<html>" + _(
+            "Paint a few strokes on the tissue you want and (with <b>shift</b>, or on other segments) on what you "
+            "do not want. The brush learns what the painted tissue looks like and previews similar tissue on the "
+            "slice at once. <b>Fill</b>: press Apply to write the preview (one undo step). <b>Assist</b>: the "
+            "brush itself stops at edges. <b>Predict 3D</b> labels a box around the strokes in the background; "
+            "strokes are kept per segment until you clear them.</html>")
+
+    def setupOptionsFrame(self):
+        AbstractScriptedSegmentEditorPaintEffect.setupOptionsFrame(self)
+        self.modeCombo = qt.QComboBox()
+        self.modeCombo.addItems(["fill", "assist"])
+        self.scriptedEffect.addLabeledOptionsWidget(_("Mode:"), self.modeCombo)
+        self.uncertaintyCheck = qt.QCheckBox(_("Show uncertainty"))
+        self.scriptedEffect.addOptionsWidget(self.uncertaintyCheck)
+        buttons = qt.QHBoxLayout()
+        self.applyButton = qt.QPushButton(_("Apply"))
+        self.predict3DButton = qt.QPushButton(_("Predict 3D"))
+        self.clearButton = qt.QPushButton(_("Clear strokes"))
+        for button in (self.applyButton, self.predict3DButton, self.clearButton):
+            buttons.addWidget(button)
+        self.scriptedEffect.addOptionsWidget(buttons)
+        self.statusLabel = qt.QLabel()
+        self.scriptedEffect.addOptionsWidget(self.statusLabel)
+        self.modeCombo.connect("currentIndexChanged(int)", self.updateMRMLFromGUI)
+        self.uncertaintyCheck.connect("toggled(bool)", self.updateMRMLFromGUI)
+        self.applyButton.connect("clicked()", self.onApply)
+        self.predict3DButton.connect("clicked()", self.onPredict3D)
+        self.clearButton.connect("clicked()", self.onClear)
+
+    def setMRMLDefaults(self):
+        AbstractScriptedSegmentEditorPaintEffect.setMRMLDefaults(self)
+        self.scriptedEffect.setParameterDefault(MODE, BrushOptions().mode)
+        self.scriptedEffect.setParameterDefault(SHOW_UNCERTAINTY, 0)
+
+    def updateGUIFromMRML(self):
+        AbstractScriptedSegmentEditorPaintEffect.updateGUIFromMRML(self)
+        self.modeCombo.blockSignals(True)
+        self.modeCombo.currentText = self.scriptedEffect.parameter(MODE)
+        self.modeCombo.blockSignals(False)
+        self.uncertaintyCheck.blockSignals(True)
+        self.uncertaintyCheck.checked = self.scriptedEffect.integerParameter(SHOW_UNCERTAINTY) != 0
+        self.uncertaintyCheck.blockSignals(False)
+
+    def updateMRMLFromGUI(self):
+        AbstractScriptedSegmentEditorPaintEffect.updateMRMLFromGUI(self)
+        self.scriptedEffect.setParameter(MODE, self.modeCombo.currentText)
+        self.scriptedEffect.setParameter(SHOW_UNCERTAINTY, 1 if self.uncertaintyCheck.checked else 0)
+
+    def brushLogic(self):
+        if self.logic is None:
+            self.logic = SmartBrushLogic(EffectContext(self.scriptedEffect).bridge)
+        self.logic.options.mode = self.scriptedEffect.parameter(MODE)
+        return self.logic
+
+    def processInteractionEvents(self, callerInteractor, eventId, viewWidget):
+        if eventId == vtk.vtkCommand.LeftButtonPressEvent:
+            self.eraseStroke = bool(callerInteractor.GetShiftKey())  # shift-stroke: "not this tissue"
+        return AbstractScriptedSegmentEditorPaintEffect.processInteractionEvents(
+            self, callerInteractor, eventId, viewWidget)
+
+    def paintApply(self, viewWidget):
+        """Slicer's brush painted a stroke: learn from it (and, in assist mode, paint it edge-aware)."""
+        stroke = self.scriptedEffect.defaultModifierLabelmap()
+        self.scriptedEffect.paintBrushesIntoLabelmap(stroke, viewWidget)
+        self.scriptedEffect.clearBrushes()
+        erase = self.eraseStroke
+        context = EffectContext(self.scriptedEffect)
+        with user_action(_("Smart Brush")):
+            logic = self.brushLogic()
+            plane = context.plane_of_view(viewWidget)
+            values = array_view(stroke)
+            stroke_2d = plane.sample(values, index_to_ras(stroke), order=0) > 0
+            if not stroke_2d.any():
+                return
+            if logic.options.mode == "assist":
+                start = tuple(int(v) for v in np.argwhere(stroke_2d)[0])
+                self.scriptedEffect.saveStateForUndo()
+                logic.paint_assisted(plane, stroke_2d, start, erase)
+            else:
+                preview = logic.add_stroke(plane, stroke_2d, erase)
+                self.showPreview(viewWidget, preview)
+
+    def showPreview(self, viewWidget, preview):
+        name = viewWidget.mrmlSliceNode().GetLayoutName()
+        overlay = self.overlays.setdefault(name, ViewOverlay(viewWidget))
+        volume = self.logic.bridge.work_volume()
+        selected, _ = preview.plane.mask_to_volume(preview.mask_2d, volume.index_to_ras, volume.shape)
+        shown = selected.full(volume.shape)
+        overlay.show_volume_mask(shown, volume.index_to_ras)
+        self.statusLabel.text = _("Preview: {count} pixels. Apply to write them.").format(count=int(preview.mask_2d.sum()))
+
+    def onApply(self):
+        with user_action(_("Smart Brush")):
+            self.scriptedEffect.confirmCurrentSegmentVisible()
+            self.brushLogic().apply()
+        for overlay in self.overlays.values():
+            overlay.hide()
+
+    def onPredict3D(self):
+        layout = slicer.app.layoutManager()
+        widget = layout.sliceWidget("Red")
+        progress = slicer.util.createProgressDialog(labelText=_("Predicting in 3D..."), maximum=100)
+        with user_action(_("Smart Brush")):
+            try:
+                plane = EffectContext(self.scriptedEffect).plane_of_view(widget)
+
+                def report(fraction):
+                    progress.value = int(100 * fraction)
+                    slicer.app.processEvents()
+                patch = self.brushLogic().predict_volume(plane, progress=report, cancel=lambda: progress.wasCanceled)
+                self.scriptedEffect.confirmCurrentSegmentVisible()
+                self.logic.bridge.apply(patch, EditMode.REPLACE)
+            except SmartBrushCancelled:
+                self.statusLabel.text = _("3D prediction cancelled")
+            finally:
+                progress.close()
+
+    def onClear(self):
+        if self.logic is not None:
+            self.logic.clear(self.scriptedEffect.parameterSetNode().GetSelectedSegmentID())
+        for overlay in self.overlays.values():
+            overlay.hide()
+
+    def deactivate(self):
+        AbstractScriptedSegmentEditorPaintEffect.deactivate(self)
+        for overlay in self.overlays.values():
+            overlay.remove()
+        self.overlays = {}
