@@ -23,6 +23,7 @@ def run_demo(output_folder, log=print):
     os.makedirs(output_folder, exist_ok=True)
     started = time.perf_counter()
     data = load_mni("wm")
+    truths = {"wm": data.truth, "gm": load_mni("gm").truth}
     headless = create_headless_scene()
     volume = add_volume_node(headless.scene, data.image, data.ijk_to_ras, "MNI152_T1")
     segmentation = headless.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Segmentation")
@@ -36,12 +37,16 @@ def run_demo(output_folder, log=print):
                                                                     step.colour)
         session = SegmentEditorSession(volume, segmentation, segment_id, headless.scene)
         tic = time.perf_counter()
-        summary = step.run(session, data)
+        summary = step.run(session, truths)
         seconds = time.perf_counter() - tic
         mask = segment_mask_in_volume(segmentation, segment_id, volume)
+        session.close()
+        if summary.startswith("skipped"):
+            segmentation.GetSegmentation().RemoveSegment(segment_id)
+            log(f"- {step.title}: {summary}")
+            continue
         results.append((step, segment_id, summary))
         log(f"- {step.title}: {summary} ({int(mask.sum())} voxels, {seconds:.1f} s)")
-        session.close()
 
     volume_path = save_volume_node(headless.scene, volume, os.path.join(output_folder, "MNI152_T1.nrrd"))
     segmentation_path = save_segmentation_node(headless.scene, segmentation,
