@@ -125,7 +125,40 @@ def bench_sam(data, quick):
     return rows
 
 
-BENCHES = {"bridge": bench_bridge_write, "propagation": bench_propagation, "supervoxels": bench_supervoxels,
+def bench_brush(data, quick):
+    """Stroke -> prediction of a 256^2 slice (features cached) and the 3D feature stack of a 128^3 box."""
+    from scipy import ndimage
+    from skimage.feature import multiscale_basic_features
+    from SmartBrushLib.algorithms import SliceBrushModel, SmartBrushModel
+    from SmartBrushLib.algorithms.evaluation import ForestBaseline
+    image = ndimage.zoom(data.image[97].astype(np.float32), (256 / 233, 256 / 197), order=1)
+    truth = ndimage.zoom(data.truth[97].astype(np.float32), (256 / 233, 256 / 197), order=0) > 0.5
+    strokes = [(truth & (np.random.default_rng(n).random(truth.shape) < 0.002), 1) if n % 2 == 0 else
+               (~truth & (np.random.default_rng(n).random(truth.shape) < 0.002), 0) for n in range(12)]
+    rows = []
+    for factory, label in ((lambda: SliceBrushModel(image), "ours"), (lambda: ForestBaseline(image), "forest")):
+        model = factory()
+        model.add_stroke(*strokes[0])
+        model.predict()
+        seconds = []
+        for mask, value in strokes[1:]:
+            tic = time.perf_counter()
+            model.add_stroke(mask, value)
+            model.predict()
+            seconds.append(time.perf_counter() - tic)
+        rows.append(seconds)
+    entries = [row("Smart Brush update (stroke -> 256^2 prediction)", rows[0],
+                   "scikit-image features + random forest (100 trees)", rows[1])]
+    side = 64 if quick else 128
+    box = data.image[30:30 + side, 50:50 + side, 30:30 + side].astype(np.float32)
+    model = SmartBrushModel(box)
+    _, ours = timed(lambda: model.box_features(((0, side),) * 3), 1)
+    _, base = timed(lambda: multiscale_basic_features(box), 1)
+    entries.append(row(f"Smart Brush 3D feature stack {side}^3", ours, "skimage multiscale_basic_features", base))
+    return entries
+
+
+BENCHES = {"brush": bench_brush, "bridge": bench_bridge_write, "propagation": bench_propagation, "supervoxels": bench_supervoxels,
            "sam": bench_sam}
 
 

@@ -173,3 +173,42 @@ def test_missing_volume_segmentation_or_segment_raise_clear_errors(headless):
     segmentation, (a,) = add_segmentation(headless, volume)
     with pytest.raises(InvalidSegmentationError, match="no segment with id"):
         SegmentEditorSession(volume, segmentation, "missing", headless.scene)
+
+
+class ScriptedEffectStandIn:
+    """The few calls of Slicer's qSlicerSegmentEditorAbstractEffect that EffectBackend makes, answered by the
+    real segment editor logic of the scene (the Qt class itself cannot run here)."""
+
+    def __init__(self, logic):
+        self.logic = logic
+
+    def parameterSetNode(self):
+        return self.logic.GetSegmentEditorNode()
+
+    def sourceVolumeImageData(self):
+        self.logic.UpdateAlignedSourceVolume()
+        return self.logic.GetAlignedSourceVolume()
+
+    def saveStateForUndo(self):
+        self.logic.SaveStateForUndo()
+
+    def modifySelectedSegmentByLabelmap(self, modifier, mode):
+        node = self.logic.GetSegmentEditorNode()
+        self.logic.ModifySegmentByLabelmap(node.GetSegmentationNode(), node.GetSelectedSegmentID(), modifier, mode,
+                                           True, False)
+
+
+def test_effect_backend_edits_like_the_logic_backend(two_segments):
+    from MVABridgeLib.edit_backend import EffectBackend, SegmentEditBridge
+    volume, segmentation, (a, b), session = two_segments
+    effect_bridge = SegmentEditBridge(EffectBackend(ScriptedEffectStandIn(session.logic)))
+    plane = SlicePlane.for_anatomical_axis("coronal", 4, MATRIX, (6, 8, 10))
+    mask_2d = np.zeros(plane.shape, bool)
+    mask_2d[1:4, 2:7] = True
+    effect_bridge.apply_slice_mask(plane, mask_2d, EditMode.REPLACE)
+    via_effect = read(segmentation, a, volume)
+    session.undo()
+    assert read(segmentation, a, volume).sum() == 0
+    session.bridge.apply_slice_mask(plane, mask_2d, EditMode.REPLACE)
+    assert np.array_equal(read(segmentation, a, volume), via_effect) and via_effect.sum() == mask_2d.sum()
+    assert np.array_equal(effect_bridge.work_volume().array, session.bridge.work_volume().array)
