@@ -1,7 +1,6 @@
 """Load and save volumes and segmentations with Slicer's own storage nodes (files desktop Slicer opens)."""
 import os
 
-import slicer
 
 from MVABridgeLib.errors import InvalidSegmentationError, InvalidVolumeError
 from MVABridgeLib.volume_io import read_volume

@@ -6,7 +6,6 @@ volume (.nrrd), the segmentation (.seg.nrrd) and a PNG overlay into the output f
 import os
 import time
 
-import numpy as np
 
 from MVABridgeLib.editor_session import SegmentEditorSession
 from MVABridgeLib.headless_scene import create_headless_scene

@@ -52,3 +52,36 @@ def user_action(title):
     finally:
         qt.QApplication.restoreOverrideCursor()
 
+
+
+def clone_effect(effect_file, paint=False):
+    """A new scripted effect adaptor running `effect_file` (what every effect's clone() returns)."""
+    import os
+
+    import qSlicerSegmentationsEditorEffectsPythonQt as effects
+    adaptor = effects.qSlicerSegmentEditorScriptedPaintEffect if paint else effects.qSlicerSegmentEditorScriptedEffect
+    clone = adaptor(None)
+    clone.setPythonSource(os.path.abspath(effect_file).replace("\\", "/"))
+    return clone
+
+
+def effect_icon(effect_file):
+    """The SegmentEditorEffect.png beside `effect_file`, or an empty icon."""
+    import os
+    path = os.path.join(os.path.dirname(effect_file), "SegmentEditorEffect.png")
+    return qt.QIcon(path) if os.path.exists(path) else qt.QIcon()
+
+
+@contextlib.contextmanager
+def progress_dialog(label):
+    """A progress dialog with a Cancel button: yields (report(fraction), cancel() -> bool)."""
+    dialog = slicer.util.createProgressDialog(labelText=label, maximum=100)
+
+    def report(fraction):
+        dialog.value = int(100 * fraction)
+        slicer.app.processEvents()
+
+    try:
+        yield report, lambda: bool(dialog.wasCanceled)
+    finally:
+        dialog.close()

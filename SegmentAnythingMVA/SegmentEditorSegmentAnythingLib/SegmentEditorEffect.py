@@ -1,13 +1,10 @@
 """Segment Anything effect: positive/negative points and a box on any slice view; three candidate masks."""
-import os
-
 import qt
-import slicer
 import vtk
 from slicer.i18n import tr as _
 from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
 
-from MVASlicerLib.effect_support import EffectContext, user_action
+from MVASlicerLib.effect_support import EffectContext, clone_effect, effect_icon, user_action
 from MVASlicerLib.sam_session import shared_engine, shared_prefetcher
 from SegmentAnythingLib.segment_anything_logic import SegmentAnythingLogic
 
@@ -24,14 +21,10 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.statusTimer = None
 
     def clone(self):
-        import qSlicerSegmentationsEditorEffectsPythonQt as effects
-        clone = effects.qSlicerSegmentEditorScriptedEffect(None)
-        clone.setPythonSource(__file__.replace("\\", "/"))
-        return clone
+        return clone_effect(__file__)
 
     def icon(self):
-        path = os.path.join(os.path.dirname(__file__), "SegmentEditorEffect.png")
-        return qt.QIcon(path) if os.path.exists(path) else qt.QIcon()
+        return effect_icon(__file__)
 
     def helpText(self):
         return "<html>" + _(

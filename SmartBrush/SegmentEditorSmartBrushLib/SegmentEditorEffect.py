@@ -1,6 +1,4 @@
 """Smart Brush effect: paint strokes like the Paint effect; a classifier learns them and labels similar tissue."""
-import os
-
 import numpy as np
 import qt
 import slicer
@@ -10,7 +8,7 @@ from SegmentEditorEffects import AbstractScriptedSegmentEditorPaintEffect
 
 from MVABridgeLib.edit_backend import EditMode
 from MVABridgeLib.image_data import array_view, index_to_ras
-from MVASlicerLib.effect_support import EffectContext, user_action
+from MVASlicerLib.effect_support import EffectContext, clone_effect, effect_icon, progress_dialog, user_action
 from MVASlicerLib.view_overlay import ViewOverlay
 from SmartBrushLib.algorithms import SmartBrushCancelled
 from SmartBrushLib.smart_brush_logic import BrushOptions, SmartBrushLogic
@@ -29,14 +27,10 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorPaintEffect):
         self.eraseStroke = False
 
     def clone(self):
-        import qSlicerSegmentationsEditorEffectsPythonQt as effects
-        clone = effects.qSlicerSegmentEditorScriptedPaintEffect(None)
-        clone.setPythonSource(__file__.replace("\\", "/"))
-        return clone
+        return clone_effect(__file__, paint=True)
 
     def icon(self):
-        path = os.path.join(os.path.dirname(__file__), "SegmentEditorEffect.png")
-        return qt.QIcon(path) if os.path.exists(path) else qt.QIcon()
+        return effect_icon(__file__)
 
     def helpText(self):
         return "<html>" + _(
@@ -138,23 +132,15 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorPaintEffect):
             overlay.hide()
 
     def onPredict3D(self):
-        layout = slicer.app.layoutManager()
-        widget = layout.sliceWidget("Red")
-        progress = slicer.util.createProgressDialog(labelText=_("Predicting in 3D..."), maximum=100)
-        with user_action(_("Smart Brush")):
+        widget = slicer.app.layoutManager().sliceWidget("Red")
+        with progress_dialog(_("Predicting in 3D...")) as (report, cancel), user_action(_("Smart Brush")):
             try:
                 plane = EffectContext(self.scriptedEffect).plane_of_view(widget)
-
-                def report(fraction):
-                    progress.value = int(100 * fraction)
-                    slicer.app.processEvents()
-                patch = self.brushLogic().predict_volume(plane, progress=report, cancel=lambda: progress.wasCanceled)
+                patch = self.brushLogic().predict_volume(plane, progress=report, cancel=cancel)
                 self.scriptedEffect.confirmCurrentSegmentVisible()
                 self.logic.bridge.apply(patch, EditMode.REPLACE)
             except SmartBrushCancelled:
                 self.statusLabel.text = _("3D prediction cancelled")
-            finally:
-                progress.close()
 
     def onClear(self):
         if self.logic is not None:

@@ -1,13 +1,11 @@
 """Smart Regions effect: click or drag over superpixels / supervoxels to add them to the selected segment."""
-import os
-
 import qt
 import slicer
 import vtk
 from slicer.i18n import tr as _
 from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
 
-from MVASlicerLib.effect_support import EffectContext, user_action
+from MVASlicerLib.effect_support import EffectContext, clone_effect, effect_icon, progress_dialog, user_action
 from MVASlicerLib.view_overlay import ViewOverlay
 from SmartRegionsLib.algorithms.region_errors import SupervoxelsCancelled
 from SmartRegionsLib.smart_regions_logic import RegionsOptions, SmartRegionsLogic
@@ -28,14 +26,10 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.stroke = None
 
     def clone(self):
-        import qSlicerSegmentationsEditorEffectsPythonQt as effects
-        clone = effects.qSlicerSegmentEditorScriptedEffect(None)
-        clone.setPythonSource(__file__.replace("\\", "/"))
-        return clone
+        return clone_effect(__file__)
 
     def icon(self):
-        path = os.path.join(os.path.dirname(__file__), "SegmentEditorEffect.png")
-        return qt.QIcon(path) if os.path.exists(path) else qt.QIcon()
+        return effect_icon(__file__)
 
     def helpText(self):
         return "<html>" + _(
@@ -108,22 +102,11 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     # --- actions ----------------------------------------------------------------------------------------------
     def onCompute(self):
-        progress = slicer.util.createProgressDialog(labelText=_("Computing supervoxels..."), maximum=100)
-        cancelled = []
-
-        def report(fraction):
-            progress.value = int(100 * fraction)
-            slicer.app.processEvents()
-            if progress.wasCanceled:
-                cancelled.append(True)
-
-        with user_action(_("Smart Regions")):
+        with progress_dialog(_("Computing supervoxels...")) as (report, cancel), user_action(_("Smart Regions")):
             try:
-                self.regionsLogic().volume_labels(progress=report, cancel=lambda: bool(cancelled))
+                self.regionsLogic().volume_labels(progress=report, cancel=cancel)
             except SupervoxelsCancelled:
                 slicer.util.showStatusMessage(_("Supervoxel computation cancelled"), 3000)
-            finally:
-                progress.close()
         self.refreshOverlays()
 
     def processInteractionEvents(self, callerInteractor, eventId, viewWidget):

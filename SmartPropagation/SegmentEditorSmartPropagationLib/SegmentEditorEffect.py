@@ -1,12 +1,10 @@
 """Smart Propagation effect: carry the slice's segment to neighbouring slices; preview, then Apply."""
-import os
-
 import qt
 import slicer
 from slicer.i18n import tr as _
 from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
 
-from MVASlicerLib.effect_support import EffectContext, user_action
+from MVASlicerLib.effect_support import EffectContext, clone_effect, effect_icon, progress_dialog, user_action
 from MVASlicerLib.view_overlay import ViewOverlay
 from SmartPropagationLib.smart_propagation_logic import (
     STRATEGIES, PropagationOptions, SmartPropagationLogic)
@@ -27,14 +25,10 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.overlays = {}
 
     def clone(self):
-        import qSlicerSegmentationsEditorEffectsPythonQt as effects
-        clone = effects.qSlicerSegmentEditorScriptedEffect(None)
-        clone.setPythonSource(__file__.replace("\\", "/"))
-        return clone
+        return clone_effect(__file__)
 
     def icon(self):
-        path = os.path.join(os.path.dirname(__file__), "SegmentEditorEffect.png")
-        return qt.QIcon(path) if os.path.exists(path) else qt.QIcon()
+        return effect_icon(__file__)
 
     def helpText(self):
         return "<html>" + _(
@@ -107,25 +101,14 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def runPreview(self, repropagate):
         widget = slicer.app.layoutManager().sliceWidget(self.viewCombo.currentText)
-        progress = slicer.util.createProgressDialog(labelText=_("Propagating..."), maximum=100)
-        cancelled = []
-
-        def report(fraction):
-            progress.value = int(100 * fraction)
-            slicer.app.processEvents()
-            cancelled.append(True) if progress.wasCanceled else None
-
-        with user_action(_("Smart Propagation")):
+        with progress_dialog(_("Propagating...")) as (report, cancel), user_action(_("Smart Propagation")):
             try:
                 logic = self.propagationLogic()
                 plane = EffectContext(self.scriptedEffect).plane_of_view(widget)
                 run = logic.repropagate_from if repropagate else logic.compute_preview
-                preview = run(plane, progress=report, cancel=lambda: bool(cancelled))
-                self.showPreview(preview)
+                self.showPreview(run(plane, progress=report, cancel=cancel))
             except PropagationCancelled:
                 self.statusLabel.text = _("Cancelled")
-            finally:
-                progress.close()
         self.updateGUIFromMRML()
 
     def showPreview(self, preview):
@@ -137,7 +120,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             overlay.show_volume_mask(mask, volume.index_to_ras)
         slices = sorted(preview.masks)
         self.statusLabel.text = (_("Preview: slices {first} to {last} ({strategy}).").format(
-            first=slices[0], last=slices[-1], strategy=preview.strategy) + " " + " ".join(preview.stop_messages()))
+            first=slices[0], last=slices[-1], strategy=preview.strategy) + " "
+            + " ".join(preview.stop_messages() + self.logic.notes))
+        self.logic.notes.clear()
 
     def onApply(self):
         with user_action(_("Smart Propagation")):
