@@ -90,3 +90,50 @@ def test_apply_without_preview_and_empty_seed_raise(nodule_case):
     with pytest.raises(ValueError, match="empty|Empty"):
         logic.compute_preview(plane)
     assert segment_mask_in_volume(segmentation, segment_id, volume).sum() == 0
+
+
+def test_repropagation_after_a_correction_changes_only_slices_beyond_it(nodule_case):
+    phantom, volume, segmentation, segment_id, session, _ = nodule_case
+    liver = phantom.mask("liver").astype(bool)
+    k = seed_on_largest_slice(phantom, segmentation, segment_id, liver)
+    logic = SmartPropagationLogic(session.bridge, PropagationOptions(strategy="registration"))
+    plane = SlicePlane.for_anatomical_axis("axial", k, phantom.ijk_to_ras, phantom.image.shape)
+    logic.compute_preview(plane)
+    logic.apply()
+    corrected_k = k + 3
+    corrected = segment_mask_in_volume(segmentation, segment_id, volume).astype(bool)
+    corrected[corrected_k] = liver[corrected_k]
+    replace_segment_from_mask(segmentation, segment_id, corrected, phantom.ijk_to_ras)
+    preview = logic.repropagate_from(plane.neighbour(3))
+    assert preview.masks and min(preview.masks) == corrected_k + 1
+    logic.apply()
+    after = segment_mask_in_volume(segmentation, segment_id, volume).astype(bool)
+    assert np.array_equal(after[:corrected_k + 1], corrected[:corrected_k + 1])
+    assert session.undo()
+    assert np.array_equal(segment_mask_in_volume(segmentation, segment_id, volume).astype(bool), corrected)
+
+
+def test_seed_on_the_first_slice_of_the_volume_propagates_one_way(headless):
+    image = np.zeros((10, 30, 30), np.int16)
+    image[:6, 10:20, 10:20] = 200
+    volume = add_volume_node(headless.scene, image, np.diag([-0.8, -0.8, 2.5, 1.0]))
+    segmentation, (segment_id,) = add_segmentation(headless, volume)
+    seed = np.zeros(image.shape, bool)
+    seed[0] = image[0] > 100
+    replace_segment_from_mask(segmentation, segment_id, seed, np.diag([-0.8, -0.8, 2.5, 1.0]))
+    session = SegmentEditorSession(volume, segmentation, segment_id, headless.scene)
+    logic = SmartPropagationLogic(session.bridge)
+    preview = logic.compute_preview(SlicePlane.for_anatomical_axis("axial", 0, np.diag([-0.8, -0.8, 2.5, 1.0]),
+                                                                   image.shape))
+    assert min(preview.masks) == 0 and 4 <= max(preview.masks) <= 7
+    assert any("end of the volume" in message for message in preview.stop_messages())
+
+
+def test_single_slice_volume_is_refused_before_anything_changes(headless):
+    from MVABridgeLib.errors import InvalidVolumeError
+    volume = add_volume_node(headless.scene, np.ones((1, 20, 20), np.int16), np.eye(4))
+    segmentation, (segment_id,) = add_segmentation(headless, volume)
+    session = SegmentEditorSession(volume, segmentation, segment_id, headless.scene)
+    with pytest.raises(InvalidVolumeError, match="single slice"):
+        SmartPropagationLogic(session.bridge).compute_preview(
+            SlicePlane.for_anatomical_axis("axial", 0, np.eye(4), (1, 20, 20)))
