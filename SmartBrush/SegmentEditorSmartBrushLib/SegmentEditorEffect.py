@@ -116,13 +116,18 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorPaintEffect):
                 self.showPreview(viewWidget, preview)
 
     def showPreview(self, viewWidget, preview):
+        """Overlay the predicted segment (and, if asked, where the classifier is unsure) on the view."""
         name = viewWidget.mrmlSliceNode().GetLayoutName()
-        overlay = self.overlays.setdefault(name, ViewOverlay(viewWidget))
         volume = self.logic.bridge.work_volume()
-        selected, _ = preview.plane.mask_to_volume(preview.mask_2d, volume.index_to_ras, volume.shape)
-        shown = selected.full(volume.shape)
-        overlay.show_volume_mask(shown, volume.index_to_ras)
-        self.statusLabel.text = _("Preview: {count} pixels. Apply to write them.").format(count=int(preview.mask_2d.sum()))
+        layers = [("preview", preview.mask_2d, (1.0, 0.85, 0.2))]
+        if self.scriptedEffect.integerParameter(SHOW_UNCERTAINTY):
+            layers.append(("uncertainty", preview.uncertainty_2d > 0.5, (1.0, 0.2, 0.9)))
+        for layer, mask_2d, colour in layers:
+            overlay = self.overlays.setdefault((name, layer), ViewOverlay(viewWidget, colour=colour))
+            selected, _ = preview.plane.mask_to_volume(mask_2d, volume.index_to_ras, volume.shape)
+            overlay.show_volume_mask(selected.full(volume.shape), volume.index_to_ras)
+        self.statusLabel.text = _("Preview: {count} pixels. Apply to write them.").format(
+            count=int(preview.mask_2d.sum()))
 
     def onApply(self):
         with user_action(_("Smart Brush")):

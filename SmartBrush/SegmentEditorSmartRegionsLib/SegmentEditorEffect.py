@@ -23,6 +23,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         AbstractScriptedSegmentEditorEffect.__init__(self, scriptedEffect)
         self.logic = None
         self.overlays = {}
+        self.hovers = {}
         self.stroke = None
 
     def clone(self):
@@ -119,6 +120,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
                 self.stroke = (context.plane_of_view(viewWidget), [], not callerInteractor.GetShiftKey())
                 self.stroke[1].append(context.pixel_at(self, xy, viewWidget, self.stroke[0]))
             return True
+        if eventId == vtk.vtkCommand.MouseMoveEvent and self.stroke is None:
+            self.highlightRegionUnderCursor(viewWidget, xy)
+            return False
         if eventId == vtk.vtkCommand.MouseMoveEvent and self.stroke is not None:
             plane, pixels, _add = self.stroke
             try:
@@ -135,6 +139,19 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             return True
         return False
 
+    def highlightRegionUnderCursor(self, viewWidget, xy):
+        """Highlight the region the next click would take (only once regions exist: never computes them)."""
+        if self.logic is None or (self.logic.options.mode == "3d" and not self.logic.has_volume_labels()):
+            return
+        name = viewWidget.mrmlSliceNode().GetLayoutName()
+        overlay = self.hovers.setdefault(name, ViewOverlay(viewWidget, colour=(1.0, 1.0, 1.0), opacity=0.35))
+        plane = overlay.view_plane()
+        pixel, _ = plane.ras_to_pixel([self.xyToRas(xy, viewWidget)])
+        try:
+            overlay.show_view_mask(self.logic.hover(plane, pixel[0]))
+        except ValueError:
+            overlay.hide()
+
     def refreshOverlays(self, *args):
         for widget, overlay in self.overlays.items():
             overlay.hide()
@@ -149,7 +166,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
                 overlay.show_view_mask(self.logic.boundaries(plane))
 
     def deactivate(self):
-        for overlay in self.overlays.values():
+        for overlay in list(self.overlays.values()) + list(self.hovers.values()):
             overlay.remove()
-        self.overlays = {}
+        self.overlays, self.hovers = {}, {}
         self.stroke = None

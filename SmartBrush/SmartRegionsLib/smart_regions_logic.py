@@ -54,6 +54,11 @@ class SmartRegionsLogic:
         return self.cache.supervoxels(volume.array, volume.spacing_kji, self.options.parameters(),
                                       token=self._token(), progress=progress, cancel=cancel)
 
+    def has_volume_labels(self):
+        """True when the supervoxels for the current volume and options are already computed."""
+        volume = self.bridge.work_volume()
+        return self.cache.contains(volume.array, volume.spacing_kji, self.options.parameters(), token=self._token())
+
     def plane_labels(self, plane):
         """Superpixel labels (rows, cols) of a slice plane (2D mode), cached per plane."""
         key = (plane.pixel_to_ras_matrix.tobytes(), plane.shape, self._token(), self.options.parameters())

@@ -114,3 +114,14 @@ def test_smart_merge_takes_similar_neighbours_and_a_removal_takes_them_back(edge
     assert merged[:, :, 15:].mean() > 0.9 and not merged[:, :, :15].any()  # the whole bright half, not beyond
     logic.click(plane, pixel_of(plane, (5, 12, 20), matrix), add=False)
     assert written(edge_case).sum() == 0
+
+
+def test_regions_are_computed_once_per_volume_and_parameters(edge_case):
+    image, matrix, volume, segmentation, segment_id, session = edge_case
+    logic = SmartRegionsLogic(session.bridge, RegionsOptions(region_size_mm=6.0))
+    assert not logic.has_volume_labels()
+    first = logic.volume_labels()
+    assert logic.has_volume_labels() and logic.volume_labels() is first
+    logic.options = RegionsOptions(region_size_mm=9.0)
+    assert not logic.has_volume_labels()
+    assert logic.volume_labels().max() < first.max()

@@ -40,6 +40,13 @@ class SupervoxelCache:
         return self._get(key, lambda: compute_supervoxels(
             image, spacing_kji, parameters, box_kji=box_kji, progress=progress, cancel=cancel))
 
+    def contains(self, image, spacing_kji, parameters=None, box_kji=None, token=None):
+        """True when `supervoxels` with these arguments would be a cache hit (nothing is computed)."""
+        parameters = parameters or SupervoxelParameters()
+        key = ("3d", self._token(image, token), _frozen(spacing_kji), _frozen(box_kji), parameters)
+        with self._lock:
+            return key in self._entries
+
     def slice_superpixels(self, image, spacing_kji, k, parameters=None, token=None):
         """Labels of `compute_slice_superpixels` for slice `k`, computed only on a cache miss."""
         parameters = parameters or SupervoxelParameters()
