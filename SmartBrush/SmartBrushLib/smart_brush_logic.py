@@ -7,6 +7,7 @@ a segment's strokes are foreground for it and "other class" examples for the oth
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from MVABridgeLib.edit_backend import EditMode
 from MVABridgeLib.slice_geometry import VoxelPatch
@@ -17,6 +18,9 @@ from SmartBrushLib.algorithms import BACKGROUND, SliceBrushModel, SmartBrushMode
 class BrushOptions:
     seed: int = 0
     mode: str = "fill"  # "fill": preview the prediction, write on Apply; "assist": edge-aware brush
+    # Keep only predicted pieces connected to the segment's strokes on the slice ("similar tissue around it"):
+    # tissue of the same intensity elsewhere (a nodule's HU is the chest wall's) is not taken.
+    connected_to_strokes: bool = True
 
 
 @dataclass
@@ -34,6 +38,7 @@ class SmartBrushLogic:
         self.models = {}
         self.segment_labels = {}  # segment id -> classifier label (>= 1)
         self.painted_box = {}  # id(axis model) -> (low, high) index of all strokes, slice-first layout
+        self.positive_strokes = {}  # (plane key, segment id) -> bool 2D union of foreground strokes
         self.preview = None
 
     # --- models ---------------------------------------------------------------------------------------------
@@ -77,6 +82,12 @@ class SmartBrushLogic:
         self.bridge.checked_segment()
         label = BACKGROUND if erase else self._label(segment_id)
         model = self._model_for(plane)
+        key = (self._plane_key(plane), segment_id)
+        strokes = self.positive_strokes.setdefault(key, np.zeros(plane.shape, bool))
+        if erase:
+            strokes &= ~np.asarray(stroke_2d, bool)
+        else:
+            strokes |= np.asarray(stroke_2d, bool)
         if plane.is_voxel_aligned:
             moved = self._to_moved(plane, stroke_2d)
             model.add_stroke(moved, label)
@@ -101,8 +112,18 @@ class SmartBrushLogic:
         else:
             labels, probability = model.predict()
             mask, unsure = labels == label, uncertainty(probability)
-        self.preview = BrushPreview(plane, mask.astype(bool), unsure)
+        mask = mask.astype(bool)
+        strokes = self.positive_strokes.get((self._plane_key(plane), self.bridge.backend.selected_segment_id()))
+        if self.options.connected_to_strokes and strokes is not None and strokes.any():
+            pieces, _ = ndimage.label(mask)
+            touched = np.unique(pieces[strokes & mask])
+            mask = np.isin(pieces, touched[touched > 0])
+        self.preview = BrushPreview(plane, mask, unsure)
         return self.preview
+
+    @staticmethod
+    def _plane_key(plane):
+        return (plane.pixel_to_ras_matrix.round(6).tobytes(), plane.shape)
 
     def apply(self):
         """Write the preview into its plane (replacing the segment there) as one undo step."""
@@ -154,6 +175,8 @@ class SmartBrushLogic:
         """Forget the strokes of one segment (or all)."""
         if segment_id is None:
             self.painted_box.clear()
+        self.positive_strokes = {key: value for key, value in self.positive_strokes.items()
+                                 if segment_id is not None and key[1] != segment_id}
         for model in self.models.values():
             if segment_id is None:
                 model.clear()
