@@ -128,7 +128,8 @@ def _propagation_run(case, options, strategy, stop_rule=None):
     extent_error = slice_extent_error(predicted.any(axis=(1, 2)), truth.any(axis=(1, 2)))
     extra = {"dice_by_distance": {str(d): round(by_distance[d], 4) for d in PROPAGATION_DISTANCES if d in by_distance},
              "extent_error_slices": extent_error, "seed_slice": seed_index,
-             "stops": preview.stop_messages(), "final_dice": round(dice(predicted, truth), 4)}
+             "stops": preview.stop_messages(), "final_dice": round(dice(predicted, truth), 4),
+             "noc85": None, "noc90": None}
     return [by_distance[d] for d in sorted(by_distance)], list(np.diff(stamps)), extra
 
 
@@ -154,7 +155,8 @@ def _score_interpolation(case, axis, truth, kept, scored, seconds):
     predicted = np.moveaxis(case.segment(), axis, 0)
     value = dice(predicted[scored], truth[scored])
     return [value], [seconds], {"gap": int(kept[1] - kept[0]) if len(kept) > 1 else None,
-                                "annotated_slices": len(kept), "scored_slices": len(scored)}
+                                "annotated_slices": len(kept), "scored_slices": len(scored),
+                                "noc85": None, "noc90": None}
 
 
 def run_interpolate(case, options):
