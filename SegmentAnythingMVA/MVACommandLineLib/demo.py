@@ -59,7 +59,9 @@ def run_demo(output_folder, log=print):
                  for step, sid, _ in results}
         planes.append((f"{orientation} {index}", plane.sample(data.image, data.ijk_to_ras), masks))
     overlay_png(png_path, planes, "SegmentAnythingMVA demo on the MNI152 T1 template")
-    log(f"Wrote:\n  {volume_path}\n  {segmentation_path}\n  {png_path}")
+    from MVAEvaluationLib.effect_pictures import effect_pictures
+    pictures = effect_pictures(os.path.join(output_folder, "effects.png"))
+    log(f"Wrote:\n  {volume_path}\n  {segmentation_path}\n  {png_path}\n  {pictures}")
     log(f"Open the .nrrd and .seg.nrrd files in 3D Slicer. Total {time.perf_counter() - started:.1f} s")
     headless.clear()
     return {"volume": volume_path, "segmentation": segmentation_path, "overlay": png_path,

@@ -138,3 +138,17 @@ def test_package_and_resource_names_are_unique_across_the_extension():
             if resource.startswith("Resources/"):
                 assert resource not in resources, f"resource {resource} in {module} and {resources.get(resource)}"
                 resources[resource] = module
+
+
+def test_extension_index_entry_matches_the_cmake_metadata():
+    import json
+    entry = json.load(open(os.path.join(ROOT, "Resources", "ExtensionsIndex", "SegmentAnythingMVA.json")))
+    assert {"$schema", "category", "scm_url"} <= set(entry)
+    allowed = {"$schema", "build_dependencies", "build_subdirectory", "category", "enabled", "scm_revision",
+               "scm_type", "scm_url", "tier"}
+    assert set(entry) <= allowed  # the catalog schema forbids other properties
+    text = open(os.path.join(ROOT, "CMakeLists.txt")).read()
+    assert f'set(EXTENSION_CATEGORY "{entry["category"]}")' in text
+    assert entry["build_dependencies"] == re.search(r'set\(EXTENSION_DEPENDS "([^"]*)"\)', text).group(1).split()
+    for url in re.findall(r"set\(EXTENSION_(?:ICONURL|SCREENSHOTURLS) \"([^\"]+)\"\)", text):
+        assert os.path.exists(os.path.join(ROOT, url.split("/main/", 1)[1])), url
