@@ -122,7 +122,31 @@ def bench_sam(data, quick):
     _, base = timed(stock, 20)
     rows.append(row("SAM prompt -> chosen mask at slice size, ViT-B decoder, cached embedding", ours,
                     "segment_anything SamPredictor.predict", base, threads=torch.get_num_threads()))
+    rows.append(bench_sam_click_written(data, engine))
     return rows
+
+
+def bench_sam_click_written(data, engine):
+    """Click -> mask written into the segment through the bridge (ViT-B decoder, embedding cached)."""
+    import torch
+    from MVAEvaluationLib.evaluation import Case
+    from SegmentAnythingLib.segment_anything_logic import SegmentAnythingLogic
+    case = Case("mni", data.image, data.truth, data.ijk_to_ras)
+    plane = case.plane("axial", 97)
+    logic = SegmentAnythingLogic(case.bridge, engine, "vit_b-random")
+    key = logic.slice_key(plane)
+    rows, cols = plane.shape
+    engine.cache.put(key, torch.randn(1, 256, 64, 64), (rows, cols),
+                     (1024, int(round(1024 * cols / rows))) if rows >= cols else (int(round(1024 * rows / cols)), 1024))
+    clicks = [(100 + (n % 7), 90 + (n % 5)) for n in range(20)]
+    logic.add_point(plane, clicks[0])
+    seconds = []
+    for n, click in enumerate(clicks[1:]):
+        tic = time.perf_counter()
+        logic.add_point(plane, click, positive=n % 3 != 0)
+        seconds.append(time.perf_counter() - tic)
+    case.close()
+    return row("SAM click -> mask written into the segment (ViT-B decoder, cached embedding, refinement)", seconds)
 
 
 def bench_brush(data, quick):
