@@ -1,6 +1,5 @@
 """SegmentAnythingMVA: model manager and settings for the smart Segment Editor effects."""
 import logging
-import os
 
 import qt
 import slicer
@@ -31,28 +30,10 @@ class SegmentAnythingMVA(ScriptedLoadableModule):
 class SegmentAnythingMVALogic(ScriptedLoadableModuleLogic):
     """Dependency installation and model management; the work itself is in the Qt-free Lib packages."""
 
-    def requirements_path(self):
-        return os.path.join(os.path.dirname(__file__), "Resources", "requirements.txt")
-
     def ensure_dependencies(self):
         """Install missing Python packages after asking the user (never at import time)."""
-        if hasattr(slicer, "packaging"):
-            requirements = slicer.packaging.load_requirements(self.requirements_path())
-            return slicer.packaging.pip_ensure(requirements, requester="SegmentAnythingMVA")
-        # Slicer 5.10: no slicer.packaging yet
-        missing = [line.strip() for line in open(self.requirements_path())
-                   if line.strip() and not line.startswith("#") and not _importable(line.strip())]
-        if missing and slicer.util.confirmOkCancelDisplay(
-                "SegmentAnythingMVA needs these Python packages: " + ", ".join(missing) + ". Install them now?"):
-            slicer.util.pip_install(missing)
-        return True
-
-
-def _importable(requirement):
-    import importlib.util
-    name = {"segment-anything": "segment_anything", "scikit-image": "skimage", "scikit-learn": "sklearn"}.get(
-        requirement, requirement)
-    return importlib.util.find_spec(name) is not None
+        from MVASlicerLib.dependencies import ensure_dependencies
+        ensure_dependencies()
 
 
 class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
@@ -87,7 +68,7 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
         form.addRow("Status:", self.statusLabel)
         self.layout.addStretch(1)
 
-        self.installButton.connect("clicked()", self.logic.ensure_dependencies)
+        self.installButton.connect("clicked()", self.onInstall)
         self.downloadButton.connect("clicked()", self.onLoadModel)
         self.deleteButton.connect("clicked()", self.onDelete)
         self.modelCombo.connect("currentIndexChanged(int)", self.saveSettings)
@@ -96,6 +77,13 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
         self.prefetchCheck.connect("toggled(bool)", self.saveSettings)
         self.checkpointPath.connect("currentPathChanged(QString)", self.saveSettings)
         self.loadSettings()
+
+    def onInstall(self):
+        try:
+            self.logic.ensure_dependencies()
+            self.loadSettings()
+        except RuntimeError as error:
+            slicer.util.errorDisplay(str(error))
 
     def loadSettings(self):
         try:
@@ -126,7 +114,11 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
 
     def onLoadModel(self):
         from MVASlicerLib import sam_session
-        self.logic.ensure_dependencies()
+        try:
+            self.logic.ensure_dependencies()
+        except RuntimeError as error:
+            slicer.util.errorDisplay(str(error))
+            return
         progress = slicer.util.createProgressDialog(labelText="Preparing the model...", maximum=100)
 
         def report(done, total):

@@ -4,7 +4,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from scipy import ndimage  # noqa: E402
 
 from MVAEvaluationLib.datasets import load_mni  # noqa: E402
 from MVAEvaluationLib.evaluation import Case  # noqa: E402

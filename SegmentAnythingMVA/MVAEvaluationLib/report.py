@@ -78,17 +78,22 @@ def markdown_table(rows):
 
 
 def write_plots(folder, curves):
-    plots = []
+    """One plot per structure for the interactive tools (Dice vs interactions) and one for propagation."""
+    grouped = {}
     for (name, structure, pair), results in curves.items():
-        if len(results) < 1 or pair in INTERPOLATION:
-            continue
-        if pair in PROPAGATION:
+        kind = "interactive" if pair in INTERACTIVE else "propagation" if pair in PROPAGATION else None
+        if kind:
+            grouped.setdefault((name, structure, kind), {}).update(results)
+    plots = []
+    for (name, structure, kind), results in grouped.items():
+        path = os.path.join(folder, f"{name}_{structure}_{kind}.png")
+        if kind == "propagation":
             series = {tool: r["dice"][:30] for tool, r in results.items()}
-            path = curves_png(os.path.join(folder, f"{name}_{structure}_{pair[0]}.png"), series,
-                              "distance from the seed slice", title=f"{name} {structure}: propagation")
+            curves_png(path, series, "distance from the seed slice (slices)",
+                       title=f"{name} {structure}: Dice vs distance, propagation vs copy")
         else:
             series = {tool: r["dice"] for tool, r in results.items()}
-            path = curves_png(os.path.join(folder, f"{name}_{structure}_{pair[0]}.png"), series,
-                              "interactions", title=f"{name} {structure}: {pair[0]} vs {pair[1]}")
+            curves_png(path, series, "interactions (simulated clicks / dabs)",
+                       title=f"{name} {structure}: Dice vs interactions")
         plots.append(path)
     return plots

@@ -6,21 +6,22 @@ import logging
 import qt
 import slicer
 
-from MVABridgeLib.edit_backend import EffectBackend, SegmentEditBridge
-from MVABridgeLib.errors import BridgeError
-from MVABridgeLib.image_data import matrix_to_array
-from MVABridgeLib.slice_geometry import SlicePlane
 
 
 class EffectContext:
     """What an effect needs from Slicer to call the Qt-free tool logic."""
 
     def __init__(self, scripted_effect):
+        from MVASlicerLib.dependencies import ensure_dependencies
+        ensure_dependencies()  # the bridge needs scipy: ask before the first use, not at startup
+        from MVABridgeLib.edit_backend import EffectBackend, SegmentEditBridge
         self.scripted_effect = scripted_effect
         self.bridge = SegmentEditBridge(EffectBackend(scripted_effect))
 
     def plane_of_view(self, view_widget):
         """The voxel-resolution SlicePlane of a slice view (exact voxel slice when the view is axis-aligned)."""
+        from MVABridgeLib.image_data import matrix_to_array
+        from MVABridgeLib.slice_geometry import SlicePlane
         slice_node = view_widget.sliceLogic().GetSliceNode()
         volume = self.bridge.work_volume()
         return SlicePlane.voxel_aligned(matrix_to_array(slice_node.GetSliceToRAS()), volume.index_to_ras, volume.shape)
@@ -46,7 +47,7 @@ def user_action(title):
     qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
     try:
         yield
-    except (BridgeError, ValueError) as error:
+    except (ValueError, RuntimeError) as error:  # bridge and tool input errors are ValueErrors
         logging.warning("%s: %s", title, error)
         slicer.util.errorDisplay(f"{title}: {error}")
     finally:

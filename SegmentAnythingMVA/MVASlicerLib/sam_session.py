@@ -1,8 +1,6 @@
 """The one SAM engine and prefetcher of a Slicer session, configured by the SegmentAnythingMVA module."""
 import qt
 
-from SegmentAnythingLib.engine_factory import create_engine
-
 SETTINGS_PREFIX = "SegmentAnythingMVA/"
 DEFAULTS = {"Model": "vit_b", "Device": "auto", "CacheMB": 1024, "Checkpoint": "", "Prefetch": True}
 
@@ -24,6 +22,7 @@ def set_setting(name, value):
 def load_engine(progress=None, cancel=None):
     """(Re)build the engine from the settings; downloads the checkpoint on first use."""
     global _engine, _prefetcher
+    from SegmentAnythingLib.engine_factory import create_engine
     if _prefetcher is not None:
         _prefetcher.stop()
         _prefetcher = None

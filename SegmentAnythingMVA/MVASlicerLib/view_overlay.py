@@ -3,8 +3,6 @@ import numpy as np
 import vtk
 from vtk.util import numpy_support
 
-from MVABridgeLib.image_data import matrix_to_array
-from MVABridgeLib.slice_geometry import SlicePlane
 
 
 class ViewOverlay:
@@ -28,6 +26,8 @@ class ViewOverlay:
         return self.slice_widget.sliceView().renderWindow().GetRenderers().GetFirstRenderer()
 
     def view_plane(self):
+        from MVABridgeLib.image_data import matrix_to_array
+        from MVABridgeLib.slice_geometry import SlicePlane
         node = self.slice_widget.mrmlSliceNode()
         return SlicePlane.from_slice_view(matrix_to_array(node.GetXYToRAS()), node.GetDimensions()[:2])
 

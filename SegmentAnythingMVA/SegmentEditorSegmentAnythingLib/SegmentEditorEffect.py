@@ -5,8 +5,6 @@ from slicer.i18n import tr as _
 from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
 
 from MVASlicerLib.effect_support import EffectContext, clone_effect, effect_icon, user_action
-from MVASlicerLib.sam_session import shared_engine, shared_prefetcher
-from SegmentAnythingLib.segment_anything_logic import SegmentAnythingLogic
 
 PREFETCH_SLICES = 3
 
@@ -49,10 +47,12 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.newObjectButton.connect("clicked()", self.onNewObject)
 
     def samLogic(self):
+        context = EffectContext(self.scriptedEffect)  # installs missing packages (asks) before the imports
+        from MVASlicerLib.sam_session import shared_engine, shared_prefetcher
+        from SegmentAnythingLib.segment_anything_logic import SegmentAnythingLogic
         engine = shared_engine()
         if self.logic is None or self.logic.engine is not engine:
-            self.logic = SegmentAnythingLogic(EffectContext(self.scriptedEffect).bridge, engine,
-                                              engine.model_name, prefetcher=shared_prefetcher())
+            self.logic = SegmentAnythingLogic(context.bridge, engine, engine.model_name, prefetcher=shared_prefetcher())
         return self.logic
 
     def activate(self):

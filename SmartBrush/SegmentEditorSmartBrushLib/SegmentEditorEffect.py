@@ -6,12 +6,9 @@ import vtk
 from slicer.i18n import tr as _
 from SegmentEditorEffects import AbstractScriptedSegmentEditorPaintEffect
 
-from MVABridgeLib.edit_backend import EditMode
-from MVABridgeLib.image_data import array_view, index_to_ras
 from MVASlicerLib.effect_support import EffectContext, clone_effect, effect_icon, progress_dialog, user_action
 from MVASlicerLib.view_overlay import ViewOverlay
-from SmartBrushLib.algorithms import SmartBrushCancelled
-from SmartBrushLib.smart_brush_logic import BrushOptions, SmartBrushLogic
+from SmartBrushLib.brush_options import BrushOptions
 
 MODE = "BrushMode"
 SHOW_UNCERTAINTY = "ShowUncertainty"
@@ -83,7 +80,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorPaintEffect):
 
     def brushLogic(self):
         if self.logic is None:
-            self.logic = SmartBrushLogic(EffectContext(self.scriptedEffect).bridge)
+            context = EffectContext(self.scriptedEffect)  # installs missing packages (asks) before the import
+            from SmartBrushLib.smart_brush_logic import SmartBrushLogic
+            self.logic = SmartBrushLogic(context.bridge)
         self.logic.options.mode = self.scriptedEffect.parameter(MODE)
         return self.logic
 
@@ -103,6 +102,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorPaintEffect):
         with user_action(_("Smart Brush")):
             logic = self.brushLogic()
             plane = context.plane_of_view(viewWidget)
+            from MVABridgeLib.image_data import array_view, index_to_ras
             values = array_view(stroke)
             stroke_2d = plane.sample(values, index_to_ras(stroke), order=0) > 0
             if not stroke_2d.any():
@@ -137,6 +137,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorPaintEffect):
             overlay.hide()
 
     def onPredict3D(self):
+        from MVABridgeLib.edit_backend import EditMode
+        from SmartBrushLib.algorithms import SmartBrushCancelled
         widget = slicer.app.layoutManager().sliceWidget("Red")
         with progress_dialog(_("Predicting in 3D...")) as (report, cancel), user_action(_("Smart Brush")):
             try:

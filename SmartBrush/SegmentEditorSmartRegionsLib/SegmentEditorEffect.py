@@ -7,8 +7,7 @@ from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
 
 from MVASlicerLib.effect_support import EffectContext, clone_effect, effect_icon, progress_dialog, user_action
 from MVASlicerLib.view_overlay import ViewOverlay
-from SmartRegionsLib.algorithms.region_errors import SupervoxelsCancelled
-from SmartRegionsLib.smart_regions_logic import RegionsOptions, SmartRegionsLogic
+from SmartRegionsLib.regions_options import RegionsOptions
 
 REGION_SIZE = "RegionSizeMm"
 COMPACTNESS = "Compactness"
@@ -97,12 +96,15 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def regionsLogic(self):
         if self.logic is None:
-            self.logic = SmartRegionsLogic(EffectContext(self.scriptedEffect).bridge)
+            context = EffectContext(self.scriptedEffect)  # installs missing packages (asks) before the import
+            from SmartRegionsLib.smart_regions_logic import SmartRegionsLogic
+            self.logic = SmartRegionsLogic(context.bridge)
         self.logic.options = self.options()
         return self.logic
 
     # --- actions ----------------------------------------------------------------------------------------------
     def onCompute(self):
+        from SmartRegionsLib.algorithms.region_errors import SupervoxelsCancelled
         with progress_dialog(_("Computing supervoxels...")) as (report, cancel), user_action(_("Smart Regions")):
             try:
                 self.regionsLogic().volume_labels(progress=report, cancel=cancel)

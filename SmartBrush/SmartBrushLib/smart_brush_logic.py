@@ -12,15 +12,7 @@ from scipy import ndimage
 from MVABridgeLib.edit_backend import EditMode
 from MVABridgeLib.slice_geometry import VoxelPatch
 from SmartBrushLib.algorithms import BACKGROUND, SliceBrushModel, SmartBrushModel, uncertainty
-
-
-@dataclass
-class BrushOptions:
-    seed: int = 0
-    mode: str = "fill"  # "fill": preview the prediction, write on Apply; "assist": edge-aware brush
-    # Keep only predicted pieces connected to the segment's strokes on the slice ("similar tissue around it"):
-    # tissue of the same intensity elsewhere (a nodule's HU is the chest wall's) is not taken.
-    connected_to_strokes: bool = True
+from SmartBrushLib.brush_options import BrushOptions
 
 
 @dataclass

@@ -3,8 +3,6 @@
 3D mode uses supervoxels of the whole source volume (computed once per volume and parameter set);
 2D mode uses superpixels of the clicked slice plane, in any view orientation.
 """
-from dataclasses import dataclass
-
 import numpy as np
 from scipy import ndimage
 from skimage.segmentation import find_boundaries
@@ -14,23 +12,8 @@ from MVABridgeLib.slice_geometry import VoxelPatch
 from SmartRegionsLib.algorithms.region_graph import RegionGraph
 from SmartRegionsLib.algorithms.region_lookup import click_regions, default_merge_tolerance
 from SmartRegionsLib.algorithms.supervoxel_cache import SupervoxelCache
-from SmartRegionsLib.algorithms.supervoxels import SupervoxelParameters, compute_superpixels
-
-
-@dataclass
-class RegionsOptions:
-    region_size_mm: float = SupervoxelParameters.region_size_mm
-    compactness: float = SupervoxelParameters.compactness
-    mode: str = "3d"  # "3d" supervoxels or "2d" superpixels of the clicked slice
-    # Smart merge: a click also takes similar neighbouring regions (within this intensity difference).
-    # "auto" = 4 % of the image's intensity range; it measured much better than single regions on MNI white
-    # matter (Dice after 10 clicks 0.96-0.98 against 0.12-0.42), so it is on by default. None turns it off.
-    merge_tolerance: object = "auto"
-    merge_hops: int = 10
-    remove_merge_hops: int = 1  # a removal takes the clicked region and its similar direct neighbours only
-
-    def parameters(self):
-        return SupervoxelParameters(region_size_mm=float(self.region_size_mm), compactness=float(self.compactness))
+from SmartRegionsLib.algorithms.supervoxels import compute_superpixels
+from SmartRegionsLib.regions_options import RegionsOptions
 
 
 class SmartRegionsLogic:

@@ -6,9 +6,7 @@ from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
 
 from MVASlicerLib.effect_support import EffectContext, clone_effect, effect_icon, progress_dialog, user_action
 from MVASlicerLib.view_overlay import ViewOverlay
-from SmartPropagationLib.smart_propagation_logic import (
-    STRATEGIES, PropagationOptions, SmartPropagationLogic)
-from SmartPropagationLib.algorithms import PropagationCancelled
+from SmartPropagationLib.propagation_options import STRATEGIES, PropagationOptions
 
 STRATEGY = "Strategy"
 DIRECTION = "Direction"
@@ -93,13 +91,16 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def propagationLogic(self):
         if self.logic is None:
-            self.logic = SmartPropagationLogic(EffectContext(self.scriptedEffect).bridge)
+            context = EffectContext(self.scriptedEffect)  # installs missing packages (asks) before the import
+            from SmartPropagationLib.smart_propagation_logic import SmartPropagationLogic
+            self.logic = SmartPropagationLogic(context.bridge)
         self.logic.options = PropagationOptions(strategy=self.scriptedEffect.parameter(STRATEGY),
                                                 direction=self.scriptedEffect.parameter(DIRECTION),
                                                 max_slices=self.scriptedEffect.integerParameter(MAX_SLICES))
         return self.logic
 
     def runPreview(self, repropagate):
+        from SmartPropagationLib.algorithms import PropagationCancelled
         widget = slicer.app.layoutManager().sliceWidget(self.viewCombo.currentText)
         with progress_dialog(_("Propagating...")) as (report, cancel), user_action(_("Smart Propagation")):
             try:

@@ -3,11 +3,12 @@
 Works along the volume axis of a voxel-aligned slice view (axial, coronal, sagittal, or any view whose
 normal is parallel to a volume axis). Slices the user annotated are tracked and never overwritten.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from MVABridgeLib.errors import BridgeError
+from SmartPropagationLib.propagation_options import STRATEGIES, PropagationOptions
 from SmartPropagationLib.algorithms import (
     StopRule, available_strategies, interpolate_between_slices, propagate, repropagate)
 
@@ -19,19 +20,10 @@ STOP_MESSAGES = {
     "max_slices": "the requested number of slices was reached",
     "volume_end": "the end of the volume was reached",
 }
-STRATEGIES = ("auto", "registration", "sam", "interpolation", "copy")
 
 
 class PropagationPlaneError(BridgeError):
     """Propagation needs a slice view whose normal is parallel to a volume axis."""
-
-
-@dataclass
-class PropagationOptions:
-    strategy: str = "auto"
-    direction: str = "both"  # "both", "forward" (towards the view normal) or "backward"
-    max_slices: int = 50
-    stop_rule: StopRule = field(default_factory=StopRule)
 
 
 @dataclass
@@ -112,7 +104,7 @@ class SmartPropagationLogic:
             stops = []
         else:
             result = propagate(image, segment[index], index, self._direction(plane), self.options.max_slices,
-                               spacing, strategy, self.options.stop_rule, _adapt(progress), cancel)
+                               spacing, strategy, self.options.stop_rule or StopRule(), _adapt(progress), cancel)
             self._last_result = (axis, result)
             masks, stops = dict(result.masks), list(result.stops.values())
         self.preview = PropagationPreview(axis, index, masks, stops, strategy, set(annotated))
@@ -168,7 +160,7 @@ class SmartPropagationLogic:
         annotated.add(index)
         result = repropagate(image, self._last_result[1], index, segment[index], None, self.options.max_slices,
                              spacing, "registration" if self.options.strategy in ("auto", "interpolation")
-                             else self.options.strategy, self.options.stop_rule, _adapt(progress), cancel)
+                             else self.options.strategy, self.options.stop_rule or StopRule(), _adapt(progress), cancel)
         self._last_result = (axis, result)
         away = 1 if index >= result.seed_k else -1
         beyond = {k: m for k, m in result.masks.items() if (k - index) * away > 0}

@@ -152,3 +152,40 @@ def test_extension_index_entry_matches_the_cmake_metadata():
     assert entry["build_dependencies"] == re.search(r'set\(EXTENSION_DEPENDS "([^"]*)"\)', text).group(1).split()
     for url in re.findall(r"set\(EXTENSION_(?:ICONURL|SCREENSHOTURLS) \"([^\"]+)\"\)", text):
         assert os.path.exists(os.path.join(ROOT, url.split("/main/", 1)[1])), url
+
+
+LIGHT_TOP_LEVEL = {"qt", "ctk", "vtk", "slicer", "SegmentEditorEffects", "numpy", "os", "logging", "contextlib",
+                   "traceback", "importlib", "MVASlicerLib", "SmartBrushLib.brush_options",
+                   "SmartRegionsLib.regions_options", "SmartPropagationLib.propagation_options", "slicer.i18n",
+                   "slicer.ScriptedLoadableModule", "vtk.util", "vtk.util.numpy_support", "unittest"}
+
+
+def top_level_imports(path):
+    tree = ast.parse(open(path).read(), path)
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            yield node.module
+
+
+def slicer_startup_files():
+    yield from effect_files()
+    for module in MODULES:
+        yield os.path.join(ROOT, module, f"{module}.py")
+    yield from python_files(os.path.join(ROOT, "SegmentAnythingMVA", "MVASlicerLib"))
+
+
+@pytest.mark.parametrize("path", list(slicer_startup_files()), ids=lambda p: os.path.relpath(p, ROOT))
+def test_files_slicer_loads_at_startup_import_nothing_that_may_be_missing(path):
+    """scipy, scikit-image, torch... are installed on first use after the user agrees, so a fresh Slicer must be
+    able to register the effects without them."""
+    heavy = [name for name in top_level_imports(path)
+             if name not in LIGHT_TOP_LEVEL and name.split(".")[0] not in ("MVASlicerLib", "importlib")]
+    assert not heavy, f"{os.path.relpath(path, ROOT)} imports {heavy} at startup; import them where first used"
+
+
+def test_option_defaults_match_the_algorithm_defaults():
+    from SmartRegionsLib.algorithms.supervoxels import SupervoxelParameters
+    from SmartRegionsLib.regions_options import RegionsOptions
+    assert RegionsOptions().parameters() == SupervoxelParameters()
