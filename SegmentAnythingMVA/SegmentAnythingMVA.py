@@ -66,7 +66,16 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
         self.statusLabel = qt.QLabel()
         self.statusLabel.wordWrap = True
         form.addRow("Status:", self.statusLabel)
+        self.cacheLabel = qt.QLabel()
+        form.addRow("Embeddings:", self.cacheLabel)
+        self.clearCacheButton = qt.QPushButton("Clear embedding cache")
+        form.addRow(self.clearCacheButton)
         self.layout.addStretch(1)
+        self.cacheTimer = qt.QTimer()
+        self.cacheTimer.setInterval(2000)
+        self.cacheTimer.connect("timeout()", self.updateCacheStatus)
+        self.cacheTimer.start()
+        self.clearCacheButton.connect("clicked()", self.onClearCache)
 
         self.installButton.connect("clicked()", self.onInstall)
         self.downloadButton.connect("clicked()", self.onLoadModel)
@@ -77,6 +86,18 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
         self.prefetchCheck.connect("toggled(bool)", self.saveSettings)
         self.checkpointPath.connect("currentPathChanged(QString)", self.saveSettings)
         self.loadSettings()
+
+    def updateCacheStatus(self):
+        from MVASlicerLib import sam_session
+        self.cacheLabel.text = sam_session.status()
+
+    def onClearCache(self):
+        from MVASlicerLib import sam_session
+        sam_session.clear_cache()
+        self.updateCacheStatus()
+
+    def cleanup(self):
+        self.cacheTimer.stop()
 
     def onInstall(self):
         try:

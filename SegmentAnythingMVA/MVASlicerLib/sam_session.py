@@ -52,3 +52,20 @@ def unload_engine():
     if _prefetcher is not None:
         _prefetcher.stop()
     _engine, _prefetcher = None, None
+
+
+def status():
+    """One line: the loaded model, cached embeddings and background work."""
+    if _engine is None:
+        return "No model loaded"
+    cache = _engine.cache
+    text = (f"{_engine.model_name} on {_engine.device}: {len(cache)} slices cached, "
+            f"{cache.memory_bytes / 1e6:.0f} of {setting('CacheMB')} MB")
+    if _prefetcher is not None:
+        text += "; " + _prefetcher.status().summary()
+    return text
+
+
+def clear_cache():
+    if _engine is not None:
+        _engine.cache.clear()
