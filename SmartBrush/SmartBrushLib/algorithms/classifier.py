@@ -29,7 +29,7 @@ class KernelDensityClassifier:
     seed : int
     """
 
-    def __init__(self, bandwidth=0.1, max_samples_per_label=512, outlier_distance=3.0, seed=0):
+    def __init__(self, bandwidth=0.12, max_samples_per_label=512, outlier_distance=3.0, seed=0):
         if bandwidth <= 0 or max_samples_per_label < 1 or outlier_distance <= 0:
             raise SmartBrushInputError("bandwidth, max_samples_per_label and outlier_distance must be positive")
         self.bandwidth = float(bandwidth)
