@@ -110,3 +110,42 @@ def test_apply_before_painting_raises_and_changes_nothing(brush_case):
     with pytest.raises(ValueError, match="paint"):
         logic.apply()
     assert segment_mask_in_volume(segmentation, ids[0], volume).sum() == 0
+
+
+def test_only_one_class_painted_previews_similar_connected_tissue(brush_case):
+    logic, session, volume, segmentation, ids, disc = brush_case
+    plane = SlicePlane.for_anatomical_axis("axial", 6, MATRIX, disc.shape)
+    preview = logic.add_stroke(plane, dab_mask(plane.shape, pixel_of(plane, (6, 20, 20))))
+    assert_matches(preview.mask_2d, plane.sample(disc, MATRIX, order=0) > 0)
+
+
+def test_masking_and_overwrite_settings_are_honoured_on_apply(brush_case):
+    import slicer
+    from MVABridgeLib.segments import replace_segment_from_mask
+    logic, session, volume, segmentation, ids, disc = brush_case
+    left = np.zeros(disc.shape, bool)
+    left[:, :, :20] = True
+    replace_segment_from_mask(segmentation, ids[1], left, MATRIX)
+    session.editor_node.SetMaskMode(slicer.vtkMRMLSegmentationNode.EditAllowedInsideSingleSegment)
+    session.editor_node.SetMaskSegmentID(ids[1])
+    session.editor_node.SetOverwriteMode(slicer.vtkMRMLSegmentEditorNode.OverwriteNone)
+    plane = SlicePlane.for_anatomical_axis("axial", 6, MATRIX, disc.shape)
+    logic.add_stroke(plane, dab_mask(plane.shape, pixel_of(plane, (6, 20, 20))))
+    logic.add_stroke(plane, dab_mask(plane.shape, pixel_of(plane, (6, 3, 3))), erase=True)
+    logic.apply()
+    written = segment_mask_in_volume(segmentation, ids[0], volume).astype(bool)
+    assert written.any() and not (written & ~left).any()  # only inside the mask segment
+    assert np.array_equal(segment_mask_in_volume(segmentation, ids[1], volume).astype(bool), left)  # kept
+
+
+def test_volume_with_nan_voxels_is_refused_before_any_stroke(headless):
+    from MVABridgeLib.errors import InvalidVolumeError
+    image = np.ones((4, 10, 10), np.float32)
+    image[1, 1, 1] = np.nan
+    volume = add_volume_node(headless.scene, image, MATRIX)
+    segmentation, ids = add_segmentation(headless, volume)
+    logic = SmartBrushLogic(SegmentEditorSession(volume, segmentation, ids[0], headless.scene).bridge)
+    plane = SlicePlane.for_anatomical_axis("axial", 1, MATRIX, image.shape)
+    with pytest.raises(InvalidVolumeError, match="NaN"):
+        logic.add_stroke(plane, np.ones(plane.shape, bool))
+    assert segment_mask_in_volume(segmentation, ids[0], volume).sum() == 0
