@@ -1,4 +1,5 @@
 """Smart Brush effect: paint strokes like the Paint effect; a classifier learns them and labels similar tissue."""
+import ctk
 import numpy as np
 import qt
 import slicer
@@ -38,7 +39,13 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorPaintEffect):
             "strokes are kept per segment until you clear them.</html>")
 
     def setupOptionsFrame(self):
-        AbstractScriptedSegmentEditorPaintEffect.setupOptionsFrame(self)
+        # Slicer's paint machinery (radius in mm, sphere/2D) supplies the brush options frame.
+        self.scriptedEffect.setColorSmudgeCheckboxVisible(False)
+        brushBox = ctk.ctkCollapsibleGroupBox()
+        brushBox.setTitle(_("Brush"))
+        brushBox.setLayout(qt.QVBoxLayout())
+        brushBox.layout().addWidget(self.scriptedEffect.paintOptionsFrame())
+        self.scriptedEffect.addOptionsWidget(brushBox)
         self.modeCombo = qt.QComboBox()
         self.modeCombo.addItems(["fill", "assist"])
         self.scriptedEffect.addLabeledOptionsWidget(_("Mode:"), self.modeCombo)
@@ -59,13 +66,11 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorPaintEffect):
         self.predict3DButton.connect("clicked()", self.onPredict3D)
         self.clearButton.connect("clicked()", self.onClear)
 
-    def setMRMLDefaults(self):
-        AbstractScriptedSegmentEditorPaintEffect.setMRMLDefaults(self)
+    def setMRMLDefaults(self):  # the C++ paint effect sets its own brush defaults first
         self.scriptedEffect.setParameterDefault(MODE, BrushOptions().mode)
         self.scriptedEffect.setParameterDefault(SHOW_UNCERTAINTY, 0)
 
     def updateGUIFromMRML(self):
-        AbstractScriptedSegmentEditorPaintEffect.updateGUIFromMRML(self)
         self.modeCombo.blockSignals(True)
         self.modeCombo.currentText = self.scriptedEffect.parameter(MODE)
         self.modeCombo.blockSignals(False)
@@ -74,7 +79,6 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorPaintEffect):
         self.uncertaintyCheck.blockSignals(False)
 
     def updateMRMLFromGUI(self):
-        AbstractScriptedSegmentEditorPaintEffect.updateMRMLFromGUI(self)
         self.scriptedEffect.setParameter(MODE, self.modeCombo.currentText)
         self.scriptedEffect.setParameter(SHOW_UNCERTAINTY, 1 if self.uncertaintyCheck.checked else 0)
 
@@ -89,8 +93,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorPaintEffect):
     def processInteractionEvents(self, callerInteractor, eventId, viewWidget):
         if eventId == vtk.vtkCommand.LeftButtonPressEvent:
             self.eraseStroke = bool(callerInteractor.GetShiftKey())  # shift-stroke: "not this tissue"
-        return AbstractScriptedSegmentEditorPaintEffect.processInteractionEvents(
-            self, callerInteractor, eventId, viewWidget)
+        return False  # Slicer's paint effect draws the stroke and then calls paintApply
 
     def paintApply(self, viewWidget):
         """Slicer's brush painted a stroke: learn from it (and, in assist mode, paint it edge-aware)."""
@@ -156,7 +159,6 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorPaintEffect):
             overlay.hide()
 
     def deactivate(self):
-        AbstractScriptedSegmentEditorPaintEffect.deactivate(self)
         for overlay in self.overlays.values():
             overlay.remove()
         self.overlays = {}
