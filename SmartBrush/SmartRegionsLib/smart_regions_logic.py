@@ -26,6 +26,7 @@ class SmartRegionsLogic:
         self._objects = {}  # id(labels) -> bounding boxes of its regions
         self._plane_labels = {}
         self._plane_graph = None
+        self._auto_tolerance = (None, None)
 
     # --- regions ------------------------------------------------------------------------------------------
     def _token(self):
@@ -83,7 +84,10 @@ class SmartRegionsLogic:
         if self.options.merge_tolerance is None:
             return None
         if self.options.merge_tolerance == "auto":
-            return default_merge_tolerance(self.bridge.work_volume().array)
+            volume = self.bridge.work_volume()
+            if self._auto_tolerance[0] is not volume:  # a percentile scan of the volume: once per volume
+                self._auto_tolerance = (volume, default_merge_tolerance(volume.array))
+            return self._auto_tolerance[1]
         return float(self.options.merge_tolerance)
 
     def _regions_patch(self, plane, pixels_rc, add):
@@ -103,7 +107,9 @@ class SmartRegionsLogic:
         low = np.min([[b.start for b in boxes[c - 1]] for c in chosen], axis=0)
         high = np.max([[b.stop for b in boxes[c - 1]] for c in chosen], axis=0)
         block = labels[low[0]:high[0], low[1]:high[1], low[2]:high[2]]
-        return VoxelPatch(tuple(int(v) for v in low), np.isin(block, list(chosen)))
+        lookup = np.zeros(int(labels.max()) + 1, bool)  # label -> taken; faster than np.isin on large blocks
+        lookup[list(chosen)] = True
+        return VoxelPatch(tuple(int(v) for v in low), lookup[block])
 
     def _bounding_boxes(self, labels):
         if id(labels) not in self._objects:
