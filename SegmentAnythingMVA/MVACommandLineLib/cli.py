@@ -41,6 +41,9 @@ def build_parser():
 
     data = commands.add_parser("data", help="export the standard evaluation cases as NIfTI files")
     data.add_argument("--output", default="mva-data")
+
+    from MVAWorkflowLib.project_cli import add_project_command
+    add_project_command(commands)
     return parser
 
 
@@ -80,6 +83,9 @@ def main(argv=None):
         if args.json:
             with open(args.json, "w") as stream:
                 json.dump(rows, stream, indent=1)
+    elif args.command == "project":
+        from MVAWorkflowLib.project_cli import run_project
+        return run_project(args)
     elif args.command == "data":
         from MVAEvaluationLib.datasets import export_standard_cases
         for name, image, labels, structures in export_standard_cases(args.output):

@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 from MVAWorkflowLib.errors import PermissionDeniedError  # noqa: E402
 from MVAWorkflowLib.statistics import dice, format_table, project_statistics, write_plots  # noqa: E402
 from MVAWorkflowLib.storage import Labelmap  # noqa: E402
-from MVAWorkflowLib.testing import (PASSWORD, box_labelmap, cheap_password_hashing, database_url,  # noqa: E402,F401
+from MVAWorkflowLib.testing import (box_labelmap, cheap_password_hashing, database_url,  # noqa: E402,F401
                                     service, team)
 
 

@@ -1,0 +1,29 @@
+"""Exceptions of the annotation workflow. All are `ValueError`s with a message a user can act on."""
+
+
+class WorkflowError(ValueError):
+    """Base class of every workflow error."""
+
+
+class AuthenticationError(WorkflowError):
+    """Unknown user, wrong password, disabled account, or an expired / unknown session token."""
+
+
+class PermissionDeniedError(WorkflowError):
+    """The acting user's role does not allow the action (e.g. an annotator accepting their own case)."""
+
+
+class NotFoundError(WorkflowError):
+    """A project, case, user, supplier, label or question that does not exist."""
+
+
+class InvalidStateError(WorkflowError):
+    """The case is not in a status that allows the action (e.g. reviewing a case that is still to annotate)."""
+
+
+class ConflictError(WorkflowError):
+    """Someone else changed the record since it was read (optimistic locking): reload and try again."""
+
+
+class InvalidInputError(WorkflowError):
+    """A value that does not fit: bad colour, unknown role, form answer of the wrong type, missing answer."""
