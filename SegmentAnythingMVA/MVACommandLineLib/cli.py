@@ -1,4 +1,4 @@
-"""The `mva` command: demo, eval, bench, report, data. Thin: parse, build, call the library."""
+"""The `mva` command: demo, eval, bench, report, data, serve, project. Thin: parse, build, call the library."""
 import argparse
 import json
 import os
@@ -44,6 +44,8 @@ def build_parser():
 
     from MVAWorkflowLib.project_cli import add_project_command
     add_project_command(commands)
+    from MVAWebLib.serve import add_serve_command
+    add_serve_command(commands)
     return parser
 
 
@@ -83,6 +85,9 @@ def main(argv=None):
         if args.json:
             with open(args.json, "w") as stream:
                 json.dump(rows, stream, indent=1)
+    elif args.command == "serve":
+        from MVAWebLib.serve import run_serve
+        return run_serve(args)
     elif args.command == "project":
         from MVAWorkflowLib.project_cli import run_project
         return run_project(args)

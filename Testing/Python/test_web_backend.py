@@ -1,0 +1,124 @@
+"""The web annotator's server side without a browser: the trame-slicer edit backend, jobs, cases, `mva serve`."""
+import argparse
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                "WebAnnotator"))
+pytest.importorskip("trame_slicer")
+
+from MVAWebLib import cases as web_cases
+from MVAWebLib.job_runner import JobRunner
+from MVAWebLib.serve import add_serve_command, host_warning, resolve_cases
+
+
+@pytest.fixture(scope="module")
+def web_app():
+    import asyncio
+    os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    from MVAWebLib.web_app import MVAWebApp
+    from trame.app import get_server
+    case = web_cases.default_case()
+    app = MVAWebApp(get_server("mva_web_backend_test", client_type="vue3"), cases=[case])
+    app.load_case(case)
+    yield app
+    app.runner.shutdown()
+
+
+def test_a_replace_through_the_trame_backend_is_one_undo_step_limited_to_the_plane(web_app):
+    from MVABridgeLib.edit_backend import EditMode
+    from MVABridgeLib.slice_geometry import SlicePlane
+    bridge = web_app.bridge
+    volume = bridge.work_volume()
+    plane = SlicePlane.for_anatomical_axis("axial", volume.shape[0] // 2, volume.index_to_ras, volume.shape)
+    mask = np.zeros(plane.shape, bool)
+    mask[100:120, 80:110] = True
+    from MVAWebLib.trame_backend import one_undo_step
+    undo_stack = web_app.editor.undo_stack
+    commands_before = len(undo_stack._command_list)
+    with one_undo_step(web_app.editor, "test"):
+        bridge.apply_slice_mask(plane, mask, EditMode.REPLACE)
+    written = bridge.selected_mask()
+    assert written.sum() == mask.sum()
+    assert np.count_nonzero(written.reshape(written.shape[0], -1).sum(1)) == 1
+    assert len(undo_stack._command_list) == commands_before + 1
+    undo_stack.undo()
+    assert bridge.selected_mask().sum() == 0
+    undo_stack.redo()
+    assert bridge.selected_mask().sum() == mask.sum()
+    undo_stack.undo()
+
+
+def test_a_snapshot_bridge_reads_captured_arrays_and_refuses_to_write(web_app):
+    from MVAWebLib.trame_backend import SnapshotBridge
+    snapshot = SnapshotBridge(web_app.bridge)
+    assert snapshot.work_volume() is web_app.bridge.work_volume()
+    assert snapshot.selected_mask().shape == snapshot.work_volume().shape
+    with pytest.raises(RuntimeError, match="read-only"):
+        snapshot.write_blocks((0, 0, 0), add=np.ones((1, 1, 1), bool))
+
+
+def test_viewer_settings_reach_the_display_nodes(web_app):
+    web_app.state.settings_fill = False
+    web_app.state.settings_opacity = 0.3
+    web_app.state.settings_interpolate = False
+    web_app.state.settings_preset = "CT brain"
+    web_app._on_settings()
+    segmentation_display = web_app.editor.active_segmentation_node.GetDisplayNode()
+    volume_display = web_app.editor.active_volume_node.GetDisplayNode()
+    assert not segmentation_display.GetVisibility2DFill() and segmentation_display.GetVisibility2DOutline()
+    assert segmentation_display.GetOpacity2DFill() == pytest.approx(0.3)
+    assert volume_display.GetInterpolate() == 0
+    assert (volume_display.GetWindow(), volume_display.GetLevel()) == (80.0, 40.0)
+    web_app.state.settings_preset = "No such preset"
+    with pytest.raises(ValueError, match="preset"):
+        web_app._on_settings()
+    web_app.state.settings_preset = "Auto"
+    web_app._on_settings()
+
+
+def test_the_default_layout_shows_slices_only_and_3d_comes_on_demand(web_app):
+    assert web_app.layout_manager.layout_id == "Axial Only"
+    web_app.show_3d(True)
+    assert web_app.layout_manager.layout_id == "Axial Primary"
+    web_app.show_3d(False)
+    assert web_app.layout_manager.layout_id == "Axial Only"
+
+
+def test_a_job_runs_compute_then_apply_and_refuses_a_second_job_while_busy():
+    done = []
+    runner = JobRunner(on_done=done.append)
+    assert runner.submit("tool", lambda: 20, lambda value: value + 1)
+    assert done[-1].value == 21 and done[-1].error == ""
+    runner.busy = True
+    assert not runner.submit("tool", lambda: 1, lambda value: value)
+    runner.busy = False
+    runner.submit("tool", lambda: 1 / 1, lambda value: (_ for _ in ()).throw(ValueError("no segment")))
+    assert done[-1].error == "no segment"
+    runner.shutdown()
+
+
+def test_cases_are_the_volume_files_of_a_folder_and_segmentations_are_saved_beside_them(tmp_path):
+    for name in ("b.nii.gz", "a.nrrd", "a.seg.nrrd", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    found = web_cases.cases_in(str(tmp_path))
+    assert [os.path.basename(p) for p in found] == ["a.nrrd", "b.nii.gz"]
+    assert web_cases.segmentation_path_for(found[1]) == str(tmp_path / "b.seg.nrrd")
+    with pytest.raises(web_cases.CaseNotFoundError, match="No volume files"):
+        web_cases.cases_in(str(tmp_path / "empty" if (tmp_path / "empty").mkdir() is None else tmp_path))
+
+
+def test_serve_binds_locally_by_default_and_warns_for_other_hosts():
+    parser = argparse.ArgumentParser(prog="mva")
+    add_serve_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["serve"])
+    assert (args.host, args.volume, args.cases) == ("127.0.0.1", None, None)
+    assert host_warning(args.host) is None
+    assert "no login" in host_warning("0.0.0.0")
+    assert resolve_cases(args) == [web_cases.default_case()]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--volume", "a.nii", "--cases", "folder"])

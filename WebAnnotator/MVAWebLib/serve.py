@@ -1,0 +1,73 @@
+"""`mva serve`: start the browser annotator (thin: parse, build, start)."""
+import os
+import sys
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+NO_LOGIN_WARNING = ("WARNING: mva serve is binding to {host}: anyone who can reach this address can open, edit and "
+                    "save cases, because the annotator has no login yet. Use 127.0.0.1 and an SSH tunnel instead.")
+
+
+def add_serve_command(subparsers):
+    """Add the `serve` subcommand to an argparse subparsers object; returns its parser."""
+    serve = subparsers.add_parser("serve", help="browser annotator with the smart tools (trame-slicer)")
+    source = serve.add_mutually_exclusive_group()
+    source.add_argument("--volume", default=None, help="volume file to open (default: the MNI152 T1 template)")
+    source.add_argument("--cases", default=None, help="folder of volume files to choose from")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s; 0 picks a free one)")
+    serve.add_argument("--sam-model", default="tiny", help="tiny, vit_b, vit_l, vit_h, medsam_vit_b")
+    serve.add_argument("--sam-checkpoint", default=None, help="local SAM-format checkpoint file")
+    serve.add_argument("--open-browser", action="store_true", help="open a browser tab on start")
+    return serve
+
+
+def host_warning(host):
+    """The warning printed for a non-local bind address, or None."""
+    return None if host in LOCAL_HOSTS else NO_LOGIN_WARNING.format(host=host)
+
+
+def resolve_cases(args):
+    """The list of case paths from --volume / --cases (default: the MNI T1)."""
+    from MVAWebLib.cases import cases_in, default_case
+    if args.cases:
+        return cases_in(args.cases)
+    return [os.path.abspath(args.volume)] if args.volume else [default_case()]
+
+
+def run_serve(args):
+    """Build the app, open the first case and serve until interrupted. Returns an exit status."""
+    os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    from MVAWebLib.cases import CaseNotFoundError
+    warning = host_warning(args.host)
+    if warning:
+        print(warning, file=sys.stderr)
+    try:
+        cases = resolve_cases(args)
+    except CaseNotFoundError as error:
+        print(f"mva serve: {error}", file=sys.stderr)
+        return 2
+    from trame.app import get_server
+
+    from MVAWebLib.web_app import MVAWebApp
+    server = get_server("mva_serve", client_type="vue3")
+    app = MVAWebApp(server, cases=cases, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint)
+    try:
+        app.load_case(cases[0])
+    except CaseNotFoundError as error:
+        print(f"mva serve: {error}", file=sys.stderr)
+        return 2
+    print(f"mva serve: {app.state.load_message}; http://{args.host}:{args.port}/", flush=True)
+    server.start(host=args.host, port=args.port, open_browser=args.open_browser, show_connection_info=False)
+    return 0
+
+
+def main(argv=None):
+    """Stand-alone entry (python -m MVAWebLib.serve ...) until `mva serve` is wired into the CLI."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="mva")
+    add_serve_command(parser.add_subparsers(dest="command", required=True))
+    return run_serve(parser.parse_args(["serve"] + list(sys.argv[1:] if argv is None else argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

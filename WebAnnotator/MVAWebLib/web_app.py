@@ -1,0 +1,246 @@
+"""MVAWebApp: trame-slicer's SlicerApp and SegmentationEditor composed with the project's smart tools."""
+import MVAWebLib.torch_first  # noqa: F401,I001  (before any VTK rendering import)
+import logging
+import os
+import time
+
+from MVABridgeLib.edit_backend import SegmentEditBridge
+from MVABridgeLib.node_io import save_segmentation_node
+from trame.app import TrameApp
+from trame_slicer import module as trame_slicer_module
+from trame_slicer.app.logic import LayoutButtonLogic, SegmentEditorLogic
+from trame_slicer.core import SlicerApp
+from trame_slicer.rca_view import register_rca_factories
+
+from MVAWebLib.cases import CaseNotFoundError, case_items, segmentation_path_for
+from MVAWebLib.job_runner import JobRunner
+from MVAWebLib.smart_effects import (
+    SMART_EFFECTS,
+    SegmentAnythingEffect,
+    SmartBrushEffect,
+    SmartPropagationEffect,
+    SmartRegionsEffect,
+)
+from MVAWebLib.tool_controllers import (
+    SegmentAnythingController,
+    SmartBrushController,
+    SmartPropagationController,
+    SmartRegionsController,
+)
+from MVAWebLib.trame_backend import TrameEditBackend
+from MVAWebLib.viewer_settings import (
+    ViewerSettings,
+    apply_segmentation_display,
+    apply_volume_display,
+    step_slice,
+)
+from MVAWebLib.web_ui import build_page
+
+_LOG = logging.getLogger(__name__)
+CONTROLLERS = {SmartBrushEffect: SmartBrushController, SmartRegionsEffect: SmartRegionsController,
+               SmartPropagationEffect: SmartPropagationController, SegmentAnythingEffect: SegmentAnythingController}
+SLICE_ONLY_LAYOUT = "Axial Only"
+THREE_D_LAYOUT = "Axial Primary"
+
+
+class MVAWebApp(TrameApp):
+    """One annotation session: a scene, a segment editor with the smart tools, a page."""
+
+    def __init__(self, server=None, cases=(), sam_model="tiny", sam_checkpoint=""):
+        super().__init__(server)
+        self.server.enable_module(trame_slicer_module)
+        self.slicer_app = SlicerApp()
+        register_rca_factories(self.slicer_app.view_manager, self.server)
+        self.editor = self.slicer_app.segmentation_editor
+        self.segment_editor_logic = SegmentEditorLogic(self.server, self.slicer_app)
+        self.layout_logic = LayoutButtonLogic(self.server, self.slicer_app)
+        self.layout_manager = self.layout_logic.layout_manager
+        self.bridge = SegmentEditBridge(TrameEditBackend(self.editor))
+        self.runner = JobRunner(on_done=self._on_job_done, on_start=self._on_job_start)
+        self.controllers = {}
+        self._new_controllers()
+        self.controllers[SegmentAnythingEffect].options.model = sam_model
+        self.controllers[SegmentAnythingEffect].options.checkpoint = sam_checkpoint or ""
+        self.cases = list(cases)
+        self.current_case = None
+        self.settings = ViewerSettings()
+        self.load_seconds = None
+        self._init_state(sam_model, sam_checkpoint)
+        self._bind_controller()
+        self.page = build_page(self)
+        self.segment_editor_logic.set_ui(self.segment_editor_ui)
+        self.layout_logic.set_ui(self.layout_button)
+        self.show_3d(False)  # no GPU: slice views only; 3D on demand
+
+    # --- setup ------------------------------------------------------------------------------------------
+    def _new_controllers(self):
+        for effect_type, controller_type in CONTROLLERS.items():
+            old = self.controllers.get(effect_type)
+            controller = controller_type(self.bridge, self.runner, self.editor)
+            if old is not None:
+                controller.options = old.options
+                if hasattr(controller, "logic") and controller.logic is not None:
+                    controller.logic.options = old.options
+            self.controllers[effect_type] = controller
+            self.editor.register_effect_type(effect_type)
+            self.editor.get_effect(effect_type).handler = controller
+
+    def _init_state(self, sam_model, sam_checkpoint):
+        state = self.state
+        state.trame__title = "SegmentAnythingMVA"
+        state.trame__favicon = None  # the default favicon is fetched from the internet
+        state.case_items = case_items(self.cases)
+        state.case_path = self.cases[0] if self.cases else None
+        state.load_message = ""
+        state.tool_status = "ready"
+        state.tool_message = ""
+        state.smart_tool = ""
+        state.is_volume_loaded = False
+        state.sam_model = sam_model
+        state.sam_checkpoint = sam_checkpoint or ""
+        state.last_latency_ms = 0
+        state.show_3d = False
+
+    def _bind_controller(self):
+        ctrl, state = self.ctrl, self.state
+        ctrl.open_case = lambda: self.load_case(self.state.case_path)
+        ctrl.save_segmentation = self.save_segmentation
+        ctrl.activate_smart_tool = self.activate_smart_tool
+        ctrl.brush_apply = lambda: self._guarded(self.controllers[SmartBrushEffect].apply)
+        ctrl.sam_next = lambda: self._guarded(self.controllers[SegmentAnythingEffect].next_candidate)
+        ctrl.sam_new_object = self.controllers_sam_new_object
+        ctrl.step_slice = self.step_slice
+        ctrl.escape = self.escape
+        state.change("brush_radius_mm", "brush_auto_apply")(self._on_brush_options)
+        state.change("regions_size_mm", "regions_mode", "regions_smart_merge")(self._on_regions_options)
+        state.change("propagation_strategy", "propagation_direction",
+                     "propagation_max_slices")(self._on_propagation_options)
+        state.change("sam_model", "sam_checkpoint")(self._on_sam_options)
+        state.change("settings_fill", "settings_opacity", "settings_overlays", "settings_interpolate",
+                     "settings_scroll_speed", "settings_preset")(self._on_settings)
+        state.change("show_3d")(lambda show_3d=False, **_: self.show_3d(bool(show_3d)))
+        self.editor.active_effect_name_changed.connect(self._on_effect_changed)
+
+    # --- cases --------------------------------------------------------------------------------------------
+    def load_case(self, path):
+        """Open a volume file (and its .seg.nrrd beside it, if any); returns the volume node."""
+        if not path or not os.path.exists(path):
+            raise CaseNotFoundError(f"No such case file: {path!r}")
+        started = time.perf_counter()
+        scene = self.slicer_app.scene
+        scene.Clear()  # before loading: effect pipelines created with the views keep their view
+        volumes = self.slicer_app.io_manager.load_volumes([os.fspath(path)])
+        if not volumes:
+            raise CaseNotFoundError(f"Could not read {path} as a volume")
+        volume = volumes[0]
+        self.slicer_app.display_manager.show_volume(volume, do_reset_views=True)
+        self.show_3d(bool(self.state.show_3d))
+        saved = segmentation_path_for(path)
+        if os.path.exists(saved):
+            self.editor.load_segmentation_from_file(saved)
+        self.segment_editor_logic.on_volume_changed(volume)
+        if self.editor.n_segments == 0:
+            self.editor.add_empty_segment(segment_name="Segment_1", segment_color=[0.9, 0.6, 0.2])
+        if self.editor.undo_stack is not None:
+            self.editor.undo_stack.clear()
+        self._new_controllers()
+        self.current_case = os.fspath(path)
+        self.load_seconds = time.perf_counter() - started
+        self.state.is_volume_loaded = True
+        self.state.load_message = f"{os.path.basename(path)} opened in {self.load_seconds:.2f} s"
+        self._on_settings()
+        return volume
+
+    def save_segmentation(self):
+        """Write the segmentation as .seg.nrrd next to the case (or ./mva-output when that folder is read-only)."""
+        node = self.editor.active_segmentation_node
+        path = segmentation_path_for(self.current_case, for_writing=True)
+        save_segmentation_node(self.slicer_app.scene, node, path)
+        self.state.tool_message = f"Saved {path}"
+        return path
+
+    # --- tools ----------------------------------------------------------------------------------------------
+    def activate_smart_tool(self, name):
+        effect_type = {effect.__name__: effect for effect in SMART_EFFECTS}[name]
+        if not self.editor.active_segment_id:
+            self.state.tool_message = "Open a case and select a segment first"
+            return None
+        return self.editor.set_active_effect_type(effect_type)
+
+    def _on_effect_changed(self, effect_name):
+        self.state.smart_tool = next((e.__name__ for e in SMART_EFFECTS if e.get_effect_name() == effect_name), "")
+
+    def controller(self, effect_type):
+        return self.controllers[effect_type]
+
+    def controllers_sam_new_object(self):
+        self.controllers[SegmentAnythingEffect].new_object()
+
+    def escape(self):
+        self.controllers_sam_new_object()
+        self.editor.deactivate_effect()
+
+    def _guarded(self, action):
+        try:
+            action()
+        except ValueError as error:
+            self.state.tool_message = str(error)
+
+    def _on_job_start(self, label):
+        self.state.tool_status = f"{label}: working…"
+        self.state.flush()
+
+    def _on_job_done(self, result):
+        self.state.last_latency_ms = round(result.seconds * 1000)
+        text = f"{result.label}: {result.seconds * 1000:.0f} ms"
+        self.state.tool_status = text + (f" — {result.error}" if result.error else "")
+        controller = next((c for c in self.controllers.values() if c.name == result.label), None)
+        self.state.tool_message = result.error or (controller.message if controller else "")
+        self.state.flush()
+
+    # --- options -------------------------------------------------------------------------------------------
+    def _on_brush_options(self, brush_radius_mm=5.0, brush_auto_apply=True, **_):
+        options = self.controllers[SmartBrushEffect].options
+        options.radius_mm, options.auto_apply = float(brush_radius_mm), bool(brush_auto_apply)
+
+    def _on_regions_options(self, regions_size_mm=16.0, regions_mode="3d", regions_smart_merge=True, **_):
+        options = self.controllers[SmartRegionsEffect].options
+        options.region_size_mm, options.mode = float(regions_size_mm), regions_mode
+        options.merge_tolerance = "auto" if regions_smart_merge else None
+
+    def _on_propagation_options(self, propagation_strategy="auto", propagation_direction="both",
+                                propagation_max_slices=50, **_):
+        options = self.controllers[SmartPropagationEffect].options
+        options.strategy, options.direction = propagation_strategy, propagation_direction
+        options.max_slices = int(propagation_max_slices)
+
+    def _on_sam_options(self, sam_model="tiny", sam_checkpoint="", **_):
+        options = self.controllers[SegmentAnythingEffect].options
+        options.model, options.checkpoint = sam_model, sam_checkpoint or ""
+
+    def _on_settings(self, **_):
+        state, settings = self.state, self.settings
+        settings.label_fill = bool(state.settings_fill if state.settings_fill is not None else True)
+        settings.label_opacity = float(state.settings_opacity if state.settings_opacity is not None else 0.5)
+        settings.overlays_visible = bool(state.settings_overlays if state.settings_overlays is not None else True)
+        settings.interpolate = bool(state.settings_interpolate if state.settings_interpolate is not None else True)
+        settings.scroll_speed = int(state.settings_scroll_speed or 1)
+        settings.window_level_preset = state.settings_preset or "Auto"
+        apply_segmentation_display(self.editor.active_segmentation_node, settings)
+        apply_volume_display(self.editor.active_volume_node, settings)
+
+    def show_3d(self, visible):
+        """Slice-only layout (default: CPU volume rendering blocks the server) or axial + 3D + MPR."""
+        layout_id = THREE_D_LAYOUT if visible else SLICE_ONLY_LAYOUT
+        self.layout_logic.data.current_layout_id = layout_id
+        self.layout_manager.set_layout(layout_id)
+        volume = self.editor.active_volume_node
+        rendering = self.slicer_app.volume_rendering
+        if volume is not None and rendering.has_vr_display_node(volume):
+            rendering.get_vr_display_node(volume).SetVisibility(bool(visible))
+
+    def step_slice(self, direction):
+        volume = self.editor.active_volume_node
+        for view in self.slicer_app.view_manager.get_slice_views():
+            if view.get_view_node() is not None and volume is not None:
+                step_slice(view.get_view_node(), volume, int(direction) * self.settings.scroll_speed)

@@ -1,0 +1,152 @@
+"""The page: trame-slicer's segment editor panel plus the smart tools, viewer settings and case panels."""
+from trame.widgets import client, html
+from trame.widgets.vuetify3 import (
+    VBtn,
+    VCard,
+    VCardText,
+    VCardTitle,
+    VCheckbox,
+    VDialog,
+    VDivider,
+    VSelect,
+    VSlider,
+    VSwitch,
+    VTable,
+    VTextField,
+)
+from trame_slicer.app.ui import (
+    LayoutButton,
+    SegmentEditorUI,
+    SegmentEditorUndoRedoUI,
+    ViewerLayout,
+)
+
+from MVAWebLib.smart_effects import SMART_EFFECTS
+from MVAWebLib.viewer_settings import KEYBOARD_SHORTCUTS, WINDOW_LEVEL_PRESETS
+
+# Keys go to buttons by element id, so shortcuts need no server round trip of their own.
+KEYS_SCRIPT = """
+document.addEventListener('keydown', (e) => {
+  if (['INPUT', 'TEXTAREA'].includes(e.target.tagName)) return;
+  const ids = {'z': e.ctrlKey ? 'mva-undo' : null, 'y': e.ctrlKey ? 'mva-redo' : null,
+    'ArrowUp': 'mva-slice-up', 'ArrowDown': 'mva-slice-down', 'b': 'mva-tool-0', 'r': 'mva-tool-1',
+    'p': 'mva-tool-2', 's': 'mva-tool-3', 'Escape': 'mva-escape', 'c': 'mva-sam-next', 'o': 'mva-overlays',
+    'f': 'mva-fullscreen', '?': 'mva-help'};
+  const id = ids[e.key];
+  const button = id && document.getElementById(id);
+  if (button) { e.preventDefault(); button.click(); }
+});
+document.addEventListener('click', (e) => {
+  if (e.target.closest && e.target.closest('#mva-fullscreen')) {
+    if (document.fullscreenElement) document.exitFullscreen(); else document.documentElement.requestFullscreen();
+  }
+});
+"""
+
+
+def build_page(app):
+    """Build the page of `app` (an MVAWebApp); returns the ViewerLayout."""
+    server = app.server
+    with ViewerLayout(server, title="SegmentAnythingMVA", is_drawer_visible=True) as layout:
+        client.Script(KEYS_SCRIPT)
+        with layout.appbar:
+            VSelect(v_model=("case_path",), items=("case_items", []), item_title="title", item_value="path",
+                    label="Case", density="compact", hide_details=True, style="max-width: 360px;", id="mva-case")
+            VBtn("Open", click=app.ctrl.open_case, id="mva-open", classes="ml-2")
+            VBtn("Save", click=app.ctrl.save_segmentation, id="mva-save", classes="ml-2",
+                 disabled=("!is_volume_loaded",))
+            html.Span("{{ load_message }}", classes="ml-4 text-caption", id="mva-load-message")
+            VBtn(icon="mdi-fullscreen", id="mva-fullscreen", classes="ml-2", variant="text")
+            VBtn(icon="mdi-keyboard", click="show_help = !show_help", id="mva-help", variant="text")
+        with layout.drawer:
+            _smart_tools_panel(app)
+            VDivider()
+            app.segment_editor_ui = SegmentEditorUI(style="height: 520px;")
+            VDivider()
+            _viewer_settings_panel()
+        with layout.toolbar:
+            app.layout_button = LayoutButton(classes="mt-1")
+        with layout.undo_redo:
+            SegmentEditorUndoRedoUI(editor_ui=app.segment_editor_ui)
+            VBtn(click=app.segment_editor_ui.undo_clicked, id="mva-undo", style="display:none;")
+            VBtn(click=app.segment_editor_ui.redo_clicked, id="mva-redo", style="display:none;")
+            VBtn(click=(app.ctrl.step_slice, "[1]"), id="mva-slice-up", style="display:none;")
+            VBtn(click=(app.ctrl.step_slice, "[-1]"), id="mva-slice-down", style="display:none;")
+            VBtn(click=app.ctrl.escape, id="mva-escape", style="display:none;")
+            VBtn(click="settings_overlays = !settings_overlays", id="mva-overlays", style="display:none;")
+        with layout.footer:
+            html.Span("{{ tool_status }}", classes="text-caption mx-2", id="mva-tool-status")
+        with layout.content:
+            app.layout_manager.initialize_layout_grid(layout)
+        _help_dialog()
+    return layout
+
+
+def _smart_tools_panel(app):
+    with VCard(variant="flat"):
+        VCardTitle("Smart tools", classes="text-subtitle-1")
+        with VCardText(classes="py-1"):
+            for index, effect in enumerate(SMART_EFFECTS):
+                VBtn(effect.title, prepend_icon=effect.icon, size="small", classes="ma-1",
+                     id=f"mva-tool-{index}", click=(app.ctrl.activate_smart_tool, f"['{effect.__name__}']"),
+                     color=(f"smart_tool === '{effect.__name__}' ? 'primary' : undefined",))
+            with html.Div(v_if="smart_tool === 'SmartBrushEffect'"):
+                VSlider(v_model=("brush_radius_mm", 5.0), min=1, max=30, step=1, label="Radius (mm)",
+                        thumb_label=True, hide_details=True)
+                VSwitch(v_model=("brush_auto_apply", True), label="Apply after each stroke", hide_details=True,
+                        density="compact")
+                VBtn("Apply", click=app.ctrl.brush_apply, size="small", disabled=("brush_auto_apply",))
+            with html.Div(v_if="smart_tool === 'SmartRegionsEffect'"):
+                VSlider(v_model=("regions_size_mm", 16.0), min=4, max=40, step=1, label="Region size (mm)",
+                        thumb_label=True, hide_details=True)
+                VSelect(v_model=("regions_mode", "3d"), items=("['3d', '2d']",), label="Regions",
+                        density="compact", hide_details=True)
+                VSwitch(v_model=("regions_smart_merge", True), label="Smart merge", hide_details=True,
+                        density="compact")
+            with html.Div(v_if="smart_tool === 'SmartPropagationEffect'"):
+                VSelect(v_model=("propagation_strategy", "auto"),
+                        items=("['auto', 'registration', 'sam', 'interpolation', 'copy']",), label="Strategy",
+                        density="compact", hide_details=True)
+                VSelect(v_model=("propagation_direction", "both"), items=("['both', 'forward', 'backward']",),
+                        label="Direction", density="compact", hide_details=True)
+                VSlider(v_model=("propagation_max_slices", 50), min=1, max=200, step=1, label="Max slices",
+                        thumb_label=True, hide_details=True)
+                html.Div("Click the slice you drew to propagate it.", classes="text-caption")
+            with html.Div(v_if="smart_tool === 'SegmentAnythingEffect'"):
+                VSelect(v_model=("sam_model", "tiny"),
+                        items=("['tiny', 'vit_b', 'vit_l', 'vit_h', 'medsam_vit_b']",), label="Model",
+                        density="compact", hide_details=True)
+                VTextField(v_model=("sam_checkpoint", ""), label="Checkpoint file (optional)", density="compact",
+                           hide_details=True)
+                VBtn("Next candidate (C)", click=app.ctrl.sam_next, size="small", id="mva-sam-next", classes="ma-1")
+                VBtn("New object (Esc)", click=app.ctrl.sam_new_object, size="small", classes="ma-1")
+            html.Div("{{ tool_message }}", classes="text-caption", id="mva-tool-message")
+
+
+def _viewer_settings_panel():
+    with VCard(variant="flat"):
+        VCardTitle("Viewer", classes="text-subtitle-1")
+        with VCardText(classes="py-1"):
+            VSwitch(v_model=("show_3d", False), label="3D view (slow without a GPU)", hide_details=True,
+                    density="compact", id="mva-show-3d")
+            VSwitch(v_model=("settings_fill", True), label="Label fill (off: outlines only)", hide_details=True,
+                    density="compact")
+            VSlider(v_model=("settings_opacity", 0.5), min=0, max=1, step=0.05, label="Label opacity",
+                    hide_details=True)
+            VCheckbox(v_model=("settings_overlays", True), label="Overlays", hide_details=True, density="compact")
+            VSwitch(v_model=("settings_interpolate", True), label="Linear interpolation (off: nearest)",
+                    hide_details=True, density="compact")
+            VSlider(v_model=("settings_scroll_speed", 1), min=1, max=10, step=1, label="Scroll speed",
+                    thumb_label=True, hide_details=True)
+            VSelect(v_model=("settings_preset", "Auto"), items=(repr(list(WINDOW_LEVEL_PRESETS)),),
+                    label="Window/level", density="compact", hide_details=True)
+
+
+def _help_dialog():
+    with VDialog(v_model=("show_help", False), max_width=520), VCard():
+        VCardTitle("Keyboard shortcuts")
+        with VCardText(), VTable(density="compact", id="mva-help-table"), html.Tbody():
+            for keys, action in KEYBOARD_SHORTCUTS:
+                with html.Tr():
+                    html.Td(keys)
+                    html.Td(action)
