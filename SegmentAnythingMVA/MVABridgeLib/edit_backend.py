@@ -165,6 +165,12 @@ class SegmentEditBridge:
             self._work_volume_stamp = stamp
         return self._work_volume
 
+    def cached_work_volume(self):
+        """The work volume read by the last `work_volume()` call, without touching VTK (for worker threads)."""
+        if self._work_volume is None:
+            raise InvalidVolumeError("The source volume has not been read yet")
+        return self._work_volume
+
     def selected_mask(self):
         """The selected segment as a uint8 (k, j, i) mask in the work volume's grid."""
         volume = self.work_volume()

@@ -86,3 +86,46 @@ def progress_dialog(label):
         yield report, lambda: bool(dialog.wasCanceled)
     finally:
         dialog.close()
+
+
+class BackgroundTask:
+    """Run `work(progress, cancel)` in a worker thread; `done(result)` / `failed(error)` run on the Qt thread.
+
+    The work must not touch VTK or Qt (numpy only); a progress bar and a Cancel button stay responsive.
+    """
+
+    def __init__(self, label, work, done, failed=None):
+        import threading
+        self.dialog = slicer.util.createProgressDialog(labelText=label, maximum=100)
+        self.fraction, self.result, self.error, self.cancelled = 0.0, None, None, False
+        self.done, self.failed = done, failed
+        self.thread = threading.Thread(target=self._run, args=(work,), daemon=True)
+        self.timer = qt.QTimer()
+        self.timer.setInterval(100)
+        self.timer.connect("timeout()", self._poll)
+        self.thread.start()
+        self.timer.start()
+
+    def _run(self, work):
+        try:
+            self.result = work(self._report, lambda: self.cancelled)
+        except Exception as error:  # noqa: BLE001 - handed to the Qt thread, which reports it
+            self.error = error
+
+    def _report(self, fraction):
+        self.fraction = fraction
+
+    def _poll(self):
+        self.cancelled = self.cancelled or bool(self.dialog.wasCanceled)
+        self.dialog.value = int(100 * self.fraction)
+        if self.thread.is_alive():
+            return
+        self.timer.stop()
+        self.dialog.close()
+        if self.error is None:
+            self.done(self.result)
+        elif self.failed is not None:
+            self.failed(self.error)
+        else:
+            logging.warning("Background task failed: %s", self.error)
+            slicer.util.errorDisplay(str(self.error))

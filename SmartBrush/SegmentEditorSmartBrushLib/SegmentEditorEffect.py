@@ -7,7 +7,7 @@ import vtk
 from slicer.i18n import tr as _
 from SegmentEditorEffects import AbstractScriptedSegmentEditorPaintEffect
 
-from MVASlicerLib.effect_support import EffectContext, clone_effect, effect_icon, progress_dialog, user_action
+from MVASlicerLib.effect_support import BackgroundTask, EffectContext, clone_effect, effect_icon, user_action
 from MVASlicerLib.view_overlay import ViewOverlay
 from SmartBrushLib.brush_options import BrushOptions
 
@@ -140,17 +140,27 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorPaintEffect):
             overlay.hide()
 
     def onPredict3D(self):
+        """Predict a box around the strokes in a worker thread; write it (one undo step) when done."""
         from MVABridgeLib.edit_backend import EditMode
         from SmartBrushLib.algorithms import SmartBrushCancelled
         widget = slicer.app.layoutManager().sliceWidget("Red")
-        with progress_dialog(_("Predicting in 3D...")) as (report, cancel), user_action(_("Smart Brush")):
-            try:
-                plane = EffectContext(self.scriptedEffect).plane_of_view(widget)
-                patch = self.brushLogic().predict_volume(plane, progress=report, cancel=cancel)
-                self.scriptedEffect.confirmCurrentSegmentVisible()
-                self.logic.bridge.apply(patch, EditMode.REPLACE)
-            except SmartBrushCancelled:
-                self.statusLabel.text = _("3D prediction cancelled")
+        with user_action(_("Smart Brush")):
+            logic = self.brushLogic()
+            plane = EffectContext(self.scriptedEffect).plane_of_view(widget)
+            logic.bridge.work_volume()  # read VTK data here, on the Qt thread
+
+            def write(patch):
+                with user_action(_("Smart Brush")):
+                    self.scriptedEffect.confirmCurrentSegmentVisible()
+                    logic.bridge.apply(patch, EditMode.REPLACE)
+
+            def failed(error):
+                message = _("3D prediction cancelled") if isinstance(error, SmartBrushCancelled) else str(error)
+                self.statusLabel.text = message
+
+            self.task = BackgroundTask(_("Predicting in 3D..."),
+                                       lambda progress, cancel: logic.predict_volume(plane, progress=progress,
+                                                                                      cancel=cancel), write, failed)
 
     def onClear(self):
         if self.logic is not None:

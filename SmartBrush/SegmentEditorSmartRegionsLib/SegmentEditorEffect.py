@@ -5,7 +5,7 @@ import vtk
 from slicer.i18n import tr as _
 from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
 
-from MVASlicerLib.effect_support import EffectContext, clone_effect, effect_icon, progress_dialog, user_action
+from MVASlicerLib.effect_support import BackgroundTask, EffectContext, clone_effect, effect_icon, user_action
 from MVASlicerLib.view_overlay import ViewOverlay
 from SmartRegionsLib.regions_options import RegionsOptions
 
@@ -104,13 +104,22 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     # --- actions ----------------------------------------------------------------------------------------------
     def onCompute(self):
+        """Compute the supervoxels in a worker thread (progress, cancel); recomputed only when options change."""
         from SmartRegionsLib.algorithms.region_errors import SupervoxelsCancelled
-        with progress_dialog(_("Computing supervoxels...")) as (report, cancel), user_action(_("Smart Regions")):
-            try:
-                self.regionsLogic().volume_labels(progress=report, cancel=cancel)
-            except SupervoxelsCancelled:
-                slicer.util.showStatusMessage(_("Supervoxel computation cancelled"), 3000)
-        self.refreshOverlays()
+        with user_action(_("Smart Regions")):
+            logic = self.regionsLogic()
+            logic.bridge.work_volume()  # read VTK data here, on the Qt thread
+            token = logic.volume_token()
+
+            def failed(error):
+                if isinstance(error, SupervoxelsCancelled):
+                    slicer.util.showStatusMessage(_("Supervoxel computation cancelled"), 3000)
+                else:
+                    slicer.util.errorDisplay(str(error))
+
+            self.task = BackgroundTask(_("Computing supervoxels..."),
+                                       lambda progress, cancel: logic.volume_labels(progress, cancel, token),
+                                       lambda labels: self.refreshOverlays(), failed)
 
     def processInteractionEvents(self, callerInteractor, eventId, viewWidget):
         if viewWidget.className() != "qMRMLSliceWidget":

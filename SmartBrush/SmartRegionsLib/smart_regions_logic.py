@@ -29,15 +29,21 @@ class SmartRegionsLogic:
         self._auto_tolerance = (None, None)
 
     # --- regions ------------------------------------------------------------------------------------------
-    def _token(self):
+    def volume_token(self):
+        """Identity of the source volume's content (node id and modification time); read it on the VTK thread."""
         node = self.bridge.backend.source_volume_node()
         return (node.GetID(), node.GetMTime()) if node is not None else None
 
-    def volume_labels(self, progress=None, cancel=None):
-        """Supervoxel labels (k, j, i) of the source volume (cached; recomputed when volume or options change)."""
-        volume = self.bridge.work_volume()
+    _token = volume_token
+
+    def volume_labels(self, progress=None, cancel=None, token=None):
+        """Supervoxel labels (k, j, i) of the source volume (cached; recomputed when volume or options change).
+
+        Pass `token` (from `volume_token`) to call this from a worker thread without touching VTK objects.
+        """
+        volume = self.bridge.work_volume() if token is None else self.bridge.cached_work_volume()
         return self.cache.supervoxels(volume.array, volume.spacing_kji, self.options.parameters(),
-                                      token=self._token(), progress=progress, cancel=cancel)
+                                      token=token or self.volume_token(), progress=progress, cancel=cancel)
 
     def has_volume_labels(self):
         """True when the supervoxels for the current volume and options are already computed."""

@@ -126,3 +126,17 @@ def test_regions_are_computed_once_per_volume_and_parameters(edge_case):
     logic.options = RegionsOptions(region_size_mm=9.0)
     assert not logic.has_volume_labels()
     assert logic.volume_labels().max() < first.max()
+
+
+def test_supervoxels_can_be_computed_in_a_worker_thread_from_a_token(edge_case):
+    import threading
+    image, matrix, volume, segmentation, segment_id, session = edge_case
+    logic = SmartRegionsLogic(session.bridge, RegionsOptions(region_size_mm=6.0))
+    session.bridge.work_volume()  # read on the VTK thread first
+    token = logic.volume_token()
+    result, fractions = {}, []
+    worker = threading.Thread(target=lambda: result.update(labels=logic.volume_labels(fractions.append, None, token)))
+    worker.start()
+    worker.join(60)
+    assert result["labels"].shape == image.shape and fractions and logic.has_volume_labels()
+    assert logic.volume_labels() is result["labels"]  # the Qt thread then finds them cached
