@@ -70,6 +70,8 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
         form.addRow("Embeddings:", self.cacheLabel)
         self.clearCacheButton = qt.QPushButton("Clear embedding cache")
         form.addRow(self.clearCacheButton)
+        from MVASlicerLib.workflow_panel import WorkflowPanel
+        self.workflowPanel = WorkflowPanel(self.layout)
         self.layout.addStretch(1)
         self.cacheTimer = qt.QTimer()
         self.cacheTimer.setInterval(2000)

@@ -7,7 +7,8 @@ import slicer
 REQUIREMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Resources",
                             "requirements.txt")
 IMPORT_NAMES = {"segment-anything": "segment_anything", "scikit-image": "skimage", "scikit-learn": "sklearn",
-                "SimpleITK": "SimpleITK", "onnxruntime": "onnxruntime", "scipy": "scipy"}
+                "SimpleITK": "SimpleITK", "onnxruntime": "onnxruntime", "scipy": "scipy",
+                "SQLAlchemy": "sqlalchemy", "argon2-cffi": "argon2", "highdicom": "highdicom", "alembic": "alembic"}
 _checked = False
 
 

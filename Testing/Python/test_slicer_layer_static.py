@@ -8,7 +8,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULES = ["SegmentAnythingMVA", "SmartBrush", "SmartPropagation"]
-RESOURCE_EXTENSIONS = (".png", ".ui", ".txt", ".svg", ".json")
+RESOURCE_EXTENSIONS = (".png", ".ui", ".txt", ".svg", ".json", ".mako", ".ini")
 QT_MODULES = {"qt", "ctk", "PythonQt", "qSlicerSegmentationsEditorEffectsPythonQt", "SegmentEditorEffects"}
 
 
