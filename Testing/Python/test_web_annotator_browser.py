@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 from web_harness import CHROMIUM, CHROMIUM_ARGS, ServedApp
+from web_harness import browser_points as harness_points
 
 playwright_api = pytest.importorskip("playwright.async_api")
 pytest.importorskip("trame_slicer")
@@ -17,8 +18,6 @@ if not os.path.exists(CHROMIUM):
     pytest.skip("Chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
 from MVAWebLib.smart_effects import SMART_EFFECTS
-from MVAWebLib.tool_controllers import plane_of
-from scipy import ndimage
 
 TIMINGS = {}
 
@@ -52,11 +51,6 @@ def page(served):
     served.run(playwright.stop())
 
 
-def red_view_node(app):
-    views = app.slicer_app.view_manager.get_slice_views()
-    return next(v.get_view_node() for v in views if v.get_view_node().GetName() == "Red")
-
-
 def voxel_count(served):
     return int(served.app.bridge.selected_mask().sum())
 
@@ -66,27 +60,8 @@ def slices_with_voxels(served):
     return int((mask.reshape(mask.shape[0], -1).sum(1) > 0).sum())
 
 
-def white_matter_points(served, count=1, step=6):
-    """View (x, y) of points deep in bright tissue of the axial view, from the server's slice geometry."""
-    node = red_view_node(served.app)
-    volume = served.app.bridge.work_volume()
-    plane = plane_of(node, volume)
-    image = plane.sample(volume.array, volume.index_to_ras)
-    bright = ndimage.binary_erosion(image > np.percentile(image[image > 0], 80), iterations=4)
-    rows, cols = np.nonzero(bright)
-    order = np.argsort(np.abs(rows - rows.mean()) + np.abs(cols - np.percentile(cols, 25)))
-    row, col = rows[order[0]], cols[order[0]]
-    ras = plane.pixel_to_ras(np.array([(row, col + step * n) for n in range(count)], float))
-    xy_to_ras = np.array([[node.GetXYToRAS().GetElement(r, c) for c in range(4)] for r in range(4)])
-    xy = (np.linalg.inv(xy_to_ras) @ np.c_[ras, np.ones(len(ras))].T).T[:, :2]
-    return xy, tuple(node.GetDimensions()[:2])
-
-
 async def browser_points(page, served, count=1, step=6):
-    xy, (width, height) = white_matter_points(served, count, step)
-    box = await page.locator("img.image-display-area").first.bounding_box()
-    scale_x, scale_y = box["width"] / width, box["height"] / height
-    return [(box["x"] + (x + 0.5) * scale_x, box["y"] + (height - 1 - y + 0.5) * scale_y) for x, y in xy]
+    return await harness_points(page, served.app, count, step)
 
 
 async def wait_for_job(served, jobs_before, timeout=60):
@@ -208,3 +183,52 @@ def test_save_writes_a_seg_nrrd_next_to_the_case(page, served):
     TIMINGS["server peak RSS (MB, test process: server + pytest)"] = resource.getrusage(
         resource.RUSAGE_SELF).ru_maxrss // 1024
     print("\nweb timings (s):", TIMINGS)
+
+
+def test_smart_brush_without_auto_apply_draws_its_preview_in_the_view_until_apply_writes_it(page, served):
+    served.app.state.brush_auto_apply = False
+    served.app.state.flush()
+    painted = voxel_count(served)
+
+    async def scenario():
+        await page.click("#mva-tool-0")
+        before = await view_screenshot(page)
+        await use_tool(page, served, 0, await browser_points(page, served, count=2, step=4))
+        return before, await view_screenshot(page)
+    before, after = served.run(scenario())
+    preview = served.app.state.overlay_pixels["preview"]
+    assert preview > 50
+    assert voxel_count(served) == painted  # only drawn, not written
+    assert after != before
+    from MVAWebLib.overlays import PREVIEW
+    plane, drawn = served.app.overlay.plane, served.app.overlay.layers[PREVIEW].copy()
+    served.run(page.click("#mva-brush-apply"))
+    deadline = time.time() + 10
+    while served.app.state.overlay_pixels["preview"] and time.time() < deadline:
+        served.run(asyncio.sleep(0.1))
+    assert served.app.state.overlay_pixels["preview"] == 0
+    volume = served.app.bridge.work_volume()
+    written = plane.sample(served.app.bridge.selected_mask(), volume.index_to_ras, order=0) > 0
+    assert np.array_equal(written, drawn)  # Apply replaced the segment on that slice by the preview
+    served.app.state.brush_auto_apply = True
+    served.app.state.flush()
+
+
+def test_smart_regions_draws_region_boundaries_and_highlights_the_region_under_the_cursor(page, served):
+    points = served.run(browser_points(page, served, count=2, step=25))
+    served.run(use_tool(page, served, 1, points[:1]))
+    counts = dict(served.app.state.overlay_pixels)
+    assert counts["boundaries"] > 1000 and counts["hover"] > 0
+    voxels = voxel_count(served)
+
+    async def hover():
+        before = await view_screenshot(page)
+        await page.mouse.move(*points[1], steps=4)
+        deadline = time.time() + 10
+        while served.app.state.overlay_pixels["hover"] == counts["hover"] and time.time() < deadline:
+            await asyncio.sleep(0.05)
+        return before, await view_screenshot(page)
+    before, after = served.run(hover())
+    assert served.app.state.overlay_pixels["hover"] != counts["hover"]
+    assert voxel_count(served) == voxels  # hovering writes nothing
+    assert after != before

@@ -122,3 +122,69 @@ def test_serve_binds_locally_by_default_and_warns_for_other_hosts():
     assert resolve_cases(args) == [web_cases.default_case()]
     with pytest.raises(SystemExit):
         parser.parse_args(["serve", "--volume", "a.nii", "--cases", "folder"])
+
+
+def test_serve_with_a_project_requires_login_so_other_hosts_get_no_warning(tmp_path):
+    from MVAWebLib.workflow_session import database_url
+    parser = argparse.ArgumentParser(prog="mva")
+    add_serve_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["serve", "--project", "team.db", "--project-name", "Liver", "--host", "0.0.0.0"])
+    assert (args.project, args.project_name) == ("team.db", "Liver")
+    assert host_warning(args.host, with_login=True) is None
+    assert "no login" in host_warning(args.host, with_login=False)
+    assert database_url("team.db") == "sqlite:///" + os.path.abspath("team.db")
+    assert database_url("postgresql://u@127.0.0.1/db") == "postgresql://u@127.0.0.1/db"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--project", "team.db", "--volume", "a.nii"])
+
+
+def test_the_tool_clock_splits_wall_time_and_interactions_per_tool():
+    from MVAWebLib.workflow_session import VIEWING, ToolClock
+    now = iter([0.0, 2.0, 5.0, 6.0]).__next__
+    clock = ToolClock(now=now)
+    clock.switch("Smart Brush")  # 2 s viewing
+    clock.interaction()
+    clock.interaction("Smart Brush")
+    clock.switch("")  # 3 s brush
+    assert clock.drain() == [("Smart Brush", 3.0, 2), (VIEWING, 3.0, 0)]  # viewing: 2 s + 1 s
+    assert clock.seconds == {} and clock.interactions == {}
+
+
+def test_the_smart_brush_preview_and_the_regions_are_drawn_in_the_label_layer_of_the_slice_views(web_app):
+    from MVAWebLib.overlays import BOUNDARY, HOVER, PREVIEW
+    from MVAWebLib.smart_effects import Gesture, SmartBrushEffect, SmartRegionsEffect
+    from MVAWebLib.tool_controllers import plane_of
+    from vtkmodules.util import numpy_support
+    red = next(v.get_view_node() for v in web_app.slicer_app.view_manager.get_slice_views()
+               if v.get_view_node().GetName() == "Red")
+    plane = plane_of(red, web_app.bridge.work_volume())
+    middle = np.array(plane.shape) // 2
+    ras = plane.pixel_to_ras(np.array([[middle[0], middle[1] - 10], [middle[0], middle[1] - 6]], float))
+    web_app._on_brush_options(brush_radius_mm=4, brush_auto_apply=False)
+    web_app.activate_smart_tool("SmartBrushEffect")
+    brush = web_app.controllers[SmartBrushEffect]
+    for gesture, point in ((Gesture.PRESS, ras[0]), (Gesture.DRAG, ras[1]), (Gesture.RELEASE, ras[1])):
+        brush.on_gesture(red, gesture, tuple(point), False, False)
+    node = web_app.overlay.node()
+    drawn = numpy_support.vtk_to_numpy(node.GetImageData().GetPointData().GetScalars())
+    assert web_app.state.overlay_pixels["preview"] == int((drawn == PREVIEW).sum()) > 50
+    assert web_app.bridge.selected_mask().sum() == 0  # a preview writes nothing
+    composites = web_app.slicer_app.scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
+    assert {composites.GetItemAsObject(i).GetLabelVolumeID() for i in range(composites.GetNumberOfItems())} \
+        == {node.GetID()}
+    brush.apply()
+    assert web_app.state.overlay_pixels["preview"] == 0
+    assert web_app.bridge.selected_mask().sum() > 50
+    web_app.activate_smart_tool("SmartRegionsEffect")
+    regions = web_app.controllers[SmartRegionsEffect]
+    regions.on_gesture(red, Gesture.PRESS, tuple(ras[0]), False, False)
+    regions.on_gesture(red, Gesture.RELEASE, tuple(ras[0]), False, False)
+    first = dict(web_app.state.overlay_pixels)
+    assert first["boundaries"] > 1000 and first["hover"] > 0
+    regions.on_gesture(red, Gesture.HOVER, tuple(ras[0] + np.array([25.0, 0, 0])), False, False)
+    assert web_app.state.overlay_pixels["hover"] != first["hover"]
+    assert set(web_app.overlay.layers) == {BOUNDARY, HOVER}
+    web_app.editor.deactivate_effect()
+    assert web_app.state.overlay_pixels == {"preview": 0, "boundaries": 0, "hover": 0}
+    web_app._on_brush_options(brush_radius_mm=5, brush_auto_apply=True)
+    web_app.editor.undo_stack.undo()

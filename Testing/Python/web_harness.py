@@ -7,6 +7,7 @@ import asyncio
 import os
 import socket
 import sys
+import time
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(_ROOT, "WebAnnotator"))
@@ -25,15 +26,17 @@ def free_port():
 class ServedApp:
     """An MVAWebApp served by a task on `loop`; `run(coro)` drives the loop until `coro` is done."""
 
-    def __init__(self, case_path, name="mva_web_test"):
+    def __init__(self, case_path=None, name="mva_web_test", workflow=None):
         from MVAWebLib.web_app import MVAWebApp
         from trame.app import get_server
         self.case_path = case_path
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
-        self.app = MVAWebApp(get_server(name, client_type="vue3"), cases=[case_path])
-        self.app.load_case(case_path)
+        cases = [case_path] if case_path else []
+        self.app = MVAWebApp(get_server(name, client_type="vue3"), cases=cases, workflow=workflow)
+        if case_path:
+            self.app.load_case(case_path)
         self.task = None
 
     def start(self):
@@ -61,3 +64,55 @@ class ServedApp:
     @property
     def url(self):
         return f"http://127.0.0.1:{self.port}/"
+
+
+async def open_browser(url, viewport=(1400, 900)):
+    """(playwright, browser, page) with the system Chromium; the caller closes browser and playwright."""
+    from playwright.async_api import async_playwright
+    playwright = await async_playwright().start()
+    browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = await browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    await page.goto(url)
+    return playwright, browser, page
+
+
+async def wait_until(predicate, timeout=20, what="the condition"):
+    """Poll `predicate()` (server side) while the loop keeps serving the page."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"Timed out waiting for {what}")
+
+
+def red_view_node(app):
+    views = app.slicer_app.view_manager.get_slice_views()
+    return next(v.get_view_node() for v in views if v.get_view_node().GetName() == "Red")
+
+
+def white_matter_points(app, count=1, step=6):
+    """View (x, y) of points deep in bright tissue of the axial view, from the server's slice geometry."""
+    import numpy as np
+    from MVAWebLib.tool_controllers import plane_of
+    from scipy import ndimage
+    node = red_view_node(app)
+    volume = app.bridge.work_volume()
+    plane = plane_of(node, volume)
+    image = plane.sample(volume.array, volume.index_to_ras)
+    bright = ndimage.binary_erosion(image > np.percentile(image[image > 0], 80), iterations=4)
+    rows, cols = np.nonzero(bright)
+    order = np.argsort(np.abs(rows - rows.mean()) + np.abs(cols - np.percentile(cols, 25)))
+    row, col = rows[order[0]], cols[order[0]]
+    ras = plane.pixel_to_ras(np.array([(row, col + step * n) for n in range(count)], float))
+    xy_to_ras = np.array([[node.GetXYToRAS().GetElement(r, c) for c in range(4)] for r in range(4)])
+    xy = (np.linalg.inv(xy_to_ras) @ np.c_[ras, np.ones(len(ras))].T).T[:, :2]
+    return xy, tuple(node.GetDimensions()[:2])
+
+
+async def browser_points(page, app, count=1, step=6):
+    """Page coordinates of `white_matter_points` on the first slice view image."""
+    xy, (width, height) = white_matter_points(app, count, step)
+    box = await page.locator("img.image-display-area").first.bounding_box()
+    scale_x, scale_y = box["width"] / width, box["height"] / height
+    return [(box["x"] + (x + 0.5) * scale_x, box["y"] + (height - 1 - y + 0.5) * scale_y) for x, y in xy]

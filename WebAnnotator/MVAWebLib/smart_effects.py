@@ -19,6 +19,7 @@ class Gesture(enum.Enum):
     PRESS = "press"
     DRAG = "drag"
     RELEASE = "release"
+    HOVER = "hover"  # mouse move with no button down (effects with `wants_hover` only)
 
 
 class SmartToolPipeline(SegmentationEffectPipeline):
@@ -37,14 +38,19 @@ class SmartToolPipeline(SegmentationEffectPipeline):
         gesture = self._events.get(event_data.GetType())
         if not self.IsActive() or gesture is None:
             return False, 0
-        if gesture is not Gesture.PRESS and not self._pressed:
-            return False, 0  # plain mouse moves stay with the view (cursor, crosshair)
+        if gesture is Gesture.DRAG and not self._pressed:
+            # plain mouse moves stay with the view (cursor, crosshair) unless the effect highlights under them
+            return bool(getattr(self._effect, "wants_hover", False)), 0
+        if gesture is Gesture.RELEASE and not self._pressed:
+            return False, 0
         return True, 0
 
     def ProcessInteractionEvent(self, event_data: vtkMRMLInteractionEventData) -> bool:
         gesture = self._events.get(event_data.GetType())
         if gesture is None:
             return False
+        if gesture is Gesture.DRAG and not self._pressed:
+            gesture = Gesture.HOVER
         if gesture is Gesture.PRESS:
             self._pressed = True
         elif gesture is Gesture.RELEASE:
@@ -66,6 +72,7 @@ class SmartToolEffect(SegmentationEffect):
 
     title = "Smart tool"
     icon = "mdi-auto-fix"
+    wants_hover = False
 
     def __init__(self):
         super().__init__()
@@ -89,6 +96,7 @@ class SmartBrushEffect(SmartToolEffect):
 class SmartRegionsEffect(SmartToolEffect):
     title = "Smart Regions"
     icon = "mdi-texture-box"
+    wants_hover = True  # the region under the cursor is highlighted
 
 
 class SmartPropagationEffect(SmartToolEffect):

@@ -12,6 +12,7 @@ from SmartBrushLib.brush_options import BrushOptions
 from SmartPropagationLib.propagation_options import PropagationOptions
 from SmartRegionsLib.regions_options import RegionsOptions
 
+from MVAWebLib.overlays import BOUNDARY, HOVER, PREVIEW
 from MVAWebLib.smart_effects import Gesture
 from MVAWebLib.trame_backend import SnapshotBridge, one_undo_step
 
@@ -65,8 +66,12 @@ class SmartToolController:
         self.editor = segmentation_editor
         self.stroke = None
         self.message = ""
+        self.overlay = None  # a ToolOverlay (overlays.py) set by the app; None: nothing is drawn
 
     def on_gesture(self, slice_node, gesture, point_ras, shift, control):
+        if gesture is Gesture.HOVER:
+            self.hover(slice_node, point_ras)
+            return
         if gesture is Gesture.PRESS:
             plane = plane_of(slice_node, self.bridge.work_volume())
             self.stroke = Stroke(plane, [], shift, control)
@@ -83,6 +88,17 @@ class SmartToolController:
 
     def finish(self, stroke):
         raise NotImplementedError
+
+    def hover(self, slice_node, point_ras):
+        """Mouse move with no button down; only effects with `wants_hover` receive it."""
+
+    def draw(self, plane, value, mask):
+        if self.overlay is not None:
+            self.overlay.update_layer(plane, value, mask)
+
+    def erase_overlay(self, values=None):
+        if self.overlay is not None:
+            self.overlay.clear(values)
 
     def write(self, text, function, *args):
         """Run a write on the main loop as one undo step, with the live bridge."""
@@ -129,10 +145,16 @@ class SmartBrushController(SmartToolController):
 
     def _after_stroke(self, preview):
         self.message = f"Preview: {int(preview.mask_2d.sum())} pixels"
-        return self.apply() if self.options.auto_apply else 0
+        if self.options.auto_apply:
+            return self.apply()
+        self.message += " (Apply writes it)"
+        self.draw(preview.plane, PREVIEW, preview.mask_2d)
+        return 0
 
     def apply(self):
-        return self.write(self.name, self.logic.apply)
+        count = self.write(self.name, self.logic.apply)
+        self.erase_overlay((PREVIEW,))
+        return count
 
 
 class SmartRegionsController(SmartToolController):
@@ -143,18 +165,62 @@ class SmartRegionsController(SmartToolController):
         from SmartRegionsLib.smart_regions_logic import SmartRegionsLogic
         self.options = RegionsOptions()
         self.logic = SmartRegionsLogic(bridge, self.options)
+        self.labels = None  # ("2d", plane, labels (rows, cols)) or ("3d", None, labels (k, j, i)) last computed
+        self._hovered = None  # (plane key, region label) highlighted now
 
     def finish(self, stroke):
         logic = self.logic
         if self.options.mode == "2d":
             compute = self.run_with_snapshot(logic, lambda: logic.plane_labels(stroke.plane), with_mask=False)
-        elif logic.has_volume_labels():
-            compute = lambda: None
+        elif logic.has_volume_labels() and self.labels is not None and self.labels[0] == "3d":
+            labels = self.labels[2]
+            compute = lambda: labels
         else:
             compute = self.run_with_snapshot(logic, logic.volume_labels, with_mask=False)
-        self.runner.submit(self.name, compute,
-                           lambda _labels: self.write(self.name, logic.drag, stroke.plane, stroke.pixels,
-                                                      not stroke.shift))
+        self.runner.submit(self.name, compute, lambda labels: self._after_labels(stroke, labels))
+
+    def _after_labels(self, stroke, labels):
+        self.labels = (self.options.mode, stroke.plane if self.options.mode == "2d" else None, labels)
+        count = self.write(self.name, self.logic.drag, stroke.plane, stroke.pixels, not stroke.shift)
+        self._hovered = None
+        self.show_regions(stroke.plane, stroke.pixels[-1])
+        return count
+
+    def plane_region_labels(self, plane):
+        """Region labels (rows, cols) on `plane` from the last computed regions, or None when not computed."""
+        if self.labels is None or self.labels[0] != self.options.mode:
+            return None
+        mode, labels_plane, labels = self.labels
+        if mode == "2d":
+            same = labels_plane.shape == plane.shape and np.allclose(labels_plane.pixel_to_ras_matrix,
+                                                                     plane.pixel_to_ras_matrix)
+            return labels if same else None
+        return plane.sample(labels, self.bridge.work_volume().index_to_ras, order=0).astype(np.int64)
+
+    def show_regions(self, plane, pixel_rc):
+        """Draw the region boundaries of `plane` and highlight the region at `pixel_rc`."""
+        from skimage.segmentation import find_boundaries
+        labels = self.plane_region_labels(plane)
+        if labels is None:
+            return False
+        row, col = pixel_rc
+        inside = 0 <= row < labels.shape[0] and 0 <= col < labels.shape[1]
+        region = int(labels[row, col]) if inside else 0
+        key = (plane.pixel_to_ras_matrix.round(4).tobytes(), region)
+        if key == self._hovered:
+            return False  # same plane, same region: nothing to redraw
+        self._hovered = key
+        boundaries = find_boundaries(labels, connectivity=1, mode="inner") & (labels > 0)
+        hover = labels == region if region > 0 else np.zeros(labels.shape, bool)
+        if self.overlay is not None:
+            self.overlay.show(plane, {BOUNDARY: boundaries, HOVER: hover})
+        return True
+
+    def hover(self, slice_node, point_ras):
+        if self.labels is None or self.runner.busy:
+            return
+        plane = plane_of(slice_node, self.bridge.work_volume())
+        self.show_regions(plane, pixel_of(plane, point_ras))
 
 
 class SmartPropagationController(SmartToolController):

@@ -6,6 +6,7 @@ import time
 
 from MVABridgeLib.edit_backend import SegmentEditBridge
 from MVABridgeLib.node_io import save_segmentation_node
+from MVABridgeLib.volumes import add_volume_node
 from trame.app import TrameApp
 from trame_slicer import module as trame_slicer_module
 from trame_slicer.app.logic import LayoutButtonLogic, SegmentEditorLogic
@@ -14,6 +15,7 @@ from trame_slicer.rca_view import register_rca_factories
 
 from MVAWebLib.cases import CaseNotFoundError, case_items, segmentation_path_for
 from MVAWebLib.job_runner import JobRunner
+from MVAWebLib.overlays import ToolOverlay
 from MVAWebLib.smart_effects import (
     SMART_EFFECTS,
     SegmentAnythingEffect,
@@ -35,6 +37,7 @@ from MVAWebLib.viewer_settings import (
     step_slice,
 )
 from MVAWebLib.web_ui import build_page
+from MVAWebLib.workflow_controller import WorkflowController
 
 _LOG = logging.getLogger(__name__)
 CONTROLLERS = {SmartBrushEffect: SmartBrushController, SmartRegionsEffect: SmartRegionsController,
@@ -46,7 +49,8 @@ THREE_D_LAYOUT = "Axial Primary"
 class MVAWebApp(TrameApp):
     """One annotation session: a scene, a segment editor with the smart tools, a page."""
 
-    def __init__(self, server=None, cases=(), sam_model="tiny", sam_checkpoint=""):
+    def __init__(self, server=None, cases=(), sam_model="tiny", sam_checkpoint="", workflow=None):
+        """`workflow`: a WorkflowSession (workflow_session.py) for `mva serve --project`; None: files."""
         super().__init__(server)
         self.server.enable_module(trame_slicer_module)
         self.slicer_app = SlicerApp()
@@ -57,6 +61,7 @@ class MVAWebApp(TrameApp):
         self.layout_manager = self.layout_logic.layout_manager
         self.bridge = SegmentEditBridge(TrameEditBackend(self.editor))
         self.runner = JobRunner(on_done=self._on_job_done, on_start=self._on_job_start)
+        self.overlay = ToolOverlay(self.slicer_app, on_change=self._on_overlay_change)
         self.controllers = {}
         self._new_controllers()
         self.controllers[SegmentAnythingEffect].options.model = sam_model
@@ -65,8 +70,12 @@ class MVAWebApp(TrameApp):
         self.current_case = None
         self.settings = ViewerSettings()
         self.load_seconds = None
+        self.workflow = None
         self._init_state(sam_model, sam_checkpoint)
         self._bind_controller()
+        if workflow is not None:
+            self.workflow = WorkflowController(self, workflow)
+            self.workflow.bind()
         self.page = build_page(self)
         self.segment_editor_logic.set_ui(self.segment_editor_ui)
         self.layout_logic.set_ui(self.layout_button)
@@ -77,6 +86,7 @@ class MVAWebApp(TrameApp):
         for effect_type, controller_type in CONTROLLERS.items():
             old = self.controllers.get(effect_type)
             controller = controller_type(self.bridge, self.runner, self.editor)
+            controller.overlay = self.overlay
             if old is not None:
                 controller.options = old.options
                 if hasattr(controller, "logic") and controller.logic is not None:
@@ -100,11 +110,13 @@ class MVAWebApp(TrameApp):
         state.sam_checkpoint = sam_checkpoint or ""
         state.last_latency_ms = 0
         state.show_3d = False
+        state.workflow_mode = False
+        state.overlay_pixels = self.overlay.counts()
 
     def _bind_controller(self):
         ctrl, state = self.ctrl, self.state
-        ctrl.open_case = lambda: self.load_case(self.state.case_path)
-        ctrl.save_segmentation = self.save_segmentation
+        ctrl.open_case = lambda: self._guarded(lambda: self.load_case(self.state.case_path))
+        ctrl.save_segmentation = lambda: self._guarded(self.save_segmentation)
         ctrl.activate_smart_tool = self.activate_smart_tool
         ctrl.brush_apply = lambda: self._guarded(self.controllers[SmartBrushEffect].apply)
         ctrl.sam_next = lambda: self._guarded(self.controllers[SegmentAnythingEffect].next_candidate)
@@ -124,35 +136,68 @@ class MVAWebApp(TrameApp):
     # --- cases --------------------------------------------------------------------------------------------
     def load_case(self, path):
         """Open a volume file (and its .seg.nrrd beside it, if any); returns the volume node."""
+        if self.workflow is not None:
+            raise CaseNotFoundError("This server serves a workflow project: open cases from the queue")
         if not path or not os.path.exists(path):
             raise CaseNotFoundError(f"No such case file: {path!r}")
         started = time.perf_counter()
-        scene = self.slicer_app.scene
-        scene.Clear()  # before loading: effect pipelines created with the views keep their view
+        self._clear_scene()
         volumes = self.slicer_app.io_manager.load_volumes([os.fspath(path)])
         if not volumes:
             raise CaseNotFoundError(f"Could not read {path} as a volume")
-        volume = volumes[0]
+        saved = segmentation_path_for(path)
+        self._show_volume(volumes[0], saved if os.path.exists(saved) else None)
+        self.current_case = os.fspath(path)
+        self._loaded(os.path.basename(path), started)
+        return volumes[0]
+
+    def load_volume_array(self, array_kji, ijk_to_ras, name):
+        """Show a volume given as an array (workflow cases: `WorkflowService.load_volume`); returns its node."""
+        started = time.perf_counter()
+        self._clear_scene()
+        volume = add_volume_node(self.slicer_app.scene, array_kji, ijk_to_ras, name=name)
+        self._show_volume(volume, None)
+        self.current_case = None
+        self._loaded(name, started)
+        return volume
+
+    def unload_case(self):
+        """Empty the scene (after a workflow case is submitted or reviewed, or on logout)."""
+        self._clear_scene()
+        self.current_case = None
+        self.state.is_volume_loaded = False
+        self.state.load_message = ""
+
+    def _clear_scene(self):
+        self.slicer_app.scene.Clear()  # before loading: effect pipelines created with the views keep their view
+        self.overlay.reset()
+
+    def _show_volume(self, volume, segmentation_file):
         self.slicer_app.display_manager.show_volume(volume, do_reset_views=True)
         self.show_3d(bool(self.state.show_3d))
-        saved = segmentation_path_for(path)
-        if os.path.exists(saved):
-            self.editor.load_segmentation_from_file(saved)
+        if segmentation_file:
+            self.editor.load_segmentation_from_file(segmentation_file)
         self.segment_editor_logic.on_volume_changed(volume)
         if self.editor.n_segments == 0:
             self.editor.add_empty_segment(segment_name="Segment_1", segment_color=[0.9, 0.6, 0.2])
         if self.editor.undo_stack is not None:
             self.editor.undo_stack.clear()
         self._new_controllers()
-        self.current_case = os.fspath(path)
+
+    def _loaded(self, name, started):
         self.load_seconds = time.perf_counter() - started
         self.state.is_volume_loaded = True
-        self.state.load_message = f"{os.path.basename(path)} opened in {self.load_seconds:.2f} s"
+        self.state.load_message = f"{name} opened in {self.load_seconds:.2f} s"
         self._on_settings()
-        return volume
+
+    def refresh_display(self):
+        """Re-apply the viewer settings (after segments were added or replaced)."""
+        self._on_settings()
 
     def save_segmentation(self):
         """Write the segmentation as .seg.nrrd next to the case (or ./mva-output when that folder is read-only)."""
+        if self.workflow is not None:
+            raise CaseNotFoundError("This server serves a workflow project: use Save in the case panel")
         node = self.editor.active_segmentation_node
         path = segmentation_path_for(self.current_case, for_writing=True)
         save_segmentation_node(self.slicer_app.scene, node, path)
@@ -168,7 +213,14 @@ class MVAWebApp(TrameApp):
         return self.editor.set_active_effect_type(effect_type)
 
     def _on_effect_changed(self, effect_name):
-        self.state.smart_tool = next((e.__name__ for e in SMART_EFFECTS if e.get_effect_name() == effect_name), "")
+        effect = next((e for e in SMART_EFFECTS if e.get_effect_name() == effect_name), None)
+        self.state.smart_tool = effect.__name__ if effect else ""
+        if self.workflow is not None:
+            self.workflow.on_tool_changed(effect.title if effect else effect_name)
+        self.overlay.clear()  # a preview or regions of the previous tool no longer apply
+
+    def _on_overlay_change(self, counts):
+        self.state.overlay_pixels = counts
 
     def controller(self, effect_type):
         return self.controllers[effect_type]
@@ -195,6 +247,8 @@ class MVAWebApp(TrameApp):
         text = f"{result.label}: {result.seconds * 1000:.0f} ms"
         self.state.tool_status = text + (f" — {result.error}" if result.error else "")
         controller = next((c for c in self.controllers.values() if c.name == result.label), None)
+        if self.workflow is not None and not result.error:
+            self.workflow.on_tool_job(result.label)
         self.state.tool_message = result.error or (controller.message if controller else "")
         self.state.flush()
 
@@ -227,6 +281,7 @@ class MVAWebApp(TrameApp):
         settings.scroll_speed = int(state.settings_scroll_speed or 1)
         settings.window_level_preset = state.settings_preset or "Auto"
         apply_segmentation_display(self.editor.active_segmentation_node, settings)
+        self.overlay.set_visible(settings.overlays_visible)
         apply_volume_display(self.editor.active_volume_node, settings)
 
     def show_3d(self, visible):

@@ -21,6 +21,7 @@ from trame_slicer.app.ui import (
     ViewerLayout,
 )
 
+from MVAWebLib import workflow_ui
 from MVAWebLib.smart_effects import SMART_EFFECTS
 from MVAWebLib.viewer_settings import KEYBOARD_SHORTCUTS, WINDOW_LEVEL_PRESETS
 
@@ -49,16 +50,23 @@ def build_page(app):
     server = app.server
     with ViewerLayout(server, title="SegmentAnythingMVA", is_drawer_visible=True) as layout:
         client.Script(KEYS_SCRIPT)
-        with layout.appbar:
+        with layout.appbar, html.Div(v_if="!workflow_mode", classes="d-flex align-center"):
             VSelect(v_model=("case_path",), items=("case_items", []), item_title="title", item_value="path",
                     label="Case", density="compact", hide_details=True, style="max-width: 360px;", id="mva-case")
             VBtn("Open", click=app.ctrl.open_case, id="mva-open", classes="ml-2")
             VBtn("Save", click=app.ctrl.save_segmentation, id="mva-save", classes="ml-2",
                  disabled=("!is_volume_loaded",))
             html.Span("{{ load_message }}", classes="ml-4 text-caption", id="mva-load-message")
+        with layout.appbar:
             VBtn(icon="mdi-fullscreen", id="mva-fullscreen", classes="ml-2", variant="text")
             VBtn(icon="mdi-keyboard", click="show_help = !show_help", id="mva-help", variant="text")
+            html.Span("{{ load_message }}", classes="ml-4 text-caption", id="mva-wf-load-message",
+                      v_if="workflow_mode")
+            workflow_ui.account_bar(app.ctrl)
         with layout.drawer:
+            workflow_ui.messages()
+            workflow_ui.queue_panel(app.ctrl)
+            workflow_ui.case_panel(app.ctrl)
             _smart_tools_panel(app)
             VDivider()
             app.segment_editor_ui = SegmentEditorUI(style="height: 520px;")
@@ -79,6 +87,7 @@ def build_page(app):
         with layout.content:
             app.layout_manager.initialize_layout_grid(layout)
         _help_dialog()
+        workflow_ui.login_dialog(app.ctrl)
     return layout
 
 
@@ -95,7 +104,8 @@ def _smart_tools_panel(app):
                         thumb_label=True, hide_details=True)
                 VSwitch(v_model=("brush_auto_apply", True), label="Apply after each stroke", hide_details=True,
                         density="compact")
-                VBtn("Apply", click=app.ctrl.brush_apply, size="small", disabled=("brush_auto_apply",))
+                VBtn("Apply", click=app.ctrl.brush_apply, size="small", disabled=("brush_auto_apply",),
+                     id="mva-brush-apply")
             with html.Div(v_if="smart_tool === 'SmartRegionsEffect'"):
                 VSlider(v_model=("regions_size_mm", 16.0), min=4, max=40, step=1, label="Region size (mm)",
                         thumb_label=True, hide_details=True)
