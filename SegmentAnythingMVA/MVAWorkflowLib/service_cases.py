@@ -130,7 +130,7 @@ class CasesMixin:
                 continue  # someone else took the last slot meanwhile
         return None
 
-    def save_annotation(self, actor, case_id, labelmap, expected_version=None):
+    def save_annotation(self, actor, case_id, labelmap, expected_version=None, answers=None):
         """Annotator: save work in progress as a new revision (atomic; earlier revisions are kept).
 
         Parameters
@@ -138,7 +138,10 @@ class CasesMixin:
         labelmap : Labelmap
             Values must be labels of the project (or 0).
         expected_version : int, optional
-            The `AssignmentInfo.version` the caller last saw; a mismatch raises `ConflictError`.
+            The `AssignmentInfo.version` the caller last saw; a mismatch raises `ConflictError` and nothing
+            (labelmap or answers) is saved.
+        answers : dict, optional
+            Form answers saved in the same transaction.
 
         Returns
         -------
@@ -146,6 +149,9 @@ class CasesMixin:
         """
         def work(session):
             user, case, assignment = self._open_assignment(session, actor, case_id, expected_version)
+            if answers:
+                self._store_answers(session, case, assignment, answers)
+                audit(session, user, "save_answers", "case", case.id, keys=sorted(answers))
             self._store(session, case, assignment, labelmap)
             session.flush()
             audit(session, user, "save_annotation", "case", case.id, revision=assignment.annotation_revision)

@@ -31,3 +31,17 @@ def test_a_case_opened_in_a_scene_is_edited_saved_submitted_and_reviewed(team, s
     reopened = open_case(service, team["rita"], project.id, case.id, headless.scene, annotator="ann")
     assert np.array_equal(reopened.labelmap().array_kji, labelmap.array_kji)
     assert np.allclose(reopened.labelmap().ijk_to_ras, labelmap.ijk_to_ras)
+
+
+def test_a_stale_save_keeps_neither_the_labelmap_nor_the_answers(team, service, headless):
+    import pytest
+    from MVAWorkflowLib.errors import ConflictError
+    project = team["project"]
+    case = service.claim_next(team["ann"], project.id)
+    opened = open_case(service, team["ann"], project.id, case.id, headless.scene)
+    first = service.save_annotation(team["ann"], case.id, opened.labelmap(), answers={"quality": "good"})
+    service.save_annotation(team["ann"], case.id, opened.labelmap(), expected_version=first.version)
+    with pytest.raises(ConflictError):
+        service.save_annotation(team["ann"], case.id, opened.labelmap(), expected_version=first.version,
+                                answers={"quality": "poor"})
+    assert service.answers(team["ann"], case.id)["quality"] == "good"

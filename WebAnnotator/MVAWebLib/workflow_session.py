@@ -170,11 +170,11 @@ class WorkflowSession:
         return self.open_case
 
     def save(self, labelmap, answers):
-        """Save answers and a new annotation revision (expected_version: the version last seen)."""
+        """Save answers and a new annotation revision in one transaction (expected_version: the version last
+        seen; on a conflict nothing is saved)."""
         current = self._annotating()
-        self.service.save_answers(self.token, current.case.id, _answered(answers))
         assignment = self.service.save_annotation(self.token, current.case.id, labelmap,
-                                                  expected_version=current.version)
+                                                  expected_version=current.version, answers=_answered(answers))
         current.version = assignment.version
         self.flush_usage()
         return assignment
