@@ -122,11 +122,14 @@ def bench_sam(data, quick):
     _, base = timed(stock, 20)
     rows.append(row("SAM prompt -> chosen mask at slice size, ViT-B decoder, cached embedding", ours,
                     "segment_anything SamPredictor.predict", base, threads=torch.get_num_threads()))
-    rows.append(bench_sam_click_written(data, engine))
+    rows.append(bench_sam_click_written(data, engine, "fp32 decoder"))
+    from SegmentAnythingLib.algorithms.sam_models import cpu_supports_bf16
+    if cpu_supports_bf16():
+        rows.append(bench_sam_click_written(data, SamEngine(vit_b, bf16_decoder=True), "bf16 decoder (default here)"))
     return rows
 
 
-def bench_sam_click_written(data, engine):
+def bench_sam_click_written(data, engine, label):
     """Click -> mask written into the segment through the bridge (ViT-B decoder, embedding cached)."""
     import torch
     from MVAEvaluationLib.evaluation import Case
@@ -146,7 +149,7 @@ def bench_sam_click_written(data, engine):
         logic.add_point(plane, click, positive=n % 3 != 0)
         seconds.append(time.perf_counter() - tic)
     case.close()
-    return row("SAM click -> mask written into the segment (ViT-B decoder, cached embedding, refinement)", seconds)
+    return row(f"SAM click -> mask written into the segment (ViT-B {label}, cached embedding, refinement)", seconds)
 
 
 def bench_brush(data, quick):

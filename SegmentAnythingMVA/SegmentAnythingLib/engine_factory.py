@@ -14,7 +14,7 @@ def create_engine(model_name="tiny", checkpoint=None, device="auto", allow_downl
     """
     from SegmentAnythingLib.algorithms.sam_embedding_cache import EmbeddingCache
     from SegmentAnythingLib.algorithms.sam_engine import SamEngine
-    from SegmentAnythingLib.algorithms.sam_models import build_sam, build_tiny_sam, choose_device
+    from SegmentAnythingLib.algorithms.sam_models import build_sam, build_tiny_sam, choose_device, cpu_supports_bf16
     cache = EmbeddingCache(max_memory_mb=cache_mb, folder=cache_folder)
     if model_name == "tiny":
         engine = SamEngine(build_tiny_sam(seed=0, device=choose_device(device)), cache)
@@ -25,7 +25,9 @@ def create_engine(model_name="tiny", checkpoint=None, device="auto", allow_downl
     path = ensure_checkpoint(model_name, path=checkpoint, allow_download=allow_download, progress=progress,
                              cancel=cancel)
     model = build_sam(CHECKPOINTS[model_name].model_type, path, device)
-    # bf16 autocast: about 3x faster encoding on CPUs, embedding error under 1 % (measured, see README)
-    engine = SamEngine(model, cache, bf16_encoder=model.device.type == "cpu")
+    # On CPUs with native bf16: encoder 2.1x faster (embedding error 0.8 %), decoder 48 -> 40 ms per click
+    # (masks agree on 99.6 % of pixels with fp32 on random weights); see `mva bench`.
+    fast = model.device.type == "cpu" and cpu_supports_bf16()
+    engine = SamEngine(model, cache, bf16_encoder=fast, bf16_decoder=fast)
     engine.model_name = model_name
     return engine

@@ -206,3 +206,12 @@ def _to_device(model: Sam, device: Union[str, torch.device]) -> Sam:
 def parameter_count(model: torch.nn.Module) -> int:
     """Number of parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())
+
+
+def cpu_supports_bf16() -> bool:
+    """True when this CPU runs bfloat16 matrix products natively (AVX512-BF16 or AMX): bf16 autocast is then
+    faster than fp32; elsewhere it is emulated and slower, so fp32 is kept."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
