@@ -196,6 +196,14 @@ class SlicePlane:
         matrix[:3, 3] += delta * matrix[:3, 2]
         return SlicePlane(matrix, self.shape, self.aligned_axis, self.slice_index + delta)
 
+    def as_one_slice_volume(self):
+        """IJK->RAS of a one-slice volume whose voxels are this plane's pixels (column = i, row = j), e.g. to
+        show a 2D overlay as a labelmap in any slice view."""
+        matrix = self.pixel_to_ras_matrix.copy()
+        matrix[:3, 2] = self.normal_ras * float(np.linalg.norm(matrix[:3, 0]))
+        matrix[3] = (0, 0, 0, 1)
+        return matrix
+
     # --- mapping ------------------------------------------------------------------------------------------
     def pixel_to_ras(self, points_rc):
         """(N, 2) pixel (row, col) -> (N, 3) RAS."""

@@ -164,3 +164,14 @@ def test_slice_outside_the_volume_raises():
     plane = SlicePlane.for_anatomical_axis("axial", 1, matrix, (4, 5, 6))
     with pytest.raises(OutsideVolumeError, match="outside the slice"):
         plane.check_pixel((2, 40))
+
+
+def test_a_plane_as_a_one_slice_volume_puts_each_pixel_where_the_plane_has_it():
+    matrix = GEOMETRIES["oblique_anisotropic"]
+    slice_to_ras = slice_to_ras_for("coronal", center_ras(matrix, (12, 16, 20)))
+    slice_to_ras[:3, :3] = rotation(2, 15) @ slice_to_ras[:3, :3]
+    plane = SlicePlane.voxel_aligned(slice_to_ras, matrix, (12, 16, 20))
+    ijk_to_ras = plane.as_one_slice_volume()
+    for row, col in [(0, 0), (3, 7), (plane.shape[0] - 1, plane.shape[1] - 1)]:
+        assert np.allclose(ijk_to_ras @ np.array([col, row, 0, 1.0]), np.append(plane.pixel_to_ras([[row, col]])[0], 1))
+    assert abs(np.linalg.det(ijk_to_ras[:3, :3])) > 1e-6

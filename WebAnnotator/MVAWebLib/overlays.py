@@ -9,7 +9,8 @@ import numpy as np
 import slicer
 from vtkmodules.util import numpy_support
 from vtkmodules.vtkCommonDataModel import vtkImageData
-from vtkmodules.vtkCommonMath import vtkMatrix4x4
+
+from MVABridgeLib.image_data import array_to_matrix
 
 PREVIEW, BOUNDARY, HOVER = 1, 2, 3
 LAYER_NAMES = {PREVIEW: "preview", BOUNDARY: "boundaries", HOVER: "hover"}
@@ -121,20 +122,13 @@ class ToolOverlay:
     def _write(self, plane, label):
         node = self.node()
         rows, cols = plane.shape
-        matrix = plane.pixel_to_ras_matrix.copy()
-        spacing = float(np.linalg.norm(matrix[:3, 0]))
-        matrix[:3, 2] = plane.normal_ras * spacing
-        matrix[3] = (0, 0, 0, 1)
         image = vtkImageData()
         image.SetDimensions(cols, rows, 1)
         values = label if self.visible else np.zeros_like(label)
         scalars = numpy_support.numpy_to_vtk(np.ascontiguousarray(values).ravel(), deep=True,
                                              array_type=numpy_support.get_vtk_array_type(np.uint8))
         image.GetPointData().SetScalars(scalars)
-        ijk_to_ras = vtkMatrix4x4()
-        for r in range(4):
-            for c in range(4):
-                ijk_to_ras.SetElement(r, c, float(matrix[r, c]))
+        ijk_to_ras = array_to_matrix(plane.as_one_slice_volume())
         disabled = node.StartModify()
         node.SetIJKToRASMatrix(ijk_to_ras)
         node.SetAndObserveImageData(image)
