@@ -272,6 +272,14 @@ class SlicePlane:
             view = view[::-1, :]
         return view
 
+    def voxel_slice_to_plane(self, slice_2d, index_to_ras):
+        """Arrange a 2D array of this plane's voxel slice (the volume indexed at `slice_index` along
+        `aligned_axis`, remaining axes in (k, j, i) order) as the plane's (rows, cols); a view, no copy."""
+        if not self.is_voxel_aligned:
+            raise ValueError("Only voxel-aligned planes are voxel slices")
+        plane = SlicePlane(self.pixel_to_ras_matrix, self.shape, self.aligned_axis, 0)
+        return plane._aligned_view(np.expand_dims(np.asarray(slice_2d), self.aligned_axis), index_to_ras)
+
     def mask_to_volume(self, mask_2d, index_to_ras, shape_kji, region_2d=None):
         """Voxels of the volume grid that a 2D mask in this plane covers.
 

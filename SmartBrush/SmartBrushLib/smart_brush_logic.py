@@ -54,17 +54,21 @@ class SmartBrushLogic:
         return self.models[key]
 
     def _to_moved(self, plane, mask_2d):
-        """A plane-layout 2D mask as the (slice-first) volume mask of the axis model."""
+        """A plane-layout 2D mask as the (slice-first) volume mask of the axis model, and the stroke's
+        (low, high) index in that layout (None when empty); bounds come from the one-slice block, not the volume."""
         volume = self.bridge.work_volume()
         selected, _ = plane.mask_to_volume(mask_2d, volume.index_to_ras, volume.shape)
-        return np.moveaxis(selected.full(volume.shape), plane.aligned_axis, 0)
+        order = [plane.aligned_axis] + [a for a in range(3) if a != plane.aligned_axis]
+        where = np.argwhere(selected.mask_kji)
+        bounds = None
+        if len(where):
+            start = np.asarray(selected.start_kji)
+            bounds = ((where.min(0) + start)[order], (where.max(0) + start)[order])
+        return np.moveaxis(selected.full(volume.shape), plane.aligned_axis, 0), bounds
 
     def _from_moved_slice(self, plane, slice_2d):
         """A 2D array of the axis model's slice as a plane-layout 2D array."""
-        volume = self.bridge.work_volume()
-        moved = np.zeros(np.moveaxis(np.empty(volume.shape, bool), plane.aligned_axis, 0).shape, slice_2d.dtype)
-        moved[plane.slice_index] = slice_2d
-        return plane.sample(np.moveaxis(moved, 0, plane.aligned_axis), volume.index_to_ras, order=0)
+        return plane.voxel_slice_to_plane(slice_2d, self.bridge.work_volume().index_to_ras)
 
     # --- strokes --------------------------------------------------------------------------------------------
     def add_stroke(self, plane, stroke_2d, erase=False):
@@ -81,11 +85,10 @@ class SmartBrushLogic:
         else:
             strokes |= np.asarray(stroke_2d, bool)
         if plane.is_voxel_aligned:
-            moved = self._to_moved(plane, stroke_2d)
+            moved, bounds = self._to_moved(plane, stroke_2d)
             model.add_stroke(moved, label)
-            if moved.any():
-                where = np.argwhere(moved)
-                low, high = where.min(0), where.max(0)
+            if bounds is not None:
+                low, high = bounds
                 old = self.painted_box.get(id(model))
                 self.painted_box[id(model)] = (low, high) if old is None else \
                     (np.minimum(old[0], low), np.maximum(old[1], high))
@@ -132,7 +135,7 @@ class SmartBrushLogic:
             start_kji = np.round(plane.pixel_to_index_kji([start_rc], volume.index_to_ras)[0]).astype(int)
             moved_start = (start_kji[plane.aligned_axis],) + tuple(
                 start_kji[a] for a in range(3) if a != plane.aligned_axis)
-            restricted = model.assist(self._to_moved(plane, footprint_2d), moved_start)
+            restricted = model.assist(self._to_moved(plane, footprint_2d)[0], moved_start)
             return self._from_moved_slice(plane, restricted[plane.slice_index]).astype(bool)
         return model.assist(np.asarray(footprint_2d, bool), tuple(int(v) for v in start_rc))
 

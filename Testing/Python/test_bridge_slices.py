@@ -175,3 +175,12 @@ def test_a_plane_as_a_one_slice_volume_puts_each_pixel_where_the_plane_has_it():
     for row, col in [(0, 0), (3, 7), (plane.shape[0] - 1, plane.shape[1] - 1)]:
         assert np.allclose(ijk_to_ras @ np.array([col, row, 0, 1.0]), np.append(plane.pixel_to_ras([[row, col]])[0], 1))
     assert abs(np.linalg.det(ijk_to_ras[:3, :3])) > 1e-6
+
+
+@pytest.mark.parametrize("orientation", ORIENTATIONS)
+def test_a_voxel_slice_array_is_arranged_as_the_plane_shows_it(orientation):
+    matrix = GEOMETRIES["lps_anisotropic"]
+    volume = smooth_volume((8, 10, 12))
+    plane = SlicePlane.for_anatomical_axis(orientation, 4, matrix, volume.shape)
+    voxel_slice = np.take(volume, 4, axis=plane.aligned_axis)
+    assert np.array_equal(plane.voxel_slice_to_plane(voxel_slice, matrix), plane.sample(volume, matrix))
