@@ -4,11 +4,12 @@
 """
 from .classifier import BACKGROUND, KernelDensityClassifier, uncertainty
 from .errors import SmartBrushCancelled, SmartBrushInputError
-from .features import FeatureCache, FeatureSettings, compute_features, intensity_normalisation, sanitize
+from .features import (FeatureCache, FeatureSettings, IntensityMap, compute_features, intensity_map,
+                       intensity_normalisation, sanitize)
 from .model import SliceBrushModel, SmartBrushModel
 
 __all__ = [
-    "BACKGROUND", "FeatureCache", "FeatureSettings", "KernelDensityClassifier", "SliceBrushModel",
+    "BACKGROUND", "FeatureCache", "FeatureSettings", "IntensityMap", "KernelDensityClassifier", "SliceBrushModel",
     "SmartBrushCancelled", "SmartBrushInputError", "SmartBrushModel", "compute_features",
-    "intensity_normalisation", "sanitize", "uncertainty",
+    "intensity_map", "intensity_normalisation", "sanitize", "uncertainty",
 ]

@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from .classifier import BACKGROUND, KernelDensityClassifier
 from .errors import SmartBrushCancelled, SmartBrushInputError
-from .features import FeatureCache, FeatureSettings, compute_features, intensity_normalisation, sanitize
+from .features import FeatureCache, FeatureSettings, compute_features, intensity_map, sanitize
 
 # One-class fallback and classifier-free assist: normalised intensity distance (or 3 robust stroke std).
 SIMILARITY_TOLERANCE = 0.1
@@ -63,7 +63,7 @@ class SmartBrushModel:
         self.seed = int(seed)
         self.settings = settings or FeatureSettings()
         self.classifier_options = dict(classifier_options or {})
-        self.normalisation = intensity_normalisation(self.image)
+        self.normalisation = intensity_map(self.image)
         self.features = FeatureCache()
         self._strokes = {}  # label -> {k: bool (j, i) mask}
         self._slice_classifier = None

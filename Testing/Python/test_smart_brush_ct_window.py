@@ -1,0 +1,87 @@
+"""Smart Brush on CT: Hounsfield-unit volumes get the soft-tissue window expanded before features."""
+import numpy as np
+import pytest
+
+from SmartBrushLib.algorithms import (IntensityMap, SmartBrushInputError, SmartBrushModel, compute_features,
+                                      intensity_map)
+from SmartBrushLib.algorithms import features as features_module
+
+
+def chest_like_phantom(seed=0, shape=(3, 80, 80)):
+    """Air (-1000) around a soft-tissue body (40 HU) holding a fluid disk (10 HU) and a lung (-800 HU);
+    noise 20 HU, as on the CT phantom where fluid next to muscle was missed."""
+    rng = np.random.default_rng(seed)
+    image = np.full(shape, -1000.0)
+    j, i = np.ogrid[:shape[1], :shape[2]]
+    body = (j - 40) ** 2 / 36.0 ** 2 + (i - 40) ** 2 / 38.0 ** 2 <= 1
+    fluid = (j - 40) ** 2 + (i - 55) ** 2 <= 10 ** 2
+    lung = (j - 40) ** 2 + (i - 20) ** 2 <= 9 ** 2
+    image[:, body] = 40.0
+    image[:, fluid] = 10.0
+    image[:, lung] = -800.0
+    return image + rng.normal(0, 20, shape), fluid
+
+
+def dice(a, b):
+    return 2.0 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
+
+
+def test_ct_volumes_get_the_soft_tissue_window_and_other_volumes_a_plain_linear_map():
+    ct, _ = chest_like_phantom()
+    mapping = intensity_map(ct)
+    assert mapping.window == features_module.SOFT_TISSUE_WINDOW_HU
+    assert mapping.window_scale == features_module.SOFT_TISSUE_HU_PER_UNIT
+    mri = np.random.default_rng(0).uniform(0, 400, (3, 30, 30))
+    assert intensity_map(mri).window is None
+
+
+def test_soft_tissue_window_expands_a_30_hu_contrast_and_keeps_the_map_monotone():
+    ct, _ = chest_like_phantom()
+    mapping = intensity_map(ct)
+    values = np.array([-1000.0, -800.0, -100.0, 10.0, 40.0, 200.0, 600.0])
+    mapped = mapping.apply(values)
+    assert np.all(np.diff(mapped) > 0)
+    assert mapped[4] - mapped[3] == pytest.approx(30.0 / 150.0, rel=1e-4)
+    # Outside the window the whole-range slope is kept: lung vs air is as far apart as before.
+    _, scale = features_module.intensity_normalisation(ct)
+    assert mapped[1] - mapped[0] == pytest.approx(200.0 / scale, rel=1e-4)
+
+
+def test_a_plain_offset_scale_pair_still_gives_the_linear_features():
+    image = np.random.default_rng(1).normal(100, 10, (20, 20))
+    as_pair = compute_features(image, (1.0, 1.0), normalisation=(50.0, 200.0))
+    as_map = compute_features(image, (1.0, 1.0), normalisation=IntensityMap(50.0, 200.0))
+    np.testing.assert_allclose(as_pair, as_map)
+    np.testing.assert_allclose(as_pair[..., 0], (image - 50.0) / 200.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [dict(scale=0.0), dict(window=(10.0, 0.0), window_scale=5.0),
+                                 dict(window=(0.0, 10.0))])
+def test_bad_intensity_maps_raise_an_input_error(bad):
+    with pytest.raises(SmartBrushInputError):
+        IntensityMap(**bad)
+
+
+def test_one_dab_in_fluid_next_to_soft_tissue_stays_in_the_fluid():
+    image, fluid = chest_like_phantom()
+    model = SmartBrushModel(image, (1.0, 0.8, 0.8))
+    dab = np.zeros(image.shape, bool)
+    dab[1] = (np.arange(80)[:, None] - 40) ** 2 + (np.arange(80)[None, :] - 55) ** 2 <= 9
+    model.add_stroke(dab, 1)
+    labels, _ = model.predict_slice(1)
+    assert dice(labels == 1, fluid) > 0.8
+
+
+def test_fluid_and_soft_tissue_dabs_train_a_classifier_that_separates_them():
+    image, fluid = chest_like_phantom()
+    model = SmartBrushModel(image, (1.0, 0.8, 0.8))
+    j, i = np.ogrid[:80, :80]
+    fluid_dab = np.zeros(image.shape, bool)
+    fluid_dab[1] = (j - 40) ** 2 + (i - 55) ** 2 <= 9
+    tissue_dab = np.zeros(image.shape, bool)
+    tissue_dab[1] = (j - 15) ** 2 + (i - 45) ** 2 <= 9
+    model.add_stroke(fluid_dab, 1)
+    model.add_stroke(tissue_dab, 0)
+    labels, _ = model.predict_slice(1)
+    # Without the window (the ~1700 HU percentile scale) the two 30 HU-apart tissues were one class.
+    assert dice(labels == 1, fluid) > 0.8
