@@ -1,7 +1,8 @@
 """Smart Regions through the bridge: a click (or drag) adds or removes whole regions, one undo step each.
 
 3D mode uses supervoxels of the whole source volume (computed once per volume and parameter set);
-2D mode uses superpixels of the clicked slice plane, in any view orientation.
+2D mode uses superpixels of the clicked slice plane, in any view orientation. In 3D a single click on the
+atypical rim of a region takes only the rim-like part of it (RegionsOptions.rim_deviations).
 """
 import numpy as np
 from scipy import ndimage
@@ -10,7 +11,7 @@ from skimage.segmentation import find_boundaries
 from MVABridgeLib.edit_backend import EditMode
 from MVABridgeLib.slice_geometry import VoxelPatch
 from SmartRegionsLib.algorithms.region_graph import RegionGraph
-from SmartRegionsLib.algorithms.region_lookup import click_regions, default_merge_tolerance
+from SmartRegionsLib.algorithms.region_lookup import RankTolerance, click_regions, default_merge_tolerance
 from SmartRegionsLib.algorithms.supervoxel_cache import SupervoxelCache
 from SmartRegionsLib.algorithms.supervoxels import compute_superpixels
 from SmartRegionsLib.regions_options import RegionsOptions
@@ -90,6 +91,8 @@ class SmartRegionsLogic:
         if self.options.merge_tolerance is None:
             return None
         if self.options.merge_tolerance == "auto":
+            return RankTolerance(self.options.merge_rank_fraction)
+        if self.options.merge_tolerance == "range":
             volume = self.bridge.work_volume()
             if self._auto_tolerance[0] is not volume:  # a percentile scan of the volume: once per volume
                 self._auto_tolerance = (volume, default_merge_tolerance(volume.array))
@@ -101,6 +104,10 @@ class SmartRegionsLogic:
         labels = self.volume_labels()
         indices = np.round(plane.pixel_to_index_kji(np.asarray(pixels_rc, float), volume.index_to_ras)).astype(int)
         indices = np.clip(indices, 0, np.array(labels.shape) - 1)
+        if len(indices) == 1:
+            rim = self._rim_patch(volume, labels, tuple(int(v) for v in indices[0]))
+            if rim is not None:
+                return rim
         tolerance = self._tolerance(add)
         graph = self.cache.graph(labels, volume.array) if tolerance is not None else None
         chosen = set()
@@ -116,6 +123,27 @@ class SmartRegionsLogic:
         lookup = np.zeros(int(labels.max()) + 1, bool)  # label -> taken; faster than np.isin on large blocks
         lookup[list(chosen)] = True
         return VoxelPatch(tuple(int(v) for v in low), lookup[block])
+
+    def _rim_patch(self, volume, labels, index):
+        """The part of the clicked region that looks like the click, when the click sits on its atypical rim.
+
+        Returns None for a click on a typical voxel (the whole region is taken then).
+        """
+        if self.options.rim_deviations is None:
+            return None
+        label = int(labels[index])
+        if label == 0:
+            return None
+        graph = self.cache.graph(labels, volume.array)
+        window = tuple(slice(max(v - 1, 0), v + 2) for v in index)
+        local = float(np.mean(volume.array[window]))
+        mean, std = graph.mean[label], graph.std[label]
+        if abs(local - mean) <= self.options.rim_deviations * std:
+            return None
+        box = self._bounding_boxes(labels)[label - 1]
+        values = volume.array[box].astype(np.float32)
+        mask = (labels[box] == label) & (np.abs(values - local) < np.abs(values - mean))
+        return VoxelPatch(tuple(int(b.start) for b in box), mask)
 
     def _bounding_boxes(self, labels):
         if id(labels) not in self._objects:

@@ -6,9 +6,12 @@ supervoxels
     ``compute_supervoxels`` (volume or ROI), ``compute_superpixels`` (2D), ``compute_slice_superpixels``
     (2D mode inside a volume); banded grid regions that follow intensity edges.
 region_graph
-    ``RegionGraph`` (per-region size, mean, std, adjacency), ``merge_small_regions``.
+    ``RegionGraph`` (per-region size, mean, std, mean rank, adjacency), ``merge_small_regions``.
+region_split
+    ``split_keys``: optional cut of regions holding two tissues (``SupervoxelParameters.split_separation``).
 region_lookup
-    Region under a click, region masks, smart merge of similar neighbours, slice boundaries, hover mask.
+    Region under a click, region masks, smart merge of similar neighbours (``RankTolerance``), slice
+    boundaries, hover mask.
 supervoxel_cache
     ``SupervoxelCache``: recompute only when the image token or parameters change.
 region_click_loop

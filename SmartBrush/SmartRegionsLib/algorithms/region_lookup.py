@@ -12,6 +12,30 @@ from SmartRegionsLib.algorithms.region_errors import IndexOutsideVolumeError, In
 # click count for both 2D superpixels and 3D supervoxels.
 DEFAULT_MERGE_FRACTION = 0.04
 DEFAULT_MERGE_HOPS = 10
+# The intensity-range rule fails on CT: 4 % of air-to-bone is 68 HU, more than fluid, soft tissue and
+# liver differ, so one click took the whole body. Comparing region means as quantiles of the image
+# (RankTolerance) within 3 % of the voxels measured, with `mva eval regions` (20 clicks, largest slice):
+# CT phantom liver Dice after 1/5/10/20 clicks 0.65/0.84/0.84/0.84 -> 0.90/0.90/0.87/0.90, effusion
+# 0.16/0.19/0.10/0.08 -> 0.44/0.44/0.19/0.19, lung unchanged (0.96); MNI wm slice 97
+# 0.955/0.829/0.891/0.966 -> 0.978/0.839/0.899/0.970 (2 % gave the same, 5 % dropped MNI at 20 to 0.948).
+DEFAULT_RANK_FRACTION = 0.03
+
+
+class RankTolerance(float):
+    """A smart-merge tolerance given as a share of the voxels (0..1) between two region means.
+
+    Pass it wherever a merge tolerance is accepted: region means are then compared as quantiles of
+    the image's intensities (`RegionGraph.mean_rank`) instead of in image units.
+    """
+
+    def __new__(cls, fraction=DEFAULT_RANK_FRACTION):
+        fraction = float(fraction)
+        if not 0.0 <= fraction <= 1.0:
+            raise InvalidParameterError(f"A rank tolerance is a share of the voxels in [0, 1], got {fraction}")
+        return super().__new__(cls, fraction)
+
+    def __repr__(self):
+        return f"RankTolerance({float(self)})"
 
 
 def default_merge_tolerance(image):
@@ -60,10 +84,11 @@ def click_regions(labels, index_kji, graph=None, merge_tolerance=None, max_hops=
     index_kji : tuple of int
     graph : RegionGraph or None
         Needed only when `merge_tolerance` is set.
-    merge_tolerance : float or None
+    merge_tolerance : float, RankTolerance or None
         None takes the clicked region only; otherwise regions reached through neighbours whose
-        mean intensity differs from the clicked region's by at most this much (image units) are
-        taken too. `default_merge_tolerance(image)` gives the measured default.
+        mean intensity differs from the clicked region's by at most this much (image units, or a
+        share of the voxels for a `RankTolerance`) are taken too. `RankTolerance()` is the default
+        of the Smart Regions logic; `default_merge_tolerance(image)` the older intensity-range rule.
     max_hops : int
         How far the smart merge may walk through similar regions.
 
@@ -76,7 +101,8 @@ def click_regions(labels, index_kji, graph=None, merge_tolerance=None, max_hops=
         return np.array([label], np.int64)
     if graph is None:
         raise InvalidParameterError("Smart merge needs the RegionGraph of the labels")
-    return graph.similar_regions(label, merge_tolerance, max_hops)
+    return graph.similar_regions(label, float(merge_tolerance), max_hops,
+                                 by_rank=isinstance(merge_tolerance, RankTolerance))
 
 
 def slice_boundaries(labels, k, mode="inner"):

@@ -28,10 +28,12 @@ from SmartRegionsLib.algorithms.region_errors import (
     IndexOutsideVolumeError, InvalidParameterError, NonFiniteVoxelsError,
     SupervoxelsCancelled, VolumeTooSmallError)
 from SmartRegionsLib.algorithms.region_graph import merge_small_regions
+from SmartRegionsLib.algorithms.region_split import split_keys
 
 MAX_LEVELS = 16
 HISTOGRAM_BINS = 256
 HISTOGRAM_SAMPLES = 2_000_000
+SPLIT_SMOOTHING_MM = 1.5
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,14 @@ class SupervoxelParameters:
     compactness : 0..1; regions below ``compactness / 2`` of a cell are merged into a neighbour.
     intensity_levels : number of intensity bands (1 gives plain grid cells), at most 16.
     smoothing_mm : Gaussian sigma in mm applied before banding (0 disables it).
+    split_separation : a region whose intensities form two groups more than this many noise
+        deviations apart is cut in two (`region_split`); 0 disables the split.
     """
     region_size_mm: float = 16.0
     compactness: float = 0.5
     intensity_levels: int = 5
     smoothing_mm: float = 0.7
+    split_separation: float = 0.0
 
     def validate(self):
         if not np.isfinite(self.region_size_mm) or self.region_size_mm <= 0:
@@ -60,6 +65,10 @@ class SupervoxelParameters:
         if not np.isfinite(self.smoothing_mm) or self.smoothing_mm < 0:
             raise InvalidParameterError(
                 f"Smoothing must be zero or a positive number of mm, got {self.smoothing_mm}")
+        if not np.isfinite(self.split_separation) or self.split_separation < 0:
+            raise InvalidParameterError(
+                f"Split separation must be zero or a positive number of noise deviations, "
+                f"got {self.split_separation}")
 
 
 def compute_supervoxels(image, spacing_kji, parameters=None, box_kji=None, mask=None,
@@ -170,6 +179,8 @@ def _compute(image, spacing, parameters, box, mask, progress, cancel):
     report(0.45)
     regions = measure.label(key, background=-1, connectivity=1)
     del key
+    report(0.6)
+    regions = _split_mixed(regions, smoothed, spacing, parameters.split_separation)
     report(0.7)
     min_size = max(1, int(parameters.compactness / 2 * np.prod(steps)))
     regions = merge_small_regions(regions, smoothed, min_size)
@@ -181,6 +192,20 @@ def _compute(image, spacing, parameters, box, mask, progress, cancel):
         labels[window] = regions
     report(1.0)
     return labels
+
+
+def _split_mixed(regions, smoothed, spacing, separation, rounds=1):
+    """Cut two-tissue regions (`region_split`) and relabel the connected pieces."""
+    if separation <= 0:
+        return regions
+    # Decide on a smoother copy: one tissue's noise then hardly straddles the cut, so the pieces are
+    # coherent rather than speckle (fewer fragments to merge, 2-3x faster on MNI).
+    group = split_keys(regions, _smooth(smoothed, spacing, SPLIT_SMOOTHING_MM), separation, rounds)
+    if group is None:
+        return regions
+    key = regions.astype(np.int64) * 4 + group
+    key[regions == 0] = -1
+    return measure.label(key, background=-1, connectivity=1)
 
 
 class _Reporter:
