@@ -17,6 +17,19 @@ def _outline(ax, mask, colour, label=None, width=1.4):
             ax.plot([], [], color=colour, label=label)
 
 
+def _spread_points(mask, count, spacing=40):
+    """`count` pixels deep inside `mask`, at least `spacing` pixels apart (distance-transform maxima)."""
+    from scipy import ndimage
+    depth = ndimage.distance_transform_edt(mask)
+    points = []
+    for _ in range(count):
+        row, col = np.unravel_index(int(np.argmax(depth)), depth.shape)
+        points.append((int(row), int(col)))
+        rows, cols = np.ogrid[:mask.shape[0], :mask.shape[1]]
+        depth[(rows - row) ** 2 + (cols - col) ** 2 < spacing ** 2] = 0
+    return points
+
+
 def effect_pictures(path):
     """Write one PNG with a panel per effect (Smart Brush, Smart Regions, Smart Propagation)."""
     from SmartBrushLib.smart_brush_logic import SmartBrushLogic
@@ -30,8 +43,9 @@ def effect_pictures(path):
     fig, axes = plt.subplots(1, 3, figsize=(13.5, 5.6))
 
     brush = SmartBrushLogic(case.bridge)
-    positive = [(120, 60), (60, 120), (150, 100)]
-    negative = [(95, 100), (30, 100), (120, 25)]
+    grey = plane.sample(load_mni("gm").truth, data.ijk_to_ras, order=0) > 0
+    positive = _spread_points(truth, 3)  # dabs inside white matter...
+    negative = _spread_points(grey, 3)  # ...and on grey matter, as a user marks "not this"
     strokes_in, strokes_out = np.zeros(truth.shape, bool), np.zeros(truth.shape, bool)
     for point in positive:
         strokes_in |= dab_mask(truth.shape, point, 3)
@@ -44,7 +58,7 @@ def effect_pictures(path):
     ax.imshow(np.ma.masked_where(~preview.mask_2d, preview.mask_2d), cmap="autumn", alpha=0.35)
     ax.imshow(np.ma.masked_where(~strokes_in, strokes_in), cmap="summer", alpha=1.0)
     ax.imshow(np.ma.masked_where(~strokes_out, strokes_out), cmap="cool", alpha=1.0)
-    ax.set_title("Smart Brush: 3 dabs on (green), 3 off (cyan) white matter\n-> preview of similar tissue (orange)", fontsize=10)
+    ax.set_title("Smart Brush: 3 dabs on white matter (green), 3 on grey matter\n(cyan, shift) -> preview of similar tissue (orange)", fontsize=10)
 
     regions = SmartRegionsLogic(case.bridge)
     labels = regions._labels_on(plane)
