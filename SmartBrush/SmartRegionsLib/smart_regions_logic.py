@@ -35,7 +35,6 @@ class SmartRegionsLogic:
         node = self.bridge.backend.source_volume_node()
         return (node.GetID(), node.GetMTime()) if node is not None else None
 
-    _token = volume_token
 
     def volume_labels(self, progress=None, cancel=None, token=None):
         """Supervoxel labels (k, j, i) of the source volume (cached; recomputed when volume or options change).
@@ -49,11 +48,11 @@ class SmartRegionsLogic:
     def has_volume_labels(self):
         """True when the supervoxels for the current volume and options are already computed."""
         volume = self.bridge.work_volume()
-        return self.cache.contains(volume.array, volume.spacing_kji, self.options.parameters(), token=self._token())
+        return self.cache.contains(volume.array, volume.spacing_kji, self.options.parameters(), token=self.volume_token())
 
     def plane_labels(self, plane):
         """Superpixel labels (rows, cols) of a slice plane (2D mode), cached per plane."""
-        key = (plane.pixel_to_ras_matrix.tobytes(), plane.shape, self._token(), self.options.parameters())
+        key = (plane.pixel_to_ras_matrix.tobytes(), plane.shape, self.volume_token(), self.options.parameters())
         if key not in self._plane_labels:
             volume = self.bridge.work_volume()
             image = plane.sample(volume.array, volume.index_to_ras)

@@ -86,8 +86,8 @@ class SmartPropagationLogic:
         return sign if self.options.direction == "forward" else -sign
 
     # --- preview / apply ----------------------------------------------------------------------------------
-    def compute_preview(self, plane, progress=None, cancel=None):
-        """Propagate (or interpolate) from the selected segment's mask on `plane`; nothing is written."""
+    def _slice_stack(self, plane):
+        """The plane's axis first: (axis, index, image, segment, spacing, annotated); marks the slice as drawn."""
         axis, index = self._axis_and_index(plane)
         volume = self.bridge.work_volume()
         segment = np.moveaxis(self.bridge.selected_mask().astype(bool), axis, 0)
@@ -95,6 +95,11 @@ class SmartPropagationLogic:
         spacing = tuple(np.array(volume.spacing_kji)[[axis] + [a for a in range(3) if a != axis]])
         annotated = self._annotated_for(axis)
         annotated.add(index)
+        return axis, index, image, segment, spacing, annotated
+
+    def compute_preview(self, plane, progress=None, cancel=None):
+        """Propagate (or interpolate) from the selected segment's mask on `plane`; nothing is written."""
+        axis, index, image, segment, spacing, annotated = self._slice_stack(plane)
         strategy = self._strategy(annotated, segment)
         if strategy == "interpolation":
             masks_volume = interpolate_between_slices(
@@ -104,19 +109,23 @@ class SmartPropagationLogic:
             stops = []
         else:
             result = propagate(image, segment[index], index, self._direction(plane), self.options.max_slices,
-                               spacing, strategy, self.options.stop_rule or StopRule(), _adapt(progress), cancel)
+                               spacing, strategy, self._stop_rule(), _adapt(progress), cancel)
             self._last_result = (axis, result)
             masks, stops = dict(result.masks), list(result.stops.values())
         self.preview = PropagationPreview(axis, index, masks, stops, strategy, set(annotated))
         return self.preview
 
-    def _strategy(self, annotated, segment):
+    def _stop_rule(self):
+        return self.options.stop_rule or StopRule()
+
+    def _strategy(self, annotated, segment, propagating=False):
+        """The strategy to run; `propagating` (re-propagation) never interpolates."""
         strategy = self.options.strategy
         if strategy not in STRATEGIES:
             raise ValueError(f"Unknown strategy {strategy!r}; choose one of {STRATEGIES}")
-        drawn = [k for k in annotated if segment[k].any()]
-        if strategy == "auto":
-            return "interpolation" if len(drawn) >= 2 else "registration"
+        if strategy == "auto" or (propagating and strategy == "interpolation"):
+            drawn = sum(1 for k in annotated if segment[k].any())
+            return "interpolation" if drawn >= 2 and not propagating else "registration"
         if strategy == "sam" and "sam" not in available_strategies():
             self.notes.append("No Segment Anything model is loaded: propagated by registration instead")
             return "registration"
@@ -149,23 +158,17 @@ class SmartPropagationLogic:
 
     def repropagate_from(self, plane, progress=None, cancel=None):
         """After the user corrected `plane`'s slice: keep the slices on the seed side, propagate beyond it."""
-        axis, index = self._axis_and_index(plane)
+        axis, _ = self._axis_and_index(plane)
         if self._last_result is None or self._last_result[0] != axis:
             return self.compute_preview(plane, progress, cancel)
-        volume = self.bridge.work_volume()
-        segment = np.moveaxis(self.bridge.selected_mask().astype(bool), axis, 0)
-        image = np.moveaxis(volume.array, axis, 0).astype(np.float32)
-        spacing = tuple(np.array(volume.spacing_kji)[[axis] + [a for a in range(3) if a != axis]])
-        annotated = self._annotated_for(axis)
-        annotated.add(index)
+        axis, index, image, segment, spacing, annotated = self._slice_stack(plane)
+        strategy = self._strategy(annotated, segment, propagating=True)
         result = repropagate(image, self._last_result[1], index, segment[index], None, self.options.max_slices,
-                             spacing, "registration" if self.options.strategy in ("auto", "interpolation")
-                             else self.options.strategy, self.options.stop_rule or StopRule(), _adapt(progress), cancel)
+                             spacing, strategy, self._stop_rule(), _adapt(progress), cancel)
         self._last_result = (axis, result)
         away = 1 if index >= result.seed_k else -1
         beyond = {k: m for k, m in result.masks.items() if (k - index) * away > 0}
-        self.preview = PropagationPreview(axis, index, beyond, list(result.stops.values()), "registration",
-                                          set(annotated))
+        self.preview = PropagationPreview(axis, index, beyond, list(result.stops.values()), strategy, set(annotated))
         return self.preview
 
 
