@@ -28,6 +28,8 @@ def build_parser():
     evaluate.add_argument("--seed", type=int, default=None, help="random simulated user with this seed")
     evaluate.add_argument("--model", default="tiny", help="sam: tiny, vit_b, vit_l, vit_h, medsam")
     evaluate.add_argument("--checkpoint", default=None, help="sam: checkpoint file")
+    evaluate.add_argument("--input-size", type=int, default=None,
+                          help="sam: image encoder input side (multiple of 16, e.g. 512; default the model's 1024)")
     evaluate.add_argument("--json", default=None, help="also write the result to this file")
 
     report = commands.add_parser("report", help="standard suite for every tool and baseline: table and plots")
@@ -54,7 +56,8 @@ def run_eval(args):
     from MVAEvaluationLib.tool_runners import TOOLS
     options = EvalOptions(tool=args.tool, volume=args.volume, truth=args.truth, label=args.label,
                           interactions=args.interactions, axis=args.axis, slice=args.slice, gap=args.gap,
-                          seed=args.seed, model=args.model, checkpoint=args.checkpoint)
+                          seed=args.seed, model=args.model, checkpoint=args.checkpoint,
+                          input_size=args.input_size)
     try:
         result = evaluate(options, TOOLS)
     except EvaluationError as error:

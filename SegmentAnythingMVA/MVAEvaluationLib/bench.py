@@ -87,11 +87,12 @@ def bench_supervoxels(data, quick):
 
 
 def bench_sam(data, quick):
+    """Prompt decoding with a random ViT-B (embedding values do not change its speed)."""
     import torch
     from segment_anything import SamPredictor
     from MVABridgeLib.windowing import window_to_rgb
     from SegmentAnythingLib.algorithms.sam_engine import SamEngine
-    from SegmentAnythingLib.algorithms.sam_models import build_random_sam, build_tiny_sam
+    from SegmentAnythingLib.algorithms.sam_models import build_random_sam, build_tiny_sam, cpu_supports_bf16
     rows = []
     image = window_to_rgb(data.image[97], 255.0, 127.5)
     tiny = SamEngine(build_tiny_sam())
@@ -100,17 +101,10 @@ def bench_sam(data, quick):
     vit_b = build_random_sam("vit_b")
     engine = SamEngine(vit_b)
     predictor = SamPredictor(vit_b)
-    if quick:
-        embedding = torch.randn(1, 256, 64, 64)
-        engine.cache.put("slice", embedding, image.shape[:2], (1024, int(round(1024 * image.shape[1] / image.shape[0]))))
-        predictor.set_torch_image(torch.zeros(1, 3, 1024, 1024), image.shape[:2])
-        predictor.features = embedding
-    else:
-        _, fp32 = timed(lambda: engine.compute_embedding(image), 1)
-        engine.bf16_encoder = True
-        _, bf16 = timed(lambda: engine.embed("slice", image), 1)
-        rows.append(row("SAM encode, random ViT-B 1024 px, bf16 autocast", bf16, "fp32", fp32))
-        predictor.set_image(image)
+    embedding = torch.randn(1, 256, 64, 64)
+    engine.cache.put("slice", embedding, image.shape[:2], (1024, int(round(1024 * image.shape[1] / image.shape[0]))))
+    predictor.set_torch_image(torch.zeros(1, 3, 1024, 1024), image.shape[:2])
+    predictor.features = embedding
     points = np.array([[90.0, 120.0]])
     labels = np.array([1])
     engine.predict("slice", points, labels).mask(0)
@@ -123,9 +117,54 @@ def bench_sam(data, quick):
     rows.append(row("SAM prompt -> chosen mask at slice size, ViT-B decoder, cached embedding", ours,
                     "segment_anything SamPredictor.predict", base, threads=torch.get_num_threads()))
     rows.append(bench_sam_click_written(data, engine, "fp32 decoder"))
-    from SegmentAnythingLib.algorithms.sam_models import cpu_supports_bf16
-    if cpu_supports_bf16():
+    bf16 = cpu_supports_bf16()
+    if bf16:
         rows.append(bench_sam_click_written(data, SamEngine(vit_b, bf16_decoder=True), "bf16 decoder (default here)"))
+    rows.append(bench_sam_click_written(data, SamEngine(vit_b, bf16_decoder=bf16, input_size=512),
+                                        "512 px input" + (", bf16 decoder" if bf16 else "")))
+    return rows
+
+
+def bench_sam_encoder(data, quick):
+    """ViT-B image encoder on an MNI slice: stock module vs the chunked-attention runner, 1024/768/512 px."""
+    import torch
+    from MVABridgeLib.windowing import window_to_rgb
+    from SegmentAnythingLib.algorithms.sam_engine import SamEngine
+    from SegmentAnythingLib.algorithms.sam_image import preprocess_image
+    from SegmentAnythingLib.algorithms.sam_models import build_random_sam, cpu_supports_bf16
+    if quick:
+        return []
+    image = window_to_rgb(data.image[97], 255.0, 127.5)
+    vit_b = build_random_sam("vit_b")
+    bf16 = cpu_supports_bf16()
+    precision = "bf16 autocast" if bf16 else "fp32"
+    pixels, _ = preprocess_image(image, 1024, vit_b.pixel_mean, vit_b.pixel_std, vit_b.device)
+
+    def stock(autocast):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            return vit_b.image_encoder(pixels).float()
+
+    def error(value, exact):
+        return round(float((value - exact).norm() / exact.norm()), 4)
+
+    rows = []
+    exact, stock_fp32 = timed(lambda: stock(False), 1)
+    runs = 2
+    for size in (1024, 768, 512):
+        exact_engine = SamEngine(vit_b, input_size=size)
+        engine = SamEngine(vit_b, input_size=size, bf16_encoder=bf16)
+        reference, fp32 = timed(lambda: exact_engine.compute_embedding(image)[0], 1)
+        embedding, seconds = timed(lambda: engine.compute_embedding(image)[0], runs if size == 1024 else 3)
+        extra = {"error_vs_fp32_same_size": error(embedding, reference), "fp32_s": round(fp32[0], 2),
+                 "threads": torch.get_num_threads()}
+        if size == 1024:
+            _, base = timed(lambda: stock(bf16), runs)
+            extra.update(stock_fp32_s=round(stock_fp32[0], 2), error_vs_stock_fp32=error(embedding, exact),
+                         fast_fp32_equals_stock=error(reference, exact))
+            rows.append(row(f"SAM encode, random ViT-B 1024 px, {precision}", seconds,
+                            f"segment_anything ImageEncoderViT, {precision}", base, **extra))
+        else:
+            rows.append(row(f"SAM encode, random ViT-B {size} px input, {precision}", seconds, **extra))
     return rows
 
 
@@ -139,8 +178,9 @@ def bench_sam_click_written(data, engine, label):
     logic = SegmentAnythingLogic(case.bridge, engine, "vit_b-random")
     key = logic.slice_key(plane)
     rows, cols = plane.shape
-    engine.cache.put(key, torch.randn(1, 256, 64, 64), (rows, cols),
-                     (1024, int(round(1024 * cols / rows))) if rows >= cols else (int(round(1024 * rows / cols)), 1024))
+    side, grid = engine.img_size, engine.encoder.grid
+    engine.cache.put(key, torch.randn(1, 256, grid, grid), (rows, cols),
+                     (side, int(round(side * cols / rows))) if rows >= cols else (int(round(side * rows / cols)), side))
     clicks = [(100 + (n % 7), 90 + (n % 5)) for n in range(20)]
     logic.add_point(plane, clicks[0])
     seconds = []
@@ -186,7 +226,7 @@ def bench_brush(data, quick):
 
 
 BENCHES = {"brush": bench_brush, "bridge": bench_bridge_write, "propagation": bench_propagation, "supervoxels": bench_supervoxels,
-           "sam": bench_sam}
+           "sam": bench_sam, "sam-encoder": bench_sam_encoder}
 
 
 def run_bench(names=None, quick=False, log=print):

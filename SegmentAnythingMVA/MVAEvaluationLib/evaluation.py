@@ -34,6 +34,7 @@ class EvalOptions:
     seed: int = None
     model: str = "tiny"
     checkpoint: str = None
+    input_size: int = None
     extra: dict = field(default_factory=dict)
 
 

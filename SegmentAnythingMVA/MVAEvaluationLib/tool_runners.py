@@ -86,7 +86,11 @@ class SegmentAnythingTool:
     def __init__(self, case, options):
         from SegmentAnythingLib.engine_factory import create_engine
         from SegmentAnythingLib.segment_anything_logic import SegmentAnythingLogic
-        engine = create_engine(options.model, options.checkpoint)
+        from SegmentAnythingLib.algorithms.sam_errors import CheckpointError, SamInputError
+        try:
+            engine = create_engine(options.model, options.checkpoint, input_size=options.input_size)
+        except (CheckpointError, SamInputError) as error:
+            raise EvaluationError(str(error)) from None
         self.logic = SegmentAnythingLogic(case.bridge, engine, options.model)
 
     def interact(self, plane, click):
@@ -94,8 +98,9 @@ class SegmentAnythingTool:
 
 
 def run_sam(case, options):
-    dice_values, latencies = run_interactive(case, SegmentAnythingTool(case, options), options)
-    return dice_values, latencies, {"model": options.model}
+    tool = SegmentAnythingTool(case, options)
+    dice_values, latencies = run_interactive(case, tool, options)
+    return dice_values, latencies, {"model": options.model, "encoder_input_size": tool.logic.engine.img_size}
 
 
 # --- propagation ---------------------------------------------------------------------------------------------

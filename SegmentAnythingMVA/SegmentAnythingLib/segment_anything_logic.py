@@ -54,7 +54,8 @@ class SegmentAnythingLogic:
         node = self.bridge.backend.source_volume_node()
         window, level = self.current_window_level()
         return (node.GetID(), node.GetImageData().GetMTime(), plane.pixel_to_ras_matrix.round(6).tobytes(),
-                plane.shape, round(window, 3), round(level, 3), self.model_name)
+                plane.shape, round(window, 3), round(level, 3), self.model_name,
+                getattr(self.engine, "img_size", None))
 
     def slice_image(self, plane):
         """uint8 RGB (rows, cols, 3) of the plane, windowed as the user sees it."""

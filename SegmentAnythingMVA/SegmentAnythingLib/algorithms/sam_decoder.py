@@ -43,19 +43,22 @@ class FastMaskDecoder:
     bf16 : bool
         Run under CPU/GPU bfloat16 autocast (faster on CPUs with AVX512-BF16/AMX; masks differ
         slightly from fp32).
+    grid : (int, int), optional
+        Token grid of the embeddings when the encoder runs below its native input size; the
+        positional encoding is evaluated on that grid. Prompts stay in the native input frame.
     """
 
-    def __init__(self, model: Sam, bf16: bool = False) -> None:
+    def __init__(self, model: Sam, bf16: bool = False, grid: Optional[Tuple[int, int]] = None) -> None:
         self.model = model
         self.prompt_encoder = model.prompt_encoder
         self.decoder = model.mask_decoder
         self.transformer = model.mask_decoder.transformer
         self.device = model.device
         self.bf16 = bf16
-        self.grid = tuple(model.prompt_encoder.image_embedding_size)
+        self.grid = tuple(grid or model.prompt_encoder.image_embedding_size)
         self.lowres_size = 4 * self.grid[0]
         with torch.inference_mode():
-            self.dense_pe = model.prompt_encoder.get_dense_pe()
+            self.dense_pe = model.prompt_encoder.pe_layer(self.grid).unsqueeze(0)
             self.no_mask = model.prompt_encoder.no_mask_embed.weight.reshape(1, 1, -1)
             self._deconvs = [_as_matrix(m) for m in model.mask_decoder.output_upscaling
                              if isinstance(m, torch.nn.ConvTranspose2d)]

@@ -17,6 +17,7 @@ from segment_anything.modeling import Sam
 
 from .sam_decoder import FastMaskDecoder, PreparedEmbedding
 from .sam_embedding_cache import CachedEmbedding, EmbeddingCache
+from .sam_encoder import FastImageEncoder
 from .sam_errors import InvalidPromptError, MissingEmbeddingError, SamInputError
 from .sam_image import preprocess_image, prompt_to_model_frame, upsample_logits, validate_slice_image
 
@@ -79,8 +80,12 @@ class SamEngine:
     cache : EmbeddingCache, optional
         Shared cache; a 1024 MB in-memory one by default.
     bf16_encoder, bf16_decoder : bool
-        bfloat16 autocast for the image encoder (3x faster on CPUs with BF16 support, embedding
-        error under 1 %) and for the prompt decoder.
+        bfloat16 autocast for the image encoder (about 2x faster on CPUs with BF16 support,
+        embedding error under 1 %) and for the prompt decoder.
+    input_size : int, optional
+        Side of the encoder input (multiple of 16, at most the model's 1024). Smaller is faster
+        (ViT-B 512: about 6x) but departs from how the released weights were trained; see
+        :mod:`sam_encoder`. The model's own size when omitted.
     num_threads : int, optional
         Calls ``torch.set_num_threads`` (process-wide) when given; also ONNX Runtime's threads.
     backend : {"torch", "onnx"}
@@ -92,17 +97,22 @@ class SamEngine:
     def __init__(self, model: Sam, cache: Optional[EmbeddingCache] = None, *,
                  bf16_encoder: bool = False, bf16_decoder: bool = False,
                  num_threads: Optional[int] = None, prepared_slots: int = 4,
-                 backend: str = "torch") -> None:
+                 backend: str = "torch", input_size: Optional[int] = None) -> None:
         if backend not in BACKENDS:
             raise SamInputError(f"backend must be one of {BACKENDS}, got {backend!r}.")
         self.model = model.eval()
         self.cache = cache if cache is not None else EmbeddingCache()
-        self.bf16_encoder = bf16_encoder
+        try:
+            self.encoder = FastImageEncoder(model.image_encoder, input_size, bf16=bf16_encoder)
+        except ValueError as error:
+            raise SamInputError(str(error)) from None
         if num_threads is not None:
             torch.set_num_threads(int(num_threads))
-        self.decoder = FastMaskDecoder(model, bf16=bf16_decoder)
-        self.img_size = int(model.image_encoder.img_size)
+        self.img_size = self.encoder.input_size
+        self.decoder = FastMaskDecoder(model, bf16=bf16_decoder, grid=(self.encoder.grid, self.encoder.grid))
         self.lowres_size = self.decoder.lowres_size
+        # Prompts go to the prompt encoder in the model's native input frame (1024 px).
+        self._prompt_scale = np.float32(model.image_encoder.img_size / self.img_size)
         self._prepared: "OrderedDict[Hashable, PreparedEmbedding]" = OrderedDict()
         self._prepared_slots = max(1, int(prepared_slots))
         self._lock = threading.Lock()
@@ -129,6 +139,14 @@ class SamEngine:
     def device(self) -> torch.device:
         return self.model.device
 
+    @property
+    def bf16_encoder(self) -> bool:
+        return self.encoder.bf16
+
+    @bf16_encoder.setter
+    def bf16_encoder(self, value: bool) -> None:
+        self.encoder.bf16 = bool(value)
+
     def has_embedding(self, key: Hashable) -> bool:
         """True if ``key`` is cached (memory or disk)."""
         return key in self.cache
@@ -150,11 +168,7 @@ class SamEngine:
         with torch.inference_mode():
             pixels, input_size = preprocess_image(image, self.img_size, model.pixel_mean, model.pixel_std,
                                                   model.device)
-            if self.bf16_encoder:
-                with torch.autocast(model.device.type, dtype=torch.bfloat16):
-                    embedding = model.image_encoder(pixels)
-            else:
-                embedding = model.image_encoder(pixels)
+            embedding = self.encoder(pixels)
         return embedding.float(), input_size
 
     def embed(self, key: Hashable, image: ImageSource) -> CachedEmbedding:
@@ -230,8 +244,17 @@ class SamEngine:
                 raise MissingEmbeddingError(
                     "This slice has no image embedding yet; pass its image or wait for the prefetch.")
             entry = self.embed(key, image)
+        if tuple(entry.embedding.shape[-2:]) != self.decoder.grid:
+            raise SamInputError(
+                f"The cached embedding of this slice has a {tuple(entry.embedding.shape[-2:])} token grid but the "
+                f"engine decodes {self.decoder.grid}: it was computed at another encoder input size. "
+                f"Use separate cache keys (or caches) per input size.")
         points, point_labels, box = prompt_to_model_frame(entry.original_size, entry.input_size,
                                                           points_xy, labels, box_xyxy)
+        if points is not None:
+            points = self._to_native_frame(points)
+        if box is not None:
+            box = self._to_native_frame(box)
         mask_input = self._mask_input(previous_logits)
         prepared = self._prepare(key, entry)
         if self._onnx is not None:
@@ -248,6 +271,12 @@ class SamEngine:
         tokens = tuple(ranked) if use_multimask else (0, ranked[0], ranked[1])
         return SamPrediction(logits[list(tokens)], scores[list(tokens)].astype(np.float32), tokens,
                              entry.original_size, entry.input_size, self.img_size)
+
+    def _to_native_frame(self, coordinates: np.ndarray) -> np.ndarray:
+        # The prompt encoder shifts coordinates to pixel centres (+0.5) before dividing by its input size.
+        if self._prompt_scale == 1:
+            return coordinates
+        return (coordinates + np.float32(0.5)) * self._prompt_scale - np.float32(0.5)
 
     def _mask_input(self, previous_logits: Optional[np.ndarray]) -> Optional[torch.Tensor]:
         if previous_logits is None:

@@ -1,0 +1,128 @@
+"""Image encoder runner: segment_anything's ViT with its own weights, faster on CPU, any input size.
+
+Same arithmetic as ``ImageEncoderViT.forward`` with two changes:
+
+* Attention with decomposed relative positions is computed a few query rows at a time, adding
+  the position terms in place. The stock code materialises two broadcast sums over the whole
+  (heads, tokens, tokens) score matrix, which dominates the global-attention blocks on CPU
+  (4096 x 4096 scores per head at 1024 px). Results are identical up to float rounding.
+* The input side may be smaller than the model's 1024 (``input_size``, a multiple of the patch
+  size): the absolute position embedding is resized bicubically to the smaller token grid and
+  the global blocks' relative positions are interpolated by segment_anything's ``get_rel_pos``.
+  Fewer tokens make the encoder several times faster; the released weights were trained at 1024,
+  so quality at smaller sizes must be checked on real data before relying on it.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from segment_anything.modeling.image_encoder import (
+    Block,
+    ImageEncoderViT,
+    get_rel_pos,
+    window_partition,
+    window_unpartition,
+)
+
+QUERY_CHUNK = 256  # query tokens per attention chunk: scores stay in cache (measured best 128-256)
+
+
+class FastImageEncoder:
+    """Callable ``pixels (1, 3, S, S) -> embedding (1, C, S/16, S/16)`` for an ``ImageEncoderViT``.
+
+    Parameters
+    ----------
+    encoder : ImageEncoderViT
+        Used by reference; its weights are never modified.
+    input_size : int, optional
+        Side S of the padded input; the model's own ``img_size`` when omitted.
+    bf16 : bool
+        bfloat16 autocast (CPU with native BF16, or GPU).
+    """
+
+    def __init__(self, encoder: ImageEncoderViT, input_size: Optional[int] = None, bf16: bool = False) -> None:
+        patch = int(encoder.patch_embed.proj.kernel_size[0])
+        native = int(encoder.img_size)
+        size = native if input_size is None else int(input_size)
+        if size % patch or not patch * 2 <= size <= native:
+            raise ValueError(f"Encoder input size must be a multiple of {patch} between {2 * patch} and "
+                             f"{native}, got {input_size}.")
+        self.encoder = encoder
+        self.input_size = size
+        self.grid = size // patch
+        self.bf16 = bf16
+        self._pos_embed: Dict[torch.device, torch.Tensor] = {}
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        if pixels.shape[-2:] != (self.input_size, self.input_size):
+            raise ValueError(f"Expected a {self.input_size} px square input, got {tuple(pixels.shape[-2:])}.")
+        encoder = self.encoder
+        with torch.inference_mode(), self._autocast(pixels.device):
+            x = encoder.patch_embed(pixels)
+            if encoder.pos_embed is not None:
+                x = x + self._position_embedding()  # fp32: keeps the residual stream fp32 as stock
+            for block in encoder.blocks:
+                x = _run_block(block, x)
+            return encoder.neck(x.permute(0, 3, 1, 2))
+
+    def _autocast(self, device: torch.device):
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+
+    def _position_embedding(self) -> torch.Tensor:
+        pos = self.encoder.pos_embed
+        if pos.shape[1] == self.grid:
+            return pos
+        cached = self._pos_embed.get(pos.device)
+        if cached is None:
+            resized = F.interpolate(pos.detach().permute(0, 3, 1, 2).float(), size=(self.grid, self.grid),
+                                    mode="bicubic", align_corners=False)
+            cached = self._pos_embed[pos.device] = resized.permute(0, 2, 3, 1).contiguous()
+        return cached
+
+
+def _run_block(block: Block, x: torch.Tensor) -> torch.Tensor:
+    shortcut = x
+    x = block.norm1(x)
+    if block.window_size > 0:
+        rows, columns = x.shape[1], x.shape[2]
+        x, padded = window_partition(x, block.window_size)
+        x = _attention(block.attn, x)
+        x = window_unpartition(x, block.window_size, padded, (rows, columns))
+    else:
+        x = _attention(block.attn, x)
+    x = shortcut + x
+    return x + block.mlp(block.norm2(x))
+
+
+def _attention(attn, x: torch.Tensor) -> torch.Tensor:
+    """``Attention.forward`` of segment_anything, chunked over query rows."""
+    batch, rows, columns, _ = x.shape
+    tokens = rows * columns
+    heads = attn.num_heads
+    qkv = attn.qkv(x).reshape(batch, tokens, 3, heads, -1).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.reshape(3, batch * heads, tokens, -1).unbind(0)
+    keys_t = k.transpose(-2, -1).contiguous()  # once, not per chunk
+    if attn.use_rel_pos:
+        rel_rows = get_rel_pos(rows, rows, attn.rel_pos_h).to(q.dtype)
+        rel_columns = get_rel_pos(columns, columns, attn.rel_pos_w).to(q.dtype)
+    out = torch.empty_like(v)
+    step = max(1, QUERY_CHUNK // columns)
+    for start in range(0, rows, step):
+        stop = min(rows, start + step)
+        queries = q[:, start * columns: stop * columns]
+        scores = torch.bmm(queries * attn.scale, keys_t)
+        if attn.use_rel_pos:
+            grid_q = queries.reshape(batch * heads, stop - start, columns, -1)
+            by_row = torch.einsum("bhwc,hkc->bhwk", grid_q, rel_rows[start:stop])
+            by_column = torch.einsum("bhwc,wkc->bhwk", grid_q, rel_columns)
+            view = scores.view(batch * heads, stop - start, columns, rows, columns)
+            view.add_(by_row[..., None].to(scores.dtype)).add_(by_column[..., None, :].to(scores.dtype))
+        weights = scores.softmax(dim=-1)
+        out[:, start * columns: stop * columns] = torch.bmm(weights.to(v.dtype), v)
+    x = out.view(batch, heads, rows, columns, -1).permute(0, 2, 3, 1, 4).reshape(batch, rows, columns, -1)
+    return attn.proj(x)
