@@ -5,8 +5,9 @@ Same weights and arithmetic as ``MaskDecoder.predict_masks``, rearranged for a c
 * Without a previous-mask prompt the first transformer layer's image-side projections (keys and
   values for token-to-image attention, queries for image-to-token attention) do not depend on the
   prompt. :meth:`FastMaskDecoder.prepare` computes them once per slice.
-* The two stride-2 transposed convolutions of the upscaling head are plain matrix products in a
-  pixel-major layout, which avoids the col2im path of ``ConvTranspose2d`` on CPU.
+* The two stride-2 transposed convolutions of the upscaling head are plain matrix products, which
+  avoids the col2im path of ``ConvTranspose2d`` on CPU. Every step of the head is per pixel, so the
+  sub-pixels stay in blocked order (pixel, sub-pixel) and only the four final masks are reordered.
 * Attention uses ``scaled_dot_product_attention``; nothing is upsampled here (see sam_image).
 """
 from __future__ import annotations
@@ -122,7 +123,7 @@ class FastMaskDecoder:
                 queries, keys = self._transformer(prepared, tokens, prepared.keys, precomputed=True)
             else:
                 dense = self.prompt_encoder._embed_masks(mask_input.to(self.device))
-                keys = (prepared.embedding + dense).flatten(2).transpose(1, 2)
+                keys = (prepared.embedding + dense).flatten(2).transpose(1, 2).contiguous()
                 queries, keys = self._transformer(prepared, tokens, keys, precomputed=False)
             logits, iou = self._mask_head(queries, keys)
         return logits.float(), iou.float()
@@ -167,25 +168,22 @@ class FastMaskDecoder:
         hyper = torch.stack([mlp(mask_tokens[i]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)])
         rows, columns = self.grid
         (w1, b1), (w2, b2) = self._deconvs
-        # Stride-2, kernel-2 transposed convolution == per-pixel matmul + 2x2 pixel shuffle.
-        x = torch.addmm(b1.to(keys.dtype), keys[0], w1.to(keys.dtype))  # (g*g, C1*4)
-        c1 = b1.numel() // 4
-        x = x.view(rows, columns, c1, 2, 2).permute(0, 3, 1, 4, 2).reshape(4 * rows * columns, c1)
+        # Stride-2, kernel-2 transposed convolution == per-pixel matmul giving 2x2 sub-pixels.
+        c1, c2 = b1.numel() // 4, b2.numel() // 4
+        x = torch.addmm(b1.to(keys.dtype), keys[0], w1.to(keys.dtype)).view(-1, c1)  # (g*g*4, C1)
         norm = self._layer_norm
         x = F.gelu(F.layer_norm(x, (c1,), norm.weight.to(x.dtype), norm.bias.to(x.dtype), norm.eps))
-        x = F.gelu(torch.addmm(b2.to(x.dtype), x, w2.to(x.dtype)))  # (4 g*g, C2*4)
-        c2 = b2.numel() // 4
-        x = x.view(4 * rows * columns, c2, 4)
-        masks = torch.einsum("mc,pcs->mps", hyper.to(x.dtype), x)  # (4, 4 g*g, 4 sub-pixels)
-        masks = masks.view(4, 2 * rows, 2 * columns, 2, 2).permute(0, 1, 3, 2, 4)
-        return masks.reshape(4, 4 * rows, 4 * columns), iou
+        x = F.gelu(torch.addmm(b2.to(x.dtype), x, w2.to(x.dtype))).view(-1, c2)  # (g*g*16, C2)
+        masks = x @ hyper.to(x.dtype).t()  # rows: (row, column, sub-row 1, sub-col 1, sub-row 2, sub-col 2)
+        masks = masks.view(rows, columns, 2, 2, 2, 2, -1).permute(6, 0, 2, 4, 1, 3, 5)
+        return masks.reshape(-1, 4 * rows, 4 * columns), iou
 
 
 def _as_matrix(deconv: torch.nn.ConvTranspose2d) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Weights (C_in, C_out, 2, 2) -> matrix (C_in, C_out*4) and bias repeated per sub-pixel."""
+    """Weights (C_in, C_out, 2, 2) -> matrix (C_in, 4*C_out), columns sub-pixel-major, and bias tiled."""
     weight = deconv.weight.detach()
-    matrix = weight.reshape(weight.shape[0], -1).contiguous()
-    bias = deconv.bias.detach().repeat_interleave(4)
+    matrix = weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1).contiguous()
+    bias = deconv.bias.detach().repeat(4)
     return matrix, bias
 
 
