@@ -141,7 +141,7 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
         sam_session.set_setting("Model", self.modelCombo.currentText)
         sam_session.set_setting("Device", self.deviceCombo.currentText)
         if self.inputSizeCombo.currentIndex >= 0:
-            sam_session.set_setting("InputSize", int(self.inputSizeCombo.currentData))
+            sam_session.set_setting("InputSize", self.inputSizeCombo.currentData)
         sam_session.set_setting("CacheMB", self.cacheSpin.value)
         sam_session.set_setting("Prefetch", self.prefetchCheck.checked)
         sam_session.set_setting("Checkpoint", self.checkpointPath.currentPath)
@@ -162,7 +162,7 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
 
         try:
             engine = sam_session.load_engine(progress=report, cancel=lambda: progress.wasCanceled)
-            self.statusLabel.text = f"{engine.model_name} loaded on {engine.device}, encoder input {engine.img_size} px"
+            self.statusLabel.text = f"{engine.model_name} loaded on {engine.device}, encoder input {engine.input_size or engine.native_size}"
         except (OSError, ValueError, RuntimeError) as error:
             logging.warning("Loading the Segment Anything model failed: %s", error)
             slicer.util.errorDisplay(f"The model could not be loaded:\n{error}")

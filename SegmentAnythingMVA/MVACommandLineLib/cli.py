@@ -28,8 +28,9 @@ def build_parser():
     evaluate.add_argument("--seed", type=int, default=None, help="random simulated user with this seed")
     evaluate.add_argument("--model", default="tiny", help="sam: tiny, vit_b, vit_l, vit_h, medsam")
     evaluate.add_argument("--checkpoint", default=None, help="sam: checkpoint file")
-    evaluate.add_argument("--input-size", type=int, default=None,
-                          help="sam: image encoder input side (multiple of 16, e.g. 512; default the model's 1024)")
+    evaluate.add_argument("--input-size", type=encoder_input_size, default=None,
+                          help="sam: image encoder input side: a multiple of 16 such as 512, or auto "
+                               "(512 for slices up to 512 px); default the model's own 1024")
     evaluate.add_argument("--json", default=None, help="also write the result to this file")
 
     report = commands.add_parser("report", help="standard suite for every tool and baseline: table and plots")
@@ -40,6 +41,7 @@ def build_parser():
     bench.add_argument("--only", nargs="*", default=None, help="run only these entries")
     bench.add_argument("--quick", action="store_true", help="smaller sizes, no ViT-B encoding")
     bench.add_argument("--json", default=None)
+    bench.add_argument("--markdown", default=None, help="also write the table (as in the README) to this file")
 
     data = commands.add_parser("data", help="export the standard evaluation cases as NIfTI files")
     data.add_argument("--output", default="mva-data")
@@ -49,6 +51,19 @@ def build_parser():
     from MVAWebLib.serve import add_serve_command
     add_serve_command(commands)
     return parser
+
+
+def encoder_input_size(text):
+    """--input-size: "auto" or a positive integer."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected auto or a side in pixels such as 512, got {text!r}")
+    return value
 
 
 def run_eval(args):
@@ -84,10 +99,14 @@ def main(argv=None):
         run_report(args.output, TOOLS, quick=args.quick)
     elif args.command == "bench":
         from MVAEvaluationLib.bench import run_bench
+        from MVAEvaluationLib.bench import markdown_table
         rows = run_bench(args.only, args.quick)
         if args.json:
             with open(args.json, "w") as stream:
                 json.dump(rows, stream, indent=1)
+        if args.markdown:
+            with open(args.markdown, "w") as stream:
+                stream.write(markdown_table(rows))
     elif args.command == "serve":
         from MVAWebLib.serve import run_serve
         return run_serve(args)

@@ -178,7 +178,8 @@ def bench_sam_click_written(data, engine, label):
     logic = SegmentAnythingLogic(case.bridge, engine, "vit_b-random")
     key = logic.slice_key(plane)
     rows, cols = plane.shape
-    side, grid = engine.img_size, engine.encoder.grid
+    side = engine.encoder_size_for((rows, cols))
+    grid = side // engine.patch_size
     engine.cache.put(key, torch.randn(1, 256, grid, grid), (rows, cols),
                      (side, int(round(side * cols / rows))) if rows >= cols else (int(round(side * rows / cols)), side))
     clicks = [(100 + (n % 7), 90 + (n % 5)) for n in range(20)]
@@ -238,3 +239,14 @@ def run_bench(names=None, quick=False, log=print):
             rows.append(entry)
             log(json.dumps(entry))
     return rows
+
+
+def markdown_table(rows):
+    """The bench rows as a Markdown table: ours next to the baseline of the same run."""
+    lines = ["| what | ours p50 / p95 | baseline (same run) p50 / p95 |", "|---|---|---|"]
+    for entry in rows:
+        baseline = "-"
+        if "baseline" in entry:
+            baseline = f"{entry['baseline']}: {entry['baseline_p50_ms']} / {entry['baseline_p95_ms']} ms"
+        lines.append(f"| {entry['name']} | {entry['p50_ms']} / {entry['p95_ms']} ms | {baseline} |")
+    return "\n".join(lines) + "\n"

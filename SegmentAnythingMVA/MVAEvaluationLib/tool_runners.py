@@ -100,7 +100,7 @@ class SegmentAnythingTool:
 def run_sam(case, options):
     tool = SegmentAnythingTool(case, options)
     dice_values, latencies = run_interactive(case, tool, options)
-    return dice_values, latencies, {"model": options.model, "encoder_input_size": tool.logic.engine.img_size}
+    return dice_values, latencies, {"model": options.model, "encoder_input_size": tool.logic.engine.input_size or tool.logic.engine.native_size}
 
 
 # --- propagation ---------------------------------------------------------------------------------------------

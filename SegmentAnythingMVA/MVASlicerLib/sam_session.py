@@ -3,9 +3,18 @@ import qt
 
 SETTINGS_PREFIX = "SegmentAnythingMVA/"
 DEFAULTS = {"Model": "vit_b", "Device": "auto", "CacheMB": 1024, "Checkpoint": "", "Prefetch": True,
-            "InputSize": 1024}
-# Encoder input sides offered: as trained, and two faster ones (ViT-B on a 2-core CPU: ~4.5, ~2.2, ~0.8 s).
-INPUT_SIZES = {1024: "1024 px (as trained)", 768: "768 px (faster)", 512: "512 px (fastest)"}
+            "InputSize": "full"}
+# Encoder input sides offered (ViT-B on a 2-core CPU: 4.2, 2.2 and 0.9 s per slice; `mva bench`).
+INPUT_SIZES = {"full": "1024 px, as trained", "auto": "auto: 512 px for slices up to 512 px",
+               "768": "768 px (faster)", "512": "512 px (fastest)"}
+
+
+def input_size_setting():
+    """The InputSize setting as create_engine's `input_size`: None, "auto" or an int."""
+    value = setting("InputSize")
+    if value not in INPUT_SIZES or value == "full":
+        return None
+    return value if value == "auto" else int(value)
 
 _engine = None
 _prefetcher = None
@@ -31,7 +40,7 @@ def load_engine(progress=None, cancel=None):
         _prefetcher = None
     engine = create_engine(setting("Model"), setting("Checkpoint") or None, setting("Device"),
                            progress=progress, cancel=cancel, cache_mb=setting("CacheMB"),
-                           input_size=setting("InputSize"))
+                           input_size=input_size_setting())
     engine.model_name = setting("Model")
     _engine = engine
     return engine
@@ -63,7 +72,7 @@ def status():
     if _engine is None:
         return "No model loaded"
     cache = _engine.cache
-    text = (f"{_engine.model_name} on {_engine.device} at {_engine.img_size} px: {len(cache)} slices cached, "
+    text = (f"{_engine.model_name} on {_engine.device} (input {_engine.input_size or _engine.native_size}): {len(cache)} slices cached, "
             f"{cache.memory_bytes / 1e6:.0f} of {setting('CacheMB')} MB")
     if _prefetcher is not None:
         text += "; " + _prefetcher.status().summary()

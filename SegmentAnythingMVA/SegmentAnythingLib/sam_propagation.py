@@ -32,7 +32,7 @@ def sam_strategy(engine, window_level):
             box = np.array([cols.min(), rows.min(), cols.max(), rows.max()], float)
             inside = ndimage.distance_transform_edt(np.pad(mask_prev, 1))[1:-1, 1:-1]
             row, col = np.unravel_index(int(np.argmax(inside)), inside.shape)
-            logits = mask_to_lowres_logits(mask_prev, entry.input_size, engine.img_size, engine.lowres_size)
+            logits = mask_to_lowres_logits(mask_prev, entry.input_size, *engine.frame_of(entry))
             prediction = engine.predict(key, np.array([[col, row]], float), np.array([1]), box,
                                         previous_logits=logits, multimask="never")
             return prediction.mask(0), float(prediction.scores[0])

@@ -76,3 +76,27 @@ def test_bad_inputs_exit_with_code_2_and_a_message(phantom_files, capsys, tmp_pa
     for args, message in cases:
         code, _, err = run_cli(capsys, *args)
         assert code == 2 and message in err, (args, err)
+
+
+def test_sam_runs_at_a_smaller_encoder_input_and_refuses_an_impossible_one(phantom_files, capsys):
+    phantom, image, labels, _ = phantom_files
+    liver = phantom.labels["liver"]
+    k = int(np.argmax((phantom.labelmap == liver).sum(axis=(1, 2))))
+    common = ["sam", "--volume", image, "--truth", labels, "--label", str(liver), "--slice", str(k),
+              "--interactions", "2"]
+    code, out, _ = run_cli(capsys, *common, "--input-size", "128")
+    assert code == 0
+    result = json.loads(out)
+    assert result["encoder_input_size"] == 128 and len(result["dice"]) == 2
+    code, _, err = run_cli(capsys, *common, "--input-size", "100")
+    assert code == 2 and "multiple of 16" in err
+
+
+def test_bench_writes_json_and_the_readme_table(tmp_path, capsys):
+    json_path, table_path = tmp_path / "bench.json", tmp_path / "bench.md"
+    assert main(["bench", "--only", "bridge", "--quick", "--json", str(json_path), "--markdown", str(table_path)]) in (0, None)
+    rows = json.loads(json_path.read_text())
+    table = table_path.read_text().splitlines()
+    assert len(table) == 2 + len(rows) >= 3
+    for entry, line in zip(rows, table[2:]):
+        assert entry["p50_ms"] > 0 and line.startswith(f"| {entry['name']} | {entry['p50_ms']} / ")

@@ -10,7 +10,7 @@ from segment_anything import SamPredictor
 from SegmentAnythingLib.algorithms import sam_encoder
 from SegmentAnythingLib.algorithms.sam_encoder import FastImageEncoder
 from SegmentAnythingLib.algorithms.sam_engine import SamEngine
-from SegmentAnythingLib.algorithms.sam_errors import SamInputError
+from SegmentAnythingLib.algorithms.sam_errors import InvalidPromptError, SamInputError
 from SegmentAnythingLib.algorithms.sam_models import build_tiny_sam
 
 SHAPE = (100, 85)  # upsampled to the inputs below, where torch's and PIL's bilinear resizing agree
@@ -65,11 +65,11 @@ def test_a_reduced_input_predicts_like_the_stock_model_rescaled_by_hand(a_tiny_s
     predictor = SamPredictor(stock_model_at(a_tiny_sam, 128))
     predictor.set_image(a_slice_image)
     entry = engine.embed("k", a_slice_image)
-    assert engine.img_size == 128 and engine.lowres_size == 32 and entry.embedding.shape == (1, 32, 8, 8)
+    assert engine.frame_of(entry) == (128, 32) and entry.embedding.shape == (1, 32, 8, 8)
     assert entry.input_size == predictor.input_size == (128, 109)
     resized = torch.as_tensor(predictor.transform.apply_image(a_slice_image)).permute(2, 0, 1)[None].float()
     stock_input = predictor.model.preprocess(resized)  # PIL resizing; the engine's own resize differs by rounding
-    torch.testing.assert_close(engine.encoder(stock_input), predictor.features, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(engine._encoder(128)(stock_input), predictor.features, atol=1e-5, rtol=1e-5)
 
     engine.cache.put("k", predictor.features, SHAPE, predictor.input_size)  # decoder compared on equal features
     points, labels, box = np.array([[35.0, 45.0], [3.0, 95.0]]), np.array([1, 0]), np.array([20, 25, 50, 65])
@@ -104,9 +104,22 @@ def test_an_impossible_input_size_is_refused(a_tiny_sam, size):
         SamEngine(a_tiny_sam, input_size=size)
 
 
-def test_an_embedding_from_another_input_size_is_refused_not_misread(a_tiny_sam, a_slice_image):
+def test_an_embedding_of_another_input_size_decodes_as_it_was_computed(a_tiny_sam, a_slice_image):
     native = SamEngine(a_tiny_sam)
     native.embed("k", a_slice_image)
     reduced = SamEngine(a_tiny_sam, cache=native.cache, input_size=128)
-    with pytest.raises(SamInputError, match="another encoder input size"):
-        reduced.predict("k", np.array([[35.0, 45.0]]))
+    point = np.array([[35.0, 45.0]])
+    np.testing.assert_array_equal(reduced.predict("k", point).lowres(0), native.predict("k", point).lowres(0))
+
+
+def test_auto_encodes_small_slices_at_half_size_and_large_ones_at_full_size(a_tiny_sam, a_slice_image):
+    engine = SamEngine(a_tiny_sam, input_size="auto")
+    large = np.repeat(np.repeat(a_slice_image, 2, axis=0), 2, axis=1)  # 200 x 170 > 128
+    small_entry, large_entry = engine.embed("small", a_slice_image), engine.embed("large", large)
+    assert engine.frame_of(small_entry) == (128, 32) and engine.frame_of(large_entry) == (256, 64)
+    for key, image, point in (("small", a_slice_image, [35.0, 45.0]), ("large", large, [70.0, 90.0])):
+        first = engine.predict(key, np.array([point]))
+        refined = engine.predict(key, np.array([point, [3.0, 3.0]]), np.array([1, 0]), previous_logits=first.lowres(0))
+        assert refined.mask(0).shape == image.shape[:2]
+    with pytest.raises(InvalidPromptError, match=r"shape \(32, 32\)"):
+        engine.predict("small", np.array([[35.0, 45.0]]), previous_logits=np.zeros((64, 64), np.float32))

@@ -8,6 +8,8 @@ sam_models
     Device choice, registry models with checkpoints, tiny and random-weight test models.
 sam_image
     Slice image validation, SAM preprocessing, prompt coordinates, direct mask upsampling.
+sam_encoder
+    Image encoder runner: chunked attention, optional smaller input.
 sam_decoder
     Fast prompt encoder + mask decoder with per-slice precomputation.
 sam_embedding_cache

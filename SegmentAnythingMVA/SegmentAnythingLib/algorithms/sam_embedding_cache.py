@@ -38,6 +38,11 @@ class CachedEmbedding:
     input_size: Tuple[int, int]
 
     @property
+    def grid(self) -> int:
+        """Side of the token grid (64 for the released models at 1024 px input)."""
+        return int(self.embedding.shape[-1])
+
+    @property
     def nbytes(self) -> int:
         return self.embedding.numel() * self.embedding.element_size()
 

@@ -22,6 +22,7 @@ from .sam_errors import InvalidPromptError, MissingEmbeddingError, SamInputError
 from .sam_image import preprocess_image, prompt_to_model_frame, upsample_logits, validate_slice_image
 
 ImageSource = Union[np.ndarray, Callable[[], np.ndarray]]
+InputSize = Union[None, int, str]
 MULTIMASK_CHOICES = ("auto", "always", "never")
 BACKENDS = ("torch", "onnx")
 _LOG = logging.getLogger(__name__)
@@ -82,10 +83,13 @@ class SamEngine:
     bf16_encoder, bf16_decoder : bool
         bfloat16 autocast for the image encoder (about 2x faster on CPUs with BF16 support,
         embedding error under 1 %) and for the prompt decoder.
-    input_size : int, optional
-        Side of the encoder input (multiple of 16, at most the model's 1024). Smaller is faster
-        (ViT-B 512: about 6x) but departs from how the released weights were trained; see
-        :mod:`sam_encoder`. The model's own size when omitted.
+    input_size : None, int or "auto"
+        Side of the encoder input. None: the model's own (1024 for the released models). An int
+        (multiple of 16, at most that): every slice at this size; smaller is faster (ViT-B at 512:
+        about 5x) but departs from how the released weights were trained (see :mod:`sam_encoder`).
+        "auto": half the model's size for slices that fit in it (a 512 px CT slice is then
+        encoded without losing a pixel), the full size for larger slices. Embeddings of any size
+        decode, whatever this setting.
     num_threads : int, optional
         Calls ``torch.set_num_threads`` (process-wide) when given; also ONNX Runtime's threads.
     backend : {"torch", "onnx"}
@@ -97,43 +101,78 @@ class SamEngine:
     def __init__(self, model: Sam, cache: Optional[EmbeddingCache] = None, *,
                  bf16_encoder: bool = False, bf16_decoder: bool = False,
                  num_threads: Optional[int] = None, prepared_slots: int = 4,
-                 backend: str = "torch", input_size: Optional[int] = None) -> None:
+                 backend: str = "torch", input_size: InputSize = None) -> None:
         if backend not in BACKENDS:
             raise SamInputError(f"backend must be one of {BACKENDS}, got {backend!r}.")
         self.model = model.eval()
         self.cache = cache if cache is not None else EmbeddingCache()
-        try:
-            self.encoder = FastImageEncoder(model.image_encoder, input_size, bf16=bf16_encoder)
-        except ValueError as error:
-            raise SamInputError(str(error)) from None
+        self.native_size = int(model.image_encoder.img_size)
+        self.patch_size = int(model.image_encoder.patch_embed.proj.kernel_size[0])
+        self.input_size = input_size
+        self._bf16_encoder = bool(bf16_encoder)
+        self._encoders: dict = {}
+        if input_size != "auto":
+            self._encoder(self.native_size if input_size is None else input_size)  # validates the size
         if num_threads is not None:
             torch.set_num_threads(int(num_threads))
-        self.img_size = self.encoder.input_size
-        self.decoder = FastMaskDecoder(model, bf16=bf16_decoder, grid=(self.encoder.grid, self.encoder.grid))
-        self.lowres_size = self.decoder.lowres_size
-        # Prompts go to the prompt encoder in the model's native input frame (1024 px).
-        self._prompt_scale = np.float32(model.image_encoder.img_size / self.img_size)
+        self._bf16_decoder = bool(bf16_decoder)
+        self._decoders: dict = {}
+        self.decoder = self._decoder(self.native_size // self.patch_size)
         self._prepared: "OrderedDict[Hashable, PreparedEmbedding]" = OrderedDict()
         self._prepared_slots = max(1, int(prepared_slots))
         self._lock = threading.Lock()
         self._inflight: dict = {}
         self.backend = "torch"
-        self._onnx = None
+        self._threads = num_threads
+        self._onnx: dict = {}
         if backend == "onnx":
-            self._onnx = self._onnx_decoder(num_threads, bf16_decoder)
-            self.backend = "onnx" if self._onnx is not None else "torch"
+            self.backend = "onnx" if self._onnx_decoder(self.decoder.grid[0]) is not None else "torch"
 
-    def _onnx_decoder(self, threads: Optional[int], bf16: bool):
-        if bf16 or self.device.type != "cpu":
+    # --- per-size encoders and decoders ----------------------------------------------------------------
+    def encoder_size_for(self, original_size: Tuple[int, int]) -> int:
+        """Encoder input side used for a slice of ``original_size`` (rows, columns)."""
+        if self.input_size is None:
+            return self.native_size
+        if self.input_size == "auto":
+            half = self.native_size // 2 // self.patch_size * self.patch_size
+            return half if max(original_size) <= half else self.native_size
+        return int(self.input_size)
+
+    def _encoder(self, size) -> FastImageEncoder:
+        encoder = self._encoders.get(size)
+        if encoder is None:
+            try:
+                encoder = FastImageEncoder(self.model.image_encoder, int(size), bf16=self._bf16_encoder)
+            except (TypeError, ValueError) as error:
+                raise SamInputError(f"{error} (input size setting: {self.input_size!r}; or use 'auto').") from None
+            self._encoders[size] = encoder
+        return encoder
+
+    def _decoder(self, grid: int) -> FastMaskDecoder:
+        decoder = self._decoders.get(grid)
+        if decoder is None:
+            decoder = self._decoders[grid] = FastMaskDecoder(self.model, bf16=self._bf16_decoder, grid=(grid, grid))
+        return decoder
+
+    def _onnx_decoder(self, grid: int):
+        """The ONNX Runtime decoder of ``grid`` (exported on first use), or None to use torch."""
+        if grid in self._onnx:
+            return self._onnx[grid]
+        decoder = None
+        if self._bf16_decoder or self.device.type != "cpu":
             _LOG.warning("The ONNX decoder runs fp32 on the CPU only; using torch.")
-            return None
-        from .sam_onnx_decoder import OnnxMaskDecoder  # onnx and onnxruntime load only when asked
+        else:
+            from .sam_onnx_decoder import OnnxMaskDecoder  # onnx and onnxruntime load only when asked
+            try:
+                decoder = OnnxMaskDecoder(self._decoder(grid), self._threads)
+            except (ImportError, RuntimeError, ValueError, TypeError) as error:
+                _LOG.warning("ONNX Runtime decoder unavailable (%s); using torch.", error)
+        self._onnx[grid] = decoder
+        return decoder
 
-        try:
-            return OnnxMaskDecoder(self.decoder, threads)
-        except (ImportError, RuntimeError, ValueError, TypeError) as error:
-            _LOG.warning("ONNX Runtime decoder unavailable (%s); using torch.", error)
-            return None
+    def frame_of(self, entry: CachedEmbedding) -> Tuple[int, int]:
+        """(padded encoder input side, low-res mask side) of a cached embedding."""
+        return entry.grid * self.patch_size, 4 * entry.grid
 
     @property
     def device(self) -> torch.device:
@@ -141,11 +180,13 @@ class SamEngine:
 
     @property
     def bf16_encoder(self) -> bool:
-        return self.encoder.bf16
+        return self._bf16_encoder
 
     @bf16_encoder.setter
     def bf16_encoder(self, value: bool) -> None:
-        self.encoder.bf16 = bool(value)
+        self._bf16_encoder = bool(value)
+        for encoder in self._encoders.values():
+            encoder.bf16 = self._bf16_encoder
 
     def has_embedding(self, key: Hashable) -> bool:
         """True if ``key`` is cached (memory or disk)."""
@@ -166,9 +207,10 @@ class SamEngine:
         validate_slice_image(image)
         model = self.model
         with torch.inference_mode():
-            pixels, input_size = preprocess_image(image, self.img_size, model.pixel_mean, model.pixel_std,
-                                                  model.device)
-            embedding = self.encoder(pixels)
+            side = self.encoder_size_for(image.shape[:2])
+            encoder = self._encoder(side)
+            pixels, input_size = preprocess_image(image, side, model.pixel_mean, model.pixel_std, model.device)
+            embedding = encoder(pixels)
         return embedding.float(), input_size
 
     def embed(self, key: Hashable, image: ImageSource) -> CachedEmbedding:
@@ -244,61 +286,61 @@ class SamEngine:
                 raise MissingEmbeddingError(
                     "This slice has no image embedding yet; pass its image or wait for the prefetch.")
             entry = self.embed(key, image)
-        if tuple(entry.embedding.shape[-2:]) != self.decoder.grid:
-            raise SamInputError(
-                f"The cached embedding of this slice has a {tuple(entry.embedding.shape[-2:])} token grid but the "
-                f"engine decodes {self.decoder.grid}: it was computed at another encoder input size. "
-                f"Use separate cache keys (or caches) per input size.")
         points, point_labels, box = prompt_to_model_frame(entry.original_size, entry.input_size,
                                                           points_xy, labels, box_xyxy)
+        img_size, lowres_size = self.frame_of(entry)
+        scale = np.float32(self.native_size / img_size)
         if points is not None:
-            points = self._to_native_frame(points)
+            points = _to_native_frame(points, scale)
         if box is not None:
-            box = self._to_native_frame(box)
-        mask_input = self._mask_input(previous_logits)
-        prepared = self._prepare(key, entry)
-        if self._onnx is not None:
-            logits, iou = self._onnx.decode(prepared, points, point_labels, box, mask_input)
+            box = _to_native_frame(box, scale)
+        mask_input = self._mask_input(previous_logits, lowres_size)
+        decoder = self._decoder(entry.grid)
+        prepared = self._prepare(key, entry, decoder)
+        onnx = self._onnx_decoder(entry.grid) if self.backend == "onnx" else None
+        if onnx is not None:
+            logits, iou = onnx.decode(prepared, points, point_labels, box, mask_input)
         else:
             device = self.device
             as_tensor = (lambda a: None if a is None else torch.from_numpy(a).unsqueeze(0).to(device))
-            logits, iou = self.decoder.decode(prepared, as_tensor(points), as_tensor(point_labels),
-                                              as_tensor(box), mask_input)
+            logits, iou = decoder.decode(prepared, as_tensor(points), as_tensor(point_labels),
+                                         as_tensor(box), mask_input)
         scores = iou.cpu().numpy()
         single_point = points is not None and len(points) == 1 and box is None
         use_multimask = multimask == "always" or (multimask == "auto" and single_point)
         ranked = sorted((1, 2, 3), key=lambda token: -scores[token])
         tokens = tuple(ranked) if use_multimask else (0, ranked[0], ranked[1])
         return SamPrediction(logits[list(tokens)], scores[list(tokens)].astype(np.float32), tokens,
-                             entry.original_size, entry.input_size, self.img_size)
+                             entry.original_size, entry.input_size, img_size)
 
-    def _to_native_frame(self, coordinates: np.ndarray) -> np.ndarray:
-        # The prompt encoder shifts coordinates to pixel centres (+0.5) before dividing by its input size.
-        if self._prompt_scale == 1:
-            return coordinates
-        return (coordinates + np.float32(0.5)) * self._prompt_scale - np.float32(0.5)
-
-    def _mask_input(self, previous_logits: Optional[np.ndarray]) -> Optional[torch.Tensor]:
+    def _mask_input(self, previous_logits: Optional[np.ndarray], lowres_size: int) -> Optional[torch.Tensor]:
         if previous_logits is None:
             return None
         logits = np.asarray(previous_logits, dtype=np.float32)
-        expected = (self.lowres_size, self.lowres_size)
+        expected = (lowres_size, lowres_size)
         if logits.shape != expected or not np.all(np.isfinite(logits)):
             raise InvalidPromptError(
                 f"previous_logits must be finite low-res logits of shape {expected} "
                 f"(SamPrediction.lowres()), got shape {logits.shape}.")
         return torch.from_numpy(logits).view(1, 1, *expected).to(self.device)
 
-    def _prepare(self, key: Hashable, entry: CachedEmbedding) -> PreparedEmbedding:
+    def _prepare(self, key: Hashable, entry: CachedEmbedding, decoder: FastMaskDecoder) -> PreparedEmbedding:
         with self._lock:
             prepared = self._prepared.get(key)
             if prepared is not None and prepared.source is entry.embedding:
                 self._prepared.move_to_end(key)
                 return prepared
-        prepared = self.decoder.prepare(entry.embedding)
+        prepared = decoder.prepare(entry.embedding)
         prepared.source = entry.embedding
         with self._lock:
             self._prepared[key] = prepared
             while len(self._prepared) > self._prepared_slots:
                 self._prepared.popitem(last=False)
         return prepared
+
+
+def _to_native_frame(coordinates: np.ndarray, scale: np.float32) -> np.ndarray:
+    """Model-input coordinates -> the prompt encoder's native frame (it adds 0.5 before dividing by its size)."""
+    if scale == 1:
+        return coordinates
+    return (coordinates + np.float32(0.5)) * scale - np.float32(0.5)
