@@ -126,46 +126,70 @@ def bench_sam(data, quick):
 
 
 def bench_sam_encoder(data, quick):
-    """ViT-B image encoder on an MNI slice: stock module vs the chunked-attention runner, 1024/768/512 px."""
+    """ViT-B image encoder on an MNI slice: stock module vs our runner, 1024/768/512 px, on the default device
+    (a GPU when present, timed with synchronisation)."""
     import torch
     from MVABridgeLib.windowing import window_to_rgb
     from SegmentAnythingLib.algorithms.sam_engine import SamEngine
     from SegmentAnythingLib.algorithms.sam_image import preprocess_image
-    from SegmentAnythingLib.algorithms.sam_models import build_random_sam, cpu_supports_bf16
+    from SegmentAnythingLib.algorithms.sam_models import bf16_is_fast, build_random_sam, choose_device
     if quick:
         return []
     image = window_to_rgb(data.image[97], 255.0, 127.5)
-    vit_b = build_random_sam("vit_b")
-    bf16 = cpu_supports_bf16()
+    device = choose_device("auto")
+    vit_b = build_random_sam("vit_b", device=device)
+    bf16 = bf16_is_fast(device)
     precision = "bf16 autocast" if bf16 else "fp32"
+    where = "" if device.type == "cpu" else f" on {_device_name(device)}"
     pixels, _ = preprocess_image(image, 1024, vit_b.pixel_mean, vit_b.pixel_std, vit_b.device)
 
+    def synchronised(function):
+        def run():
+            result = function()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            return result
+        return run
+
     def stock(autocast):
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             return vit_b.image_encoder(pixels).float()
 
     def error(value, exact):
         return round(float((value - exact).norm() / exact.norm()), 4)
 
     rows = []
-    exact, stock_fp32 = timed(lambda: stock(False), 1)
-    runs = 2
+    runs = 2 if device.type == "cpu" else 20
+    warm_up = device.type != "cpu"  # CUDA kernels and allocator; on the CPU the extra runs would cost ~20 s
+    if warm_up:
+        stock(False)
+    exact, stock_fp32 = timed(synchronised(lambda: stock(False)), 1)
     for size in (1024, 768, 512):
         exact_engine = SamEngine(vit_b, input_size=size)
         engine = SamEngine(vit_b, input_size=size, bf16_encoder=bf16)
-        reference, fp32 = timed(lambda: exact_engine.compute_embedding(image)[0], 1)
-        embedding, seconds = timed(lambda: engine.compute_embedding(image)[0], runs if size == 1024 else 3)
-        extra = {"error_vs_fp32_same_size": error(embedding, reference), "fp32_s": round(fp32[0], 2),
-                 "threads": torch.get_num_threads()}
+        if warm_up:
+            engine.compute_embedding(image)
+        reference, fp32 = timed(synchronised(lambda: exact_engine.compute_embedding(image)[0]), 1)
+        embedding, seconds = timed(synchronised(lambda: engine.compute_embedding(image)[0]),
+                                   runs if size == 1024 else runs + 1)
+        extra = {"error_vs_fp32_same_size": error(embedding, reference), "fp32_s": round(fp32[0], 3),
+                 "threads": torch.get_num_threads(), "device": str(device)}
         if size == 1024:
-            _, base = timed(lambda: stock(bf16), runs)
-            extra.update(stock_fp32_s=round(stock_fp32[0], 2), error_vs_stock_fp32=error(embedding, exact),
+            if warm_up:
+                stock(bf16)
+            _, base = timed(synchronised(lambda: stock(bf16)), runs)
+            extra.update(stock_fp32_s=round(stock_fp32[0], 3), error_vs_stock_fp32=error(embedding, exact),
                          fast_fp32_equals_stock=error(reference, exact))
-            rows.append(row(f"SAM encode, random ViT-B 1024 px, {precision}", seconds,
+            rows.append(row(f"SAM encode, random ViT-B 1024 px, {precision}{where}", seconds,
                             f"segment_anything ImageEncoderViT, {precision}", base, **extra))
         else:
-            rows.append(row(f"SAM encode, random ViT-B {size} px input, {precision}", seconds, **extra))
+            rows.append(row(f"SAM encode, random ViT-B {size} px input, {precision}{where}", seconds, **extra))
     return rows
+
+
+def _device_name(device):
+    import torch
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
 
 def bench_sam_click_written(data, engine, label):

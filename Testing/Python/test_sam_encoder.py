@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from segment_anything import SamPredictor
 
-from SegmentAnythingLib.algorithms import sam_encoder
+from SegmentAnythingLib.algorithms import sam_encoder, sam_models
 from SegmentAnythingLib.algorithms.sam_encoder import FastImageEncoder
 from SegmentAnythingLib.algorithms.sam_engine import SamEngine
 from SegmentAnythingLib.algorithms.sam_errors import InvalidPromptError, SamInputError
@@ -123,3 +123,19 @@ def test_auto_encodes_small_slices_at_half_size_and_large_ones_at_full_size(a_ti
         assert refined.mask(0).shape == image.shape[:2]
     with pytest.raises(InvalidPromptError, match=r"shape \(32, 32\)"):
         engine.predict("small", np.array([[35.0, 45.0]]), previous_logits=np.zeros((64, 64), np.float32))
+
+
+def test_bf16_is_chosen_for_bf16_cpus_and_gpus_only(monkeypatch):
+    assert sam_models.bf16_is_fast(torch.device("cpu")) == sam_models.cpu_supports_bf16()
+    assert not sam_models.bf16_is_fast(torch.device("mps"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for supported in (True, False):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: supported)
+        assert sam_models.bf16_is_fast(torch.device("cuda")) is supported
+
+
+def test_an_explicit_query_chunk_gives_the_same_embedding(a_tiny_sam):
+    pixels = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(3))
+    whole = FastImageEncoder(a_tiny_sam.image_encoder, query_chunk=256 * 256)(pixels)
+    rows = FastImageEncoder(a_tiny_sam.image_encoder, query_chunk=16)(pixels)
+    torch.testing.assert_close(rows, whole, atol=1e-5, rtol=1e-5)

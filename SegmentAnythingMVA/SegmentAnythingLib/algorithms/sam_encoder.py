@@ -27,7 +27,7 @@ from segment_anything.modeling.image_encoder import (
     window_unpartition,
 )
 
-QUERY_CHUNK = 256  # query tokens per attention chunk: scores stay in cache (measured best 128-256)
+QUERY_CHUNK = 256  # CPU: query tokens per attention chunk, scores stay in cache (measured best 128-256)
 
 
 class FastImageEncoder:
@@ -41,9 +41,13 @@ class FastImageEncoder:
         Side S of the padded input; the model's own ``img_size`` when omitted.
     bf16 : bool
         bfloat16 autocast (CPU with native BF16, or GPU).
+    query_chunk : int, optional
+        Query tokens per attention chunk; by default ``QUERY_CHUNK`` on the CPU and no chunking on
+        accelerators, where one large product is faster than many small ones.
     """
 
-    def __init__(self, encoder: ImageEncoderViT, input_size: Optional[int] = None, bf16: bool = False) -> None:
+    def __init__(self, encoder: ImageEncoderViT, input_size: Optional[int] = None, bf16: bool = False,
+                 query_chunk: Optional[int] = None) -> None:
         patch = int(encoder.patch_embed.proj.kernel_size[0])
         native = int(encoder.img_size)
         size = native if input_size is None else int(input_size)
@@ -54,18 +58,20 @@ class FastImageEncoder:
         self.input_size = size
         self.grid = size // patch
         self.bf16 = bf16
+        self.query_chunk = query_chunk
         self._pos_embed: Dict[torch.device, torch.Tensor] = {}
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
         if pixels.shape[-2:] != (self.input_size, self.input_size):
             raise ValueError(f"Expected a {self.input_size} px square input, got {tuple(pixels.shape[-2:])}.")
         encoder = self.encoder
+        chunk = self.query_chunk or (QUERY_CHUNK if pixels.device.type == "cpu" else pixels.shape[-1] ** 2)
         with torch.inference_mode(), self._autocast(pixels.device):
             x = encoder.patch_embed(pixels)
             if encoder.pos_embed is not None:
                 x = x + self._position_embedding()  # fp32: keeps the residual stream fp32 as stock
             for block in encoder.blocks:
-                x = _run_block(block, x)
+                x = _run_block(block, x, chunk)
             return encoder.neck(x.permute(0, 3, 1, 2))
 
     def _autocast(self, device: torch.device):
@@ -85,21 +91,21 @@ class FastImageEncoder:
         return cached
 
 
-def _run_block(block: Block, x: torch.Tensor) -> torch.Tensor:
+def _run_block(block: Block, x: torch.Tensor, chunk: int) -> torch.Tensor:
     shortcut = x
     x = block.norm1(x)
     if block.window_size > 0:
         rows, columns = x.shape[1], x.shape[2]
         x, padded = window_partition(x, block.window_size)
-        x = _attention(block.attn, x)
+        x = _attention(block.attn, x, chunk)
         x = window_unpartition(x, block.window_size, padded, (rows, columns))
     else:
-        x = _attention(block.attn, x)
+        x = _attention(block.attn, x, chunk)
     x = shortcut + x
     return x + block.mlp(block.norm2(x))
 
 
-def _attention(attn, x: torch.Tensor) -> torch.Tensor:
+def _attention(attn, x: torch.Tensor, chunk: int) -> torch.Tensor:
     """``Attention.forward`` of segment_anything, chunked over query rows."""
     batch, rows, columns, _ = x.shape
     tokens = rows * columns
@@ -111,7 +117,7 @@ def _attention(attn, x: torch.Tensor) -> torch.Tensor:
         rel_rows = get_rel_pos(rows, rows, attn.rel_pos_h).to(q.dtype)
         rel_columns = get_rel_pos(columns, columns, attn.rel_pos_w).to(q.dtype)
     out = torch.empty_like(v)
-    step = max(1, QUERY_CHUNK // columns)
+    step = max(1, chunk // columns)
     for start in range(0, rows, step):
         stop = min(rows, start + step)
         queries = q[:, start * columns: stop * columns]

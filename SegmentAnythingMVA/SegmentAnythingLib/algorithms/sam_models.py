@@ -208,6 +208,16 @@ def parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def bf16_is_fast(device: torch.device) -> bool:
+    """True where bfloat16 autocast speeds SAM up: CPUs with native bf16 and CUDA GPUs that support it
+    (Ampere and later). Apple MPS and other CPUs keep fp32."""
+    if device.type == "cpu":
+        return cpu_supports_bf16()
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return False
+
+
 def cpu_supports_bf16() -> bool:
     """True when this CPU runs bfloat16 matrix products natively (AVX512-BF16 or AMX): bf16 autocast is then
     faster than fp32; elsewhere it is emulated and slower, so fp32 is kept."""
