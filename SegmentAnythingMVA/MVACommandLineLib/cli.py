@@ -30,7 +30,7 @@ def build_parser():
     evaluate.add_argument("--checkpoint", default=None, help="sam: checkpoint file")
     evaluate.add_argument("--input-size", type=encoder_input_size, default=None,
                           help="sam: image encoder input side: a multiple of 16 such as 512, or auto "
-                               "(512 for slices up to 512 px); default the model's own 1024")
+                               "(the smallest of 512/768/1024 that holds the slice); default the model's own 1024")
     evaluate.add_argument("--json", default=None, help="also write the result to this file")
 
     report = commands.add_parser("report", help="standard suite for every tool and baseline: table and plots")

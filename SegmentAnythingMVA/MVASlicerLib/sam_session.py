@@ -5,7 +5,7 @@ SETTINGS_PREFIX = "SegmentAnythingMVA/"
 DEFAULTS = {"Model": "vit_b", "Device": "auto", "CacheMB": 1024, "Checkpoint": "", "Prefetch": True,
             "InputSize": "full"}
 # Encoder input sides offered (ViT-B on a 2-core CPU: 4.2, 2.2 and 0.9 s per slice; `mva bench`).
-INPUT_SIZES = {"full": "1024 px, as trained", "auto": "auto: 512 px for slices up to 512 px",
+INPUT_SIZES = {"full": "1024 px, as trained", "auto": "auto: 512 / 768 / 1024 px, the smallest holding the slice",
                "768": "768 px (faster)", "512": "512 px (fastest)"}
 
 

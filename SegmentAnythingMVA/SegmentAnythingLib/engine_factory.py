@@ -12,7 +12,7 @@ def create_engine(model_name="tiny", checkpoint=None, device="auto", allow_downl
     Official checkpoints are downloaded on first use (progress, cancel, resume, checksum) unless
     `allow_download` is False; `checkpoint` gives a local file instead (required for MedSAM).
     `input_size`: None runs the image encoder at the model's own size (1024; 256 for "tiny"), as trained;
-    an int (e.g. 512, capped at that size) or "auto" (half size for slices that fit) is faster on a CPU
+    an int (e.g. 512, capped at that size) or "auto" (smallest of 1/2, 3/4, 1 x that size holding the slice) is faster on a CPU
     (ViT-B: 4.2 s -> 0.9 s at 512) with quality not yet verified on real weights.
     """
     from SegmentAnythingLib.algorithms.sam_embedding_cache import EmbeddingCache

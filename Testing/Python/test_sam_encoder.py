@@ -112,14 +112,18 @@ def test_an_embedding_of_another_input_size_decodes_as_it_was_computed(a_tiny_sa
     np.testing.assert_array_equal(reduced.predict("k", point).lowres(0), native.predict("k", point).lowres(0))
 
 
-def test_auto_encodes_small_slices_at_half_size_and_large_ones_at_full_size(a_tiny_sam, a_slice_image):
-    engine = SamEngine(a_tiny_sam, input_size="auto")
-    large = np.repeat(np.repeat(a_slice_image, 2, axis=0), 2, axis=1)  # 200 x 170 > 128
-    small_entry, large_entry = engine.embed("small", a_slice_image), engine.embed("large", large)
-    assert engine.frame_of(small_entry) == (128, 32) and engine.frame_of(large_entry) == (256, 64)
-    for key, image, point in (("small", a_slice_image, [35.0, 45.0]), ("large", large, [70.0, 90.0])):
-        first = engine.predict(key, np.array([point]))
-        refined = engine.predict(key, np.array([point, [3.0, 3.0]]), np.array([1, 0]), previous_logits=first.lowres(0))
+def test_auto_encodes_each_slice_at_the_smallest_size_that_does_not_shrink_it(a_tiny_sam, a_slice_image):
+    engine = SamEngine(a_tiny_sam, input_size="auto")  # native 256: sizes 128, 192, 256
+    images = {"small": a_slice_image,  # 100 x 85
+              "medium": np.repeat(a_slice_image, 2, axis=0)[:190],  # 190 x 85
+              "large": np.repeat(np.repeat(a_slice_image, 3, axis=0), 3, axis=1)}  # 300 x 255
+    expected = {"small": (128, 32), "medium": (192, 48), "large": (256, 64)}
+    for key, image in images.items():
+        entry = engine.embed(key, image)
+        assert engine.frame_of(entry) == expected[key]
+        first = engine.predict(key, np.array([[35.0, 45.0]]))
+        refined = engine.predict(key, np.array([[35.0, 45.0], [3.0, 3.0]]), np.array([1, 0]),
+                                 previous_logits=first.lowres(0))
         assert refined.mask(0).shape == image.shape[:2]
     with pytest.raises(InvalidPromptError, match=r"shape \(32, 32\)"):
         engine.predict("small", np.array([[35.0, 45.0]]), previous_logits=np.zeros((64, 64), np.float32))

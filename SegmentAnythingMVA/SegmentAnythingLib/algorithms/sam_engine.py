@@ -87,9 +87,9 @@ class SamEngine:
         Side of the encoder input. None: the model's own (1024 for the released models). An int
         (multiple of 16, at most that): every slice at this size; smaller is faster (ViT-B at 512:
         about 5x) but departs from how the released weights were trained (see :mod:`sam_encoder`).
-        "auto": half the model's size for slices that fit in it (a 512 px CT slice is then
-        encoded without losing a pixel), the full size for larger slices. Embeddings of any size
-        decode, whatever this setting.
+        "auto": the smallest of half, three quarters and all of the model's size that holds the
+        slice without shrinking it (512 px for a 512 x 512 CT slice, 768 for 513-768 px, else
+        1024). Embeddings of any size decode, whatever this setting.
     num_threads : int, optional
         Calls ``torch.set_num_threads`` (process-wide) when given; also ONNX Runtime's threads.
     backend : {"torch", "onnx"}
@@ -134,8 +134,11 @@ class SamEngine:
         if self.input_size is None:
             return self.native_size
         if self.input_size == "auto":
-            half = self.native_size // 2 // self.patch_size * self.patch_size
-            return half if max(original_size) <= half else self.native_size
+            for fraction in (2, 4 / 3):
+                side = int(self.native_size / fraction) // self.patch_size * self.patch_size
+                if max(original_size) <= side:
+                    return side
+            return self.native_size
         return int(self.input_size)
 
     def _encoder(self, size) -> FastImageEncoder:
