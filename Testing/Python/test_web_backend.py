@@ -188,3 +188,16 @@ def test_the_smart_brush_preview_and_the_regions_are_drawn_in_the_label_layer_of
     assert web_app.state.overlay_pixels == {"preview": 0, "boundaries": 0, "hover": 0}
     web_app._on_brush_options(brush_radius_mm=5, brush_auto_apply=True)
     web_app.editor.undo_stack.undo()
+
+
+def test_the_sam_encoder_input_option_rebuilds_the_engine_with_that_size(web_app):
+    from MVAWebLib.web_app import SegmentAnythingEffect
+    controller = web_app.controllers[SegmentAnythingEffect]
+    assert web_app.state.sam_input_size == "full" and controller._ensure_logic().engine.input_size is None
+    web_app._on_sam_options(sam_model="tiny", sam_input_size="auto")
+    engine = controller._ensure_logic().engine
+    assert engine.input_size == "auto" and controller._ensure_logic().engine is engine  # rebuilt once
+    web_app._on_sam_options(sam_model="tiny", sam_input_size="128")
+    assert controller._ensure_logic().engine.input_size == 128
+    web_app._on_sam_options(sam_model="tiny", sam_input_size="full")
+    assert controller._ensure_logic().engine.input_size is None

@@ -21,6 +21,8 @@ def add_serve_command(subparsers):
     serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s; 0 picks a free one)")
     serve.add_argument("--sam-model", default="tiny", help="tiny, vit_b, vit_l, vit_h, medsam_vit_b")
     serve.add_argument("--sam-checkpoint", default=None, help="local SAM-format checkpoint file")
+    serve.add_argument("--sam-input-size", default="full", choices=("full", "auto", "768", "512"),
+                       help="SAM encoder input: full (1024, as trained), auto, 768 or 512 (faster on a CPU)")
     serve.add_argument("--open-browser", action="store_true", help="open a browser tab on start")
     return serve
 
@@ -67,7 +69,7 @@ def run_serve(args):
     from MVAWebLib.web_app import MVAWebApp
     server = get_server("mva_serve", client_type="vue3")
     app = MVAWebApp(server, cases=cases, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
-                    workflow=workflow)
+                    workflow=workflow, sam_input_size=args.sam_input_size)
     if workflow is None:
         try:
             app.load_case(cases[0])

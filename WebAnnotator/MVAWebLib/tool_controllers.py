@@ -33,6 +33,13 @@ class SamOptions:
     model: str = "tiny"  # "tiny" (random weights, plumbing only), "vit_b", "vit_l", "vit_h", "medsam_vit_b"
     checkpoint: str = ""  # a local SAM-format checkpoint file; required for MedSAM
     allow_download: bool = False
+    input_size: str = "full"  # encoder input: "full" (as trained), "auto", or a side such as "512"
+
+    def engine_input_size(self):
+        """`input_size` as create_engine takes it: None, "auto" or an int."""
+        if self.input_size in ("", "full", None):
+            return None
+        return self.input_size if self.input_size == "auto" else int(self.input_size)
 
 
 def plane_of(slice_node, volume):
@@ -255,11 +262,13 @@ class SegmentAnythingController(SmartToolController):
         self.logic = None
 
     def _ensure_logic(self):
-        if self.logic is None or self.logic.model_name != self.options.model:
+        options = self.options
+        if (self.logic is None or self.logic.model_name != options.model
+                or self.logic.engine.input_size != options.engine_input_size()):
             from SegmentAnythingLib.engine_factory import create_engine
             from SegmentAnythingLib.segment_anything_logic import SegmentAnythingLogic
-            engine = create_engine(self.options.model, checkpoint=self.options.checkpoint or None,
-                                   allow_download=self.options.allow_download)
+            engine = create_engine(options.model, checkpoint=options.checkpoint or None,
+                                   allow_download=options.allow_download, input_size=options.engine_input_size())
             self.logic = SegmentAnythingLogic(self.bridge, engine, model_name=self.options.model)
         return self.logic
 

@@ -49,7 +49,8 @@ THREE_D_LAYOUT = "Axial Primary"
 class MVAWebApp(TrameApp):
     """One annotation session: a scene, a segment editor with the smart tools, a page."""
 
-    def __init__(self, server=None, cases=(), sam_model="tiny", sam_checkpoint="", workflow=None):
+    def __init__(self, server=None, cases=(), sam_model="tiny", sam_checkpoint="", workflow=None,
+                 sam_input_size="full"):
         """`workflow`: a WorkflowSession (workflow_session.py) for `mva serve --project`; None: files."""
         super().__init__(server)
         self.server.enable_module(trame_slicer_module)
@@ -66,12 +67,14 @@ class MVAWebApp(TrameApp):
         self._new_controllers()
         self.controllers[SegmentAnythingEffect].options.model = sam_model
         self.controllers[SegmentAnythingEffect].options.checkpoint = sam_checkpoint or ""
+        self.controllers[SegmentAnythingEffect].options.input_size = str(sam_input_size)
         self.cases = list(cases)
         self.current_case = None
         self.settings = ViewerSettings()
         self.load_seconds = None
         self.workflow = None
         self._init_state(sam_model, sam_checkpoint)
+        self.state.sam_input_size = str(sam_input_size)
         self._bind_controller()
         if workflow is not None:
             self.workflow = WorkflowController(self, workflow)
@@ -127,7 +130,7 @@ class MVAWebApp(TrameApp):
         state.change("regions_size_mm", "regions_mode", "regions_smart_merge")(self._on_regions_options)
         state.change("propagation_strategy", "propagation_direction",
                      "propagation_max_slices")(self._on_propagation_options)
-        state.change("sam_model", "sam_checkpoint")(self._on_sam_options)
+        state.change("sam_model", "sam_checkpoint", "sam_input_size")(self._on_sam_options)
         state.change("settings_fill", "settings_opacity", "settings_overlays", "settings_interpolate",
                      "settings_scroll_speed", "settings_preset")(self._on_settings)
         state.change("show_3d")(lambda show_3d=False, **_: self.show_3d(bool(show_3d)))
@@ -268,9 +271,10 @@ class MVAWebApp(TrameApp):
         options.strategy, options.direction = propagation_strategy, propagation_direction
         options.max_slices = int(propagation_max_slices)
 
-    def _on_sam_options(self, sam_model="tiny", sam_checkpoint="", **_):
+    def _on_sam_options(self, sam_model="tiny", sam_checkpoint="", sam_input_size="full", **_):
         options = self.controllers[SegmentAnythingEffect].options
         options.model, options.checkpoint = sam_model, sam_checkpoint or ""
+        options.input_size = str(sam_input_size or "full")
 
     def _on_settings(self, **_):
         state, settings = self.state, self.settings

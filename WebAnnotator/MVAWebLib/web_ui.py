@@ -128,6 +128,10 @@ def _smart_tools_panel(app):
                         density="compact", hide_details=True)
                 VTextField(v_model=("sam_checkpoint", ""), label="Checkpoint file (optional)", density="compact",
                            hide_details=True)
+                VSelect(v_model=("sam_input_size", "full"), label="Encoder input", density="compact", hide_details=True,
+                        items=("[{title: '1024 px, as trained', value: 'full'}, {title: 'auto (512/768/1024)', "
+                               "value: 'auto'}, {title: '768 px', value: '768'}, {title: '512 px (fastest)', "
+                               "value: '512'}]",))
                 VBtn("Next candidate (C)", click=app.ctrl.sam_next, size="small", id="mva-sam-next", classes="ma-1")
                 VBtn("New object (Esc)", click=app.ctrl.sam_new_object, size="small", classes="ma-1")
             html.Div("{{ tool_message }}", classes="text-caption", id="mva-tool-message")
