@@ -184,18 +184,35 @@ def build_tiny_sam(seed: int = 0, device: Union[str, torch.device] = "cpu", deco
                 iou_head_depth=2, iou_head_hidden_dim=32,
             ),
         )
+        randomise_positions(model)
     return _to_device(model, device)
 
 
 def build_random_sam(model_type: str = "vit_b", seed: int = 0,
                      device: Union[str, torch.device] = "cpu") -> Sam:
-    """A full-size registry model with random weights, for latency measurements only."""
+    """A full-size registry model with random weights (positions included), for latency measurements only."""
     if model_type not in MODEL_TYPES:
         raise UnknownModelError(f"Unknown model type '{model_type}'; use one of {', '.join(MODEL_TYPES)}.")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = sam_model_registry[model_type]()
+        randomise_positions(model)
     return _to_device(model, device)
+
+
+def randomise_positions(model: Sam, std: float = 0.02) -> Sam:
+    """Fill the encoder's position embeddings, which segment_anything initialises to zeros, with random
+    values (from torch's current seed): otherwise an untrained model ignores positions and tests of position
+    handling (relative terms, resized embeddings) would pass whatever the code does."""
+    encoder = model.image_encoder
+    with torch.no_grad():
+        tables = [encoder.pos_embed] if encoder.pos_embed is not None else []
+        for block in encoder.blocks:
+            if block.attn.use_rel_pos:
+                tables += [block.attn.rel_pos_h, block.attn.rel_pos_w]
+        for table in tables:
+            table.normal_(0.0, std)
+    return model
 
 
 def _to_device(model: Sam, device: Union[str, torch.device]) -> Sam:
