@@ -51,6 +51,16 @@ def test_the_chunked_encoder_equals_the_stock_encoder(a_tiny_sam, monkeypatch, c
     torch.testing.assert_close(FastImageEncoder(a_tiny_sam.image_encoder)(pixels), expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("size", [128, 192])  # 192: a 12 x 12 grid, so the 8 x 8 windows are padded
+def test_a_smaller_input_encodes_like_the_stock_encoder_rescaled_by_hand(a_tiny_sam, size):
+    pixels = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        expected = stock_model_at(a_tiny_sam, size).image_encoder(pixels)
+    actual = FastImageEncoder(a_tiny_sam.image_encoder, size)(pixels)
+    assert actual.shape == (1, 32, size // 16, size // 16)
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
+
+
 def test_bf16_encoding_stays_within_two_percent_of_fp32(a_tiny_sam):
     pixels = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(1))
     exact = FastImageEncoder(a_tiny_sam.image_encoder)(pixels)

@@ -9,6 +9,7 @@ Same arithmetic as ``ImageEncoderViT.forward`` with two changes:
 * In the 14 x 14 windows the position terms join the query-key product instead: queries get
   their row and column terms as 28 extra channels, keys a one-hot of their row and column, so
   one matrix product adds them (2.4x faster there, and accumulated in fp32 under bf16).
+* The windows' input and output projections skip the zero padding (its projection is the bias).
 Results equal the stock encoder's up to float rounding.
 * The input side may be smaller than the model's 1024 (``input_size``, a multiple of the patch
   size): the absolute position embedding is resized bicubically to the smaller token grid and
@@ -97,31 +98,49 @@ class FastImageEncoder:
 
 def _run_block(block: Block, x: torch.Tensor, chunk: int) -> torch.Tensor:
     shortcut = x
-    x = block.norm1(x)
+    attn = block.attn
+    # Input and output projections act per token, so they run on the image's tokens only: the stock
+    # code also projects the zero padding of the windows (whose projection is just the bias).
+    qkv = attn.qkv(block.norm1(x))
     if block.window_size > 0:
         rows, columns = x.shape[1], x.shape[2]
-        x, padded = window_partition(x, block.window_size)
-        x = _attention(block.attn, x, chunk, fold_positions=True)
-        x = window_unpartition(x, block.window_size, padded, (rows, columns))
+        windows, padded = _partition_padding_with_bias(qkv, block.window_size, attn.qkv.bias)
+        out = _attention(attn, windows, chunk, fold_positions=True)
+        out = window_unpartition(out, block.window_size, padded, (rows, columns))
     else:
-        x = _attention(block.attn, x, chunk)
-    x = shortcut + x
+        out = _attention(attn, qkv, chunk)
+    x = shortcut + attn.proj(out)
     return x + block.mlp(block.norm2(x))
 
 
-def _attention(attn, x: torch.Tensor, chunk: int, fold_positions: bool = False) -> torch.Tensor:
-    """``Attention.forward`` of segment_anything, chunked over query rows."""
-    batch, rows, columns, _ = x.shape
+def _partition_padding_with_bias(qkv: torch.Tensor, window: int, bias: Optional[torch.Tensor]):
+    """``window_partition`` of projected tokens; padding tokens get the projection of zero, the bias."""
+    batch, rows, columns, channels = qkv.shape
+    padded_rows, padded_columns = -(-rows // window) * window, -(-columns // window) * window
+    if (padded_rows, padded_columns) != (rows, columns):
+        fill = bias.to(qkv.dtype) if bias is not None else qkv.new_zeros(channels)
+        full = fill.expand(batch, padded_rows, padded_columns, channels).clone()
+        full[:, :rows, :columns] = qkv
+        qkv = full
+    return window_partition(qkv, window)
+
+
+def _attention(attn, qkv: torch.Tensor, chunk: int, fold_positions: bool = False) -> torch.Tensor:
+    """``Attention.forward`` of segment_anything between its projections, chunked over query rows.
+
+    ``qkv`` (batch, rows, columns, 3 C) -> heads merged (batch, rows, columns, C), before ``proj``.
+    """
+    batch, rows, columns, _ = qkv.shape
     tokens = rows * columns
     heads = attn.num_heads
-    qkv = attn.qkv(x).reshape(batch, tokens, 3, heads, -1).permute(2, 0, 3, 1, 4)
+    qkv = qkv.reshape(batch, tokens, 3, heads, -1).permute(2, 0, 3, 1, 4)
     q, k, v = qkv.reshape(3, batch * heads, tokens, -1).unbind(0)
     if attn.use_rel_pos:
         rel_rows = get_rel_pos(rows, rows, attn.rel_pos_h).to(q.dtype)
         rel_columns = get_rel_pos(columns, columns, attn.rel_pos_w).to(q.dtype)
         if fold_positions:
             out = _folded_attention(q * attn.scale, q, k, v, rel_rows, rel_columns, rows, columns)
-            return attn.proj(_merge_heads(out, batch, heads, rows, columns))
+            return _merge_heads(out, batch, heads, rows, columns)
     keys_t = k.transpose(-2, -1).contiguous()  # once, not per chunk
     out = torch.empty_like(v)
     step = max(1, chunk // columns)
@@ -137,7 +156,7 @@ def _attention(attn, x: torch.Tensor, chunk: int, fold_positions: bool = False) 
             view.add_(by_row[..., None].to(scores.dtype)).add_(by_column[..., None, :].to(scores.dtype))
         weights = scores.softmax(dim=-1)
         out[:, start * columns: stop * columns] = torch.bmm(weights.to(v.dtype), v)
-    return attn.proj(_merge_heads(out, batch, heads, rows, columns))
+    return _merge_heads(out, batch, heads, rows, columns)
 
 
 def _merge_heads(out: torch.Tensor, batch: int, heads: int, rows: int, columns: int) -> torch.Tensor:
