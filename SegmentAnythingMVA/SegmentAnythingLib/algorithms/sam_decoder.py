@@ -13,6 +13,7 @@ Same weights and arithmetic as ``MaskDecoder.predict_masks``, rearranged for a c
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -40,10 +41,11 @@ class FastMaskDecoder:
     Parameters
     ----------
     model : segment_anything.modeling.Sam
-        Any SAM (registry or tiny); its weights are used, not copied.
+        Any SAM (registry or tiny); its weights are used, not copied (in fp32).
     bf16 : bool
         Run under CPU/GPU bfloat16 autocast (faster on CPUs with AVX512-BF16/AMX; masks differ
-        slightly from fp32).
+        slightly from fp32). The mask decoder's weights are then copied to bf16 once (8 MB for the
+        released models) instead of being cast by autocast at every click.
     grid : (int, int), optional
         Token grid of the embeddings when the encoder runs below its native input size; the
         positional encoding is evaluated on that grid. Prompts stay in the native input frame.
@@ -70,7 +72,17 @@ class FastMaskDecoder:
                                layer.cross_attn_image_to_token.q_proj(key_pe))
                               for layer in self.transformer.layers]
             self._final_pe_k = self.transformer.final_attn_token_to_image.k_proj(key_pe)
-        self._layer_norm = model.mask_decoder.output_upscaling[1]
+        if bf16:
+            self._to_bf16()
+        self._layer_norm = self.decoder.output_upscaling[1]
+
+    def _to_bf16(self) -> None:
+        half = torch.bfloat16
+        self.decoder = copy.deepcopy(self.decoder).to(half)
+        self.transformer = self.decoder.transformer
+        self._deconvs = [(matrix.to(half), bias.to(half)) for matrix, bias in self._deconvs]
+        self._pe_terms = [(k.to(half), q.to(half)) for k, q in self._pe_terms]
+        self._final_pe_k = self._final_pe_k.to(half)
 
     def _autocast(self):
         if not self.bf16:
