@@ -4,7 +4,7 @@ import qt
 SETTINGS_PREFIX = "SegmentAnythingMVA/"
 DEFAULTS = {"Model": "vit_b", "Device": "auto", "CacheMB": 1024, "Checkpoint": "", "Prefetch": True,
             "InputSize": "full"}
-# Encoder input sides offered (ViT-B on a 2-core CPU: 4.2, 2.2 and 0.9 s per slice; `mva bench`).
+# Encoder input sides offered (ViT-B on a 2-core CPU: 4.1, 1.9 and 0.7 s per slice; `mva bench`).
 INPUT_SIZES = {"full": "1024 px, as trained", "auto": "auto: 512 / 768 / 1024 px, the smallest holding the slice",
                "768": "768 px (faster)", "512": "512 px (fastest)"}
 

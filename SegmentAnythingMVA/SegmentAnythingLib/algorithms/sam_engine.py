@@ -86,7 +86,7 @@ class SamEngine:
     input_size : None, int or "auto"
         Side of the encoder input. None: the model's own (1024 for the released models). An int
         (multiple of 16, at most that): every slice at this size; smaller is faster (ViT-B at 512:
-        about 5x) but departs from how the released weights were trained (see :mod:`sam_encoder`).
+        about 6x) but departs from how the released weights were trained (see :mod:`sam_encoder`).
         "auto": the smallest of half, three quarters and all of the model's size that holds the
         slice without shrinking it (512 px for a 512 x 512 CT slice, 768 for 513-768 px, else
         1024). Embeddings of any size decode, whatever this setting.
