@@ -33,6 +33,7 @@ class SegmentAnythingLogic:
         self.model_name = model_name
         self.window_level = window_level  # None: the volume's display window/level (what the user sees)
         self.prefetcher = prefetcher
+        self._last_prefetch = None  # (axis, slice index) of the last prefetch request: the scrolling direction
         self.session = None
         self._window_stamp = None
         self._window_cache = None
@@ -118,16 +119,24 @@ class SegmentAnythingLogic:
 
     # --- background embeddings ----------------------------------------------------------------------------------
     def prefetch_around(self, plane, count=3):
-        """Ask the prefetcher for the embeddings of the `count` slices on each side of a voxel-aligned plane."""
+        """Ask the prefetcher for the embeddings of the `count` slices on each side of a voxel-aligned plane.
+
+        The slice itself comes first; when the user is scrolling, the slices ahead come before those behind.
+        """
         if self.prefetcher is None or not plane.is_voxel_aligned:
             return
         size = self.bridge.work_volume().shape[plane.aligned_axis]
+        last = self._last_prefetch
+        self._last_prefetch = (plane.aligned_axis, plane.slice_index)
+        ahead = -1 if last is not None and last[0] == plane.aligned_axis and last[1] > plane.slice_index else 1
+        steps = [ahead * distance for distance in range(1, count + 1)] + [-ahead * d for d in range(1, count + 1)]
+        if last is None or last == self._last_prefetch:  # not scrolling: nearest first, both sides
+            steps = sorted(steps, key=lambda step: (abs(step), -step))
         items = [(self.slice_key(plane), lambda p=plane: self.slice_image(p))]
-        for distance in range(1, count + 1):
-            for step in (distance, -distance):
-                if 0 <= plane.slice_index + step < size:
-                    neighbour = plane.neighbour(step)
-                    items.append((self.slice_key(neighbour), lambda p=neighbour: self.slice_image(p)))
+        for step in steps:
+            if 0 <= plane.slice_index + step < size:
+                neighbour = plane.neighbour(step)
+                items.append((self.slice_key(neighbour), lambda p=neighbour: self.slice_image(p)))
         self.prefetcher.request(items)
 
     def status(self):

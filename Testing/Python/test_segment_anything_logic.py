@@ -96,6 +96,32 @@ def test_prefetch_computes_neighbouring_embeddings_in_the_background(sam_case, e
         logic.prefetcher.stop()
 
 
+class RequestLog:
+    """Records what the logic asks a prefetcher for (the order is what matters here)."""
+
+    def __init__(self):
+        self.requests = []
+
+    def request(self, items):
+        self.requests.append([key for key, _ in items])
+
+
+def test_prefetch_embeds_ahead_of_the_scrolling_direction_first(sam_case):
+    logic, plane, *_ = sam_case  # axial slice 3 of 8
+    log = RequestLog()
+    logic.prefetcher = log
+
+    def order(request):
+        return [next(step for step in range(-7, 8) if logic.slice_key(plane.neighbour(step)) == key) for key in request]
+
+    logic.prefetch_around(plane, count=2)
+    assert order(log.requests[-1]) == [0, 1, -1, 2, -2]  # first visit: nearest first
+    logic.prefetch_around(plane.neighbour(1), count=2)  # scrolled up to 4
+    assert order(log.requests[-1]) == [1, 2, 3, 0, -1]
+    logic.prefetch_around(plane, count=2)  # back down to 3
+    assert order(log.requests[-1]) == [0, -1, -2, 1, 2]
+
+
 def test_window_level_decides_what_the_model_sees(sam_case):
     logic, plane, *_ = sam_case
     image = logic.slice_image(plane)
