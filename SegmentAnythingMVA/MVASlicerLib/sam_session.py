@@ -74,6 +74,9 @@ def status():
     cache = _engine.cache
     text = (f"{_engine.model_name} on {_engine.device} (input {_engine.input_size or _engine.native_size}): {len(cache)} slices cached, "
             f"{cache.memory_bytes / 1e6:.0f} of {setting('CacheMB')} MB")
+    if _engine.last_embedding is not None:
+        seconds, side = _engine.last_embedding
+        text += f"; last embedding {seconds:.1f} s at {side} px"
     if _prefetcher is not None:
         text += "; " + _prefetcher.status().summary()
     return text

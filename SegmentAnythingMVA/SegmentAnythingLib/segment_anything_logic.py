@@ -143,6 +143,9 @@ class SegmentAnythingLogic:
         """One line for the status bar: cached embeddings and background work."""
         cache = self.engine.cache
         text = f"{len(cache)} embeddings cached ({cache.memory_bytes / 1e6:.0f} MB)"
+        last = getattr(self.engine, "last_embedding", None)
+        if last is not None:
+            text += f"; last one {last[0]:.1f} s at {last[1]} px"
         if self.prefetcher is not None:
             text += "; " + self.prefetcher.status().summary()
         return text

@@ -91,7 +91,8 @@ def test_prefetch_computes_neighbouring_embeddings_in_the_background(sam_case, e
         assert logic.prefetcher.wait_idle(timeout_s=30)
         for step in (-2, -1, 0, 1, 2):
             assert engine.has_embedding(logic.slice_key(plane.neighbour(step)))
-        assert "cached" in logic.status()
+        status = logic.status()
+        assert "5 embeddings cached" in status and "at 256 px" in status, status
     finally:
         logic.prefetcher.stop()
 

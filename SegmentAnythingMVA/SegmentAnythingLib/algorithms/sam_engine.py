@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Hashable, Optional, Tuple, Union
@@ -106,6 +107,7 @@ class SamEngine:
             raise SamInputError(f"backend must be one of {BACKENDS}, got {backend!r}.")
         self.model = model.eval()
         self.cache = cache if cache is not None else EmbeddingCache()
+        self.last_embedding: Optional[Tuple[float, int]] = None  # (seconds, encoder input side) of the last one
         self.native_size = int(model.image_encoder.img_size)
         self.patch_size = int(model.image_encoder.patch_embed.proj.kernel_size[0])
         self.input_size = input_size
@@ -239,8 +241,11 @@ class SamEngine:
                 continue  # the owner cached it, or failed and this thread tries itself
             try:
                 pixels = image() if callable(image) else image
+                tic = time.perf_counter()
                 embedding, input_size = self.compute_embedding(pixels)
-                return self.cache.put(key, embedding, pixels.shape[:2], input_size)
+                entry = self.cache.put(key, embedding, pixels.shape[:2], input_size)
+                self.last_embedding = (time.perf_counter() - tic, self.frame_of(entry)[0])
+                return entry
             finally:
                 with self._lock:
                     self._inflight.pop(key, None)
