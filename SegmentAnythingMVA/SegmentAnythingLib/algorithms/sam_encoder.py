@@ -1,16 +1,15 @@
 """Image encoder runner: segment_anything's ViT with its own weights, faster on CPU, any input size.
 
-Same arithmetic as ``ImageEncoderViT.forward`` with two changes:
+Same arithmetic as ``ImageEncoderViT.forward``, results equal up to float rounding, except:
 
-* Attention with decomposed relative positions is computed a few query rows at a time, adding
-  the position terms in place. The stock code materialises two broadcast sums over the whole
-  (heads, tokens, tokens) score matrix, which dominates the global-attention blocks on CPU
-  (4096 x 4096 scores per head at 1024 px).
+* Global attention is computed a few query rows at a time, the decomposed relative-position
+  terms added in place. The stock code materialises two broadcast sums over the whole
+  (heads, tokens, tokens) score matrix, which dominates those blocks on a CPU (4096 x 4096
+  scores per head at 1024 px).
 * In the 14 x 14 windows the position terms join the query-key product instead: queries get
   their row and column terms as 28 extra channels, keys a one-hot of their row and column, so
   one matrix product adds them (2.4x faster there, and accumulated in fp32 under bf16).
 * The windows' input and output projections skip the zero padding (its projection is the bias).
-Results equal the stock encoder's up to float rounding.
 * The input side may be smaller than the model's 1024 (``input_size``, a multiple of the patch
   size): the absolute position embedding is resized bicubically to the smaller token grid and
   the global blocks' relative positions are interpolated by segment_anything's ``get_rel_pos``.
