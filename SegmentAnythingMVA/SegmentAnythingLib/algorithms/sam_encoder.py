@@ -1,6 +1,6 @@
 """Image encoder runner: segment_anything's ViT with its own weights, faster on CPU, any input size.
 
-Same arithmetic as ``ImageEncoderViT.forward``, results equal up to float rounding, except:
+Results equal ``ImageEncoderViT.forward``'s up to float rounding; what is computed differently:
 
 * Global attention is computed a few query rows at a time, the decomposed relative-position
   terms added in place. The stock code materialises two broadcast sums over the whole
@@ -10,11 +10,11 @@ Same arithmetic as ``ImageEncoderViT.forward``, results equal up to float roundi
   their row and column terms as 28 extra channels, keys a one-hot of their row and column, so
   one matrix product adds them (2.4x faster there, and accumulated in fp32 under bf16).
 * The windows' input and output projections skip the zero padding (its projection is the bias).
-* The input side may be smaller than the model's 1024 (``input_size``, a multiple of the patch
-  size): the absolute position embedding is resized bicubically to the smaller token grid and
-  the global blocks' relative positions are interpolated by segment_anything's ``get_rel_pos``.
-  Fewer tokens make the encoder several times faster; the released weights were trained at 1024,
-  so quality at smaller sizes must be checked on real data before relying on it.
+And, optionally, an input side smaller than the model's 1024 (``input_size``, a multiple of the patch
+size): the absolute position embedding is resized bicubically to the smaller token grid and the
+global blocks' relative positions are interpolated by segment_anything's ``get_rel_pos``. Fewer
+tokens make the encoder several times faster; the released weights were trained at 1024, so
+quality at smaller sizes must be checked on real data before relying on it.
 """
 from __future__ import annotations
 
