@@ -10,6 +10,7 @@ Results equal ``ImageEncoderViT.forward``'s up to float rounding; what is comput
   their row and column terms as 28 extra channels, keys a one-hot of their row and column, so
   one matrix product adds them (2.4x faster there, and accumulated in fp32 under bf16).
 * The windows' input and output projections skip the zero padding (its projection is the bias).
+
 And, optionally, an input side smaller than the model's 1024 (``input_size``, a multiple of the patch
 size): the absolute position embedding is resized bicubically to the smaller token grid and the
 global blocks' relative positions are interpolated by segment_anything's ``get_rel_pos``. Fewer
