@@ -155,3 +155,28 @@ def test_sam_strategy_propagates_through_smart_propagation_and_falls_back_withou
     finally:
         slice_predictors._STRATEGIES.clear()
         slice_predictors._STRATEGIES.update(saved)
+
+
+def test_an_auto_input_engine_prompts_and_propagates_through_the_bridge(sam_case):
+    from SegmentAnythingLib.sam_propagation import register_sam_propagation
+    from SmartPropagationLib.algorithms import slice_predictors
+    from SmartPropagationLib.smart_propagation_logic import PropagationOptions, SmartPropagationLogic
+    _, plane, session, volume, segmentation, segment_id = sam_case
+    auto = SamEngine(build_tiny_sam(seed=0), input_size="auto")  # 48 x 40 slices: encoded at 128 px
+    logic = SegmentAnythingLogic(session.bridge, auto, "tiny", window_level=(400.0, 100.0))
+    first = logic.add_point(plane, (24, 20))
+    refined = logic.add_point(plane, (2, 2), positive=False)
+    assert auto.last_embedding[1] == 128 and first.lowres(0).shape == (32, 32)
+    written = segment(sam_case)
+    assert np.array_equal(plane.sample(written, MATRIX, order=0) > 0, refined.mask(0))
+    assert written.sum() == written[3].sum()  # that slice only
+    saved = dict(slice_predictors._STRATEGIES)
+    try:
+        register_sam_propagation(auto, (400.0, 100.0))
+        cached = len(auto.cache)
+        preview = SmartPropagationLogic(session.bridge, PropagationOptions(strategy="sam", max_slices=2)).compute_preview(plane)
+        # The random model's quality may stop it early, but neighbours were embedded at 128 px and decoded.
+        assert preview.strategy == "sam" and len(auto.cache) > cached and auto.last_embedding[1] == 128
+    finally:
+        slice_predictors._STRATEGIES.clear()
+        slice_predictors._STRATEGIES.update(saved)
