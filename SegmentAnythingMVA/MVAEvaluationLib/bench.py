@@ -187,6 +187,38 @@ def bench_sam_encoder(data, quick):
     return rows
 
 
+_ENCODE_MEMORY_SCRIPT = """
+import resource, sys, torch
+from SegmentAnythingLib.algorithms.sam_encoder import FastImageEncoder
+from SegmentAnythingLib.algorithms.sam_models import build_random_sam, cpu_supports_bf16
+model, pixels = build_random_sam("vit_b"), torch.randn(1, 3, 1024, 1024)
+bf16 = cpu_supports_bf16()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    (model.image_encoder if sys.argv[1] == "stock" else FastImageEncoder(model.image_encoder, bf16=bf16))(pixels)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def bench_sam_encoder_memory(data, quick):
+    """Peak memory the ViT-B 1024 px encoding adds to a fresh process (CPU): stock module vs our runner."""
+    import os
+    import subprocess
+    import sys
+    if quick:
+        return []
+    library = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([library, os.environ.get("PYTHONPATH", "")]),
+               CUDA_VISIBLE_DEVICES="")
+    added = {}
+    for variant in ("stock", "ours"):
+        run = subprocess.run([sys.executable, "-c", _ENCODE_MEMORY_SCRIPT, variant], env=env, capture_output=True,
+                             text=True, check=True)
+        added[variant] = float(run.stdout.strip().splitlines()[-1])
+    return [{"name": "SAM encode ViT-B 1024 px: memory added to the process (MB)", "ours_mb": round(added["ours"]),
+             "baseline": "segment_anything ImageEncoderViT", "baseline_mb": round(added["stock"])}]
+
+
 def _device_name(device):
     import torch
     return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
@@ -251,7 +283,7 @@ def bench_brush(data, quick):
 
 
 BENCHES = {"brush": bench_brush, "bridge": bench_bridge_write, "propagation": bench_propagation, "supervoxels": bench_supervoxels,
-           "sam": bench_sam, "sam-encoder": bench_sam_encoder}
+           "sam": bench_sam, "sam-encoder": bench_sam_encoder, "sam-encoder-memory": bench_sam_encoder_memory}
 
 
 def run_bench(names=None, quick=False, log=print):
@@ -269,6 +301,9 @@ def markdown_table(rows):
     """The bench rows as a Markdown table: ours next to the baseline of the same run."""
     lines = ["| what | ours p50 / p95 | baseline (same run) p50 / p95 |", "|---|---|---|"]
     for entry in rows:
+        if "ours_mb" in entry:
+            lines.append(f"| {entry['name']} | {entry['ours_mb']} MB | {entry['baseline']}: {entry['baseline_mb']} MB |")
+            continue
         baseline = "-"
         if "baseline" in entry:
             baseline = f"{entry['baseline']}: {entry['baseline_p50_ms']} / {entry['baseline_p95_ms']} ms"
