@@ -188,24 +188,29 @@ def bench_sam_encoder(data, quick):
 
 
 _ENCODE_MEMORY_SCRIPT = """
-import resource, sys, torch
+import sys, torch
 from SegmentAnythingLib.algorithms.sam_encoder import FastImageEncoder
 from SegmentAnythingLib.algorithms.sam_models import build_random_sam, cpu_supports_bf16
+
+def peak_mb():  # this process's own peak (ru_maxrss would also count the parent's memory at fork)
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+
 model, pixels = build_random_sam("vit_b"), torch.randn(1, 3, 1024, 1024)
 bf16 = cpu_supports_bf16()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_mb()
 with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
     (model.image_encoder if sys.argv[1] == "stock" else FastImageEncoder(model.image_encoder, bf16=bf16))(pixels)
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+print(peak_mb() - before)
 """
 
 
 def bench_sam_encoder_memory(data, quick):
-    """Peak memory the ViT-B 1024 px encoding adds to a fresh process (CPU): stock module vs our runner."""
+    """Peak memory the ViT-B 1024 px encoding adds to a fresh process (CPU, Linux): stock module vs our runner."""
     import os
     import subprocess
     import sys
-    if quick:
+    if quick or not os.path.exists("/proc/self/status"):
         return []
     library = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([library, os.environ.get("PYTHONPATH", "")]),
