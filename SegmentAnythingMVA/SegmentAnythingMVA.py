@@ -59,7 +59,8 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
         form.addRow("Device:", self.deviceCombo)
         self.inputSizeCombo = qt.QComboBox()
         self.inputSizeCombo.toolTip = ("Side of the image the encoder sees. Smaller is several times faster on a CPU "
-                                       "but departs from how the model was trained; check the masks.")
+                                       "but departs from how the model was trained; check the masks. Applies when "
+                                       "the model is (re)loaded.")
         form.addRow("Encoder input:", self.inputSizeCombo)
         self.cacheSpin = qt.QSpinBox()
         self.cacheSpin.setRange(64, 65536)
