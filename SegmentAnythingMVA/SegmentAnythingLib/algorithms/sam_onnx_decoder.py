@@ -74,9 +74,9 @@ class _Graph(torch.nn.Module):
 
     def forward(self, *inputs):
         if self.masked:
-            embedding, mask_input, coords, labels = inputs
+            embedding, mask_input, coords, labels = inputs  # embedding pixel-major (1, g*g, C)
             dense = self.decoder.prompt_encoder._embed_masks(mask_input)
-            keys = (embedding + dense).flatten(2).transpose(1, 2)
+            keys = embedding + dense.flatten(2).transpose(1, 2)
             queries, keys = self.decoder._transformer(None, self._sparse(coords, labels), keys, False)
         else:
             keys, k, v, q, coords, labels = inputs
@@ -118,7 +118,7 @@ class OnnxMaskDecoder:
         coords, labels = torch.zeros(1, 2, 2), torch.tensor([[1.0, -1.0]])
         prepared_args = (torch.zeros(1, pixels, channels), torch.zeros(1, pixels, internal),
                          torch.zeros(1, pixels, internal), torch.zeros(1, pixels, internal), coords, labels)
-        masked_args = (torch.zeros(1, channels, *grid), torch.zeros(1, 1, lowres, lowres), coords, labels)
+        masked_args = (torch.zeros(1, pixels, channels), torch.zeros(1, 1, lowres, lowres), coords, labels)
         self._sessions = {}
         for masked, args, names in ((False, prepared_args, _PREPARED_INPUTS), (True, masked_args, _MASKED_INPUTS)):
             model = self._export(_Graph(decoder, masked), args, names)
