@@ -46,6 +46,11 @@ def load_engine(progress=None, cancel=None):
     return engine
 
 
+def loaded_engine():
+    """The engine if a model is loaded, else None (never loads or downloads one)."""
+    return _engine
+
+
 def shared_engine():
     return _engine if _engine is not None else load_engine()
 

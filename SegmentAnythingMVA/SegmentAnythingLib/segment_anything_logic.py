@@ -118,6 +118,18 @@ class SegmentAnythingLogic:
         self.bridge.apply_slice_mask(session.plane, mask, EditMode.REPLACE)
 
     # --- background embeddings ----------------------------------------------------------------------------------
+    def embedding_job(self, plane):
+        """None when the plane's embedding is cached; otherwise a callable that computes it.
+
+        The slice image is read now, on the caller's (GUI) thread; the callable only runs the model, so it can run
+        in a worker thread while the GUI stays responsive (it waits for the prefetcher if that is already on it).
+        """
+        key = self.slice_key(plane)
+        if self.engine.has_embedding(key):
+            return None
+        image = self.slice_image(plane)
+        return lambda: self.engine.embed(key, image)
+
     def prefetch_around(self, plane, count=3):
         """Ask the prefetcher for the embeddings of the `count` slices on each side of a voxel-aligned plane.
 

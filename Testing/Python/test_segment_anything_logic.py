@@ -97,6 +97,20 @@ def test_prefetch_computes_neighbouring_embeddings_in_the_background(sam_case, e
         logic.prefetcher.stop()
 
 
+def test_an_embedding_job_reads_the_slice_now_and_runs_the_model_in_a_worker(sam_case, engine):
+    import threading
+    logic, plane, *_ = sam_case
+    engine.cache.clear()
+    job = logic.embedding_job(plane)
+    assert job is not None and not engine.has_embedding(logic.slice_key(plane))
+    worker = threading.Thread(target=job)
+    worker.start()
+    worker.join(timeout=30)
+    assert engine.has_embedding(logic.slice_key(plane)) and logic.embedding_job(plane) is None
+    logic.add_point(plane, (24, 20))  # the click then needs no encoding
+    assert segment(sam_case).any()
+
+
 class RequestLog:
     """Records what the logic asks a prefetcher for (the order is what matters here)."""
 
