@@ -8,7 +8,10 @@ Same weights and arithmetic as ``MaskDecoder.predict_masks``, rearranged for a c
 * The two stride-2 transposed convolutions of the upscaling head are plain matrix products, which
   avoids the col2im path of ``ConvTranspose2d`` on CPU. Every step of the head is per pixel, so the
   sub-pixels stay in blocked order (pixel, sub-pixel) and only the four final masks are reordered.
-* Attention uses ``scaled_dot_product_attention``; nothing is upsampled here (see sam_image).
+* Attention uses ``scaled_dot_product_attention``, except image-to-token attention (thousands of
+  queries on a few prompt tokens), whose scores are laid out (keys, queries) for a fast softmax.
+* With bf16 the weights are converted once, not by autocast at every click; nothing is upsampled
+  here (see sam_image).
 """
 from __future__ import annotations
 
