@@ -117,7 +117,7 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
     def loadSettings(self):
         try:
             from MVASlicerLib import sam_session
-            from SegmentAnythingLib.engine_factory import MODEL_NAMES
+            from SegmentAnythingLib.engine_factory import INPUT_SIZE_LABELS, MODEL_NAMES
         except ImportError as error:
             self.statusLabel.text = f"Python packages missing ({error.name}): press 'Install or update'."
             return
@@ -128,7 +128,7 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
         self.modelCombo.currentText = sam_session.setting("Model")
         self.deviceCombo.currentText = sam_session.setting("Device")
         self.inputSizeCombo.clear()
-        for size, label in sam_session.INPUT_SIZES.items():
+        for size, label in INPUT_SIZE_LABELS.items():
             self.inputSizeCombo.addItem(label, size)
         self.inputSizeCombo.currentIndex = max(0, self.inputSizeCombo.findData(sam_session.setting("InputSize")))
         self.cacheSpin.value = sam_session.setting("CacheMB")

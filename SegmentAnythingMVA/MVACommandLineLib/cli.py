@@ -54,16 +54,12 @@ def build_parser():
 
 
 def encoder_input_size(text):
-    """--input-size: "auto" or a positive integer."""
-    if text == "auto":
-        return text
+    """--input-size: full, auto or a positive integer."""
+    from SegmentAnythingLib.engine_factory import input_size_from_text
     try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected auto or a side in pixels such as 512, got {text!r}")
-    return value
+        return input_size_from_text(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def run_eval(args):

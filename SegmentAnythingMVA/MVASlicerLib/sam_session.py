@@ -4,17 +4,6 @@ import qt
 SETTINGS_PREFIX = "SegmentAnythingMVA/"
 DEFAULTS = {"Model": "vit_b", "Device": "auto", "CacheMB": 1024, "Checkpoint": "", "Prefetch": True,
             "InputSize": "full"}
-# Encoder input sides offered (ViT-B on a 2-core CPU: 4.1, 1.9 and 0.7 s per slice; `mva bench`).
-INPUT_SIZES = {"full": "1024 px, as trained", "auto": "auto: 512 / 768 / 1024 px, the smallest holding the slice",
-               "768": "768 px (faster)", "512": "512 px (fastest)"}
-
-
-def input_size_setting():
-    """The InputSize setting as create_engine's `input_size`: None, "auto" or an int."""
-    value = setting("InputSize")
-    if value not in INPUT_SIZES or value == "full":
-        return None
-    return value if value == "auto" else int(value)
 
 _engine = None
 _prefetcher = None
@@ -25,6 +14,15 @@ def setting(name):
     if isinstance(DEFAULTS[name], bool):
         return str(value).lower() in ("true", "1")
     return type(DEFAULTS[name])(value)
+
+
+def input_size_setting():
+    """The InputSize setting as create_engine's `input_size` (an unreadable value means the full size)."""
+    from SegmentAnythingLib.engine_factory import input_size_from_text
+    try:
+        return input_size_from_text(setting("InputSize"))
+    except ValueError:
+        return None
 
 
 def set_setting(name, value):

@@ -153,3 +153,12 @@ def test_an_explicit_query_chunk_gives_the_same_embedding(a_tiny_sam):
     whole = FastImageEncoder(a_tiny_sam.image_encoder, query_chunk=256 * 256)(pixels)
     rows = FastImageEncoder(a_tiny_sam.image_encoder, query_chunk=16)(pixels)
     torch.testing.assert_close(rows, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_input_size_text_from_settings_and_options_is_read_one_way():
+    from SegmentAnythingLib.engine_factory import INPUT_SIZE_LABELS, input_size_from_text
+    assert [input_size_from_text(text) for text in INPUT_SIZE_LABELS] == [None, "auto", 768, 512]
+    assert input_size_from_text(None) is None and input_size_from_text("") is None
+    for bad in ("fast", "-512", "0"):
+        with pytest.raises(ValueError, match="full, auto or a side"):
+            input_size_from_text(bad)

@@ -2,6 +2,8 @@
 import os
 import sys
 
+from SegmentAnythingLib.engine_factory import INPUT_SIZE_LABELS
+
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 NO_LOGIN_WARNING = ("WARNING: mva serve is binding to {host}: anyone who can reach this address can open, edit and "
                     "save cases, because the annotator has no login yet. Use 127.0.0.1 and an SSH tunnel instead.")
@@ -21,7 +23,7 @@ def add_serve_command(subparsers):
     serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s; 0 picks a free one)")
     serve.add_argument("--sam-model", default="tiny", help="tiny, vit_b, vit_l, vit_h, medsam_vit_b")
     serve.add_argument("--sam-checkpoint", default=None, help="local SAM-format checkpoint file")
-    serve.add_argument("--sam-input-size", default="full", choices=("full", "auto", "768", "512"),
+    serve.add_argument("--sam-input-size", default="full", choices=tuple(INPUT_SIZE_LABELS),
                        help="SAM encoder input: full (1024, as trained), auto, 768 or 512 (faster on a CPU)")
     serve.add_argument("--open-browser", action="store_true", help="open a browser tab on start")
     return serve

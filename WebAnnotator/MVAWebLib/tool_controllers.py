@@ -37,9 +37,8 @@ class SamOptions:
 
     def engine_input_size(self):
         """`input_size` as create_engine takes it: None, "auto" or an int."""
-        if self.input_size in ("", "full", None):
-            return None
-        return self.input_size if self.input_size == "auto" else int(self.input_size)
+        from SegmentAnythingLib.engine_factory import input_size_from_text
+        return input_size_from_text(self.input_size)
 
 
 def plane_of(slice_node, volume):

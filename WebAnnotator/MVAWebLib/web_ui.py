@@ -1,4 +1,5 @@
 """The page: trame-slicer's segment editor panel plus the smart tools, viewer settings and case panels."""
+from SegmentAnythingLib.engine_factory import INPUT_SIZE_LABELS
 from trame.widgets import client, html
 from trame.widgets.vuetify3 import (
     VBtn,
@@ -129,9 +130,8 @@ def _smart_tools_panel(app):
                 VTextField(v_model=("sam_checkpoint", ""), label="Checkpoint file (optional)", density="compact",
                            hide_details=True)
                 VSelect(v_model=("sam_input_size", "full"), label="Encoder input", density="compact", hide_details=True,
-                        items=("[{title: '1024 px, as trained', value: 'full'}, {title: 'auto (512/768/1024)', "
-                               "value: 'auto'}, {title: '768 px', value: '768'}, {title: '512 px (fastest)', "
-                               "value: '512'}]",))
+                        items=("sam_input_size_items",
+                               [{"title": label, "value": value} for value, label in INPUT_SIZE_LABELS.items()]))
                 VBtn("Next candidate (C)", click=app.ctrl.sam_next, size="small", id="mva-sam-next", classes="ma-1")
                 VBtn("New object (Esc)", click=app.ctrl.sam_new_object, size="small", classes="ma-1")
             html.Div("{{ tool_message }}", classes="text-caption", id="mva-tool-message")

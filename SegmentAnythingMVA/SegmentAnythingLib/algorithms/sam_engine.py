@@ -118,8 +118,7 @@ class SamEngine:
         if num_threads is not None:
             torch.set_num_threads(int(num_threads))
         self._bf16_decoder = bool(bf16_decoder)
-        self._decoders: dict = {}
-        self.decoder = self._decoder(self.native_size // self.patch_size)
+        self._decoders: dict = {}  # FastMaskDecoder per token grid, made on first use
         self._prepared: "OrderedDict[Hashable, PreparedEmbedding]" = OrderedDict()
         self._prepared_slots = max(1, int(prepared_slots))
         self._lock = threading.Lock()
@@ -128,7 +127,7 @@ class SamEngine:
         self._threads = num_threads
         self._onnx: dict = {}
         if backend == "onnx":
-            self.backend = "onnx" if self._onnx_decoder(self.decoder.grid[0]) is not None else "torch"
+            self.backend = "onnx" if self._onnx_decoder(self.native_size // self.patch_size) is not None else "torch"
 
     # --- per-size encoders and decoders ----------------------------------------------------------------
     def encoder_size_for(self, original_size: Tuple[int, int]) -> int:
