@@ -9,6 +9,14 @@ class AuthenticationError(WorkflowError):
     """Unknown user, wrong password, disabled account, or an expired / unknown session token."""
 
 
+class LoginThrottledError(AuthenticationError):
+    """Too many failed logins for this user name or from this address: wait `retry_after_s` seconds."""
+
+    def __init__(self, retry_after_s):
+        self.retry_after_s = max(1, int(round(retry_after_s + 0.4999)))
+        super().__init__(f"Too many failed logins: wait {self.retry_after_s} s and try again")
+
+
 class PermissionDeniedError(WorkflowError):
     """The acting user's role does not allow the action (e.g. an annotator accepting their own case)."""
 

@@ -81,6 +81,26 @@ class LoginSession(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class LoginAttempt(Base):
+    """One password check (for throttling): the user name as typed, the client address, the outcome."""
+    __tablename__ = "login_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    username: Mapped[str] = mapped_column(String(100), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    succeeded: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SessionTicket(Base):
+    """A one-time, short-lived ticket that opens a new session for the user of `session_id` (used once)."""
+    __tablename__ = "session_tickets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("login_sessions.id"), index=True)
+    expires_at: Mapped[_dt.datetime] = mapped_column(DateTime)
+    used_at: Mapped[_dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class Project(Base):
     __tablename__ = "projects"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,15 +1,20 @@
 """Service API, part 1: login, sessions, suppliers and users."""
 import datetime as _dt
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from MVAWorkflowLib.errors import AuthenticationError, InvalidInputError, NotFoundError
-from MVAWorkflowLib.models import AuditEntry, LoginSession, Role, Supplier, User, utcnow
-from MVAWorkflowLib.security import hash_password, needs_rehash, new_token, token_digest, verify_password
+from MVAWorkflowLib.errors import AuthenticationError, InvalidInputError, LoginThrottledError, NotFoundError
+from MVAWorkflowLib.login_throttle import (ThrottlePolicy, forget_old_attempts, normalise_username, record_attempt,
+                                          retry_after_s)
+from MVAWorkflowLib.models import AuditEntry, LoginSession, Role, SessionTicket, Supplier, User, utcnow
+from MVAWorkflowLib.security import (hash_password, needs_rehash, new_token, token_digest,
+                                     verify_password_or_dummy)
 from MVAWorkflowLib.service_base import (AuditInfo, SessionInfo, SupplierInfo, audit, require, resolve_actor,
                                         user_info)
 
-SESSION_HOURS = 12
+SESSION_SECONDS = 12 * 3600  # a browser session (a working day)
+CLI_SESSION_SECONDS = 300  # one `mva project` command
+TICKET_SECONDS = 60  # a one-time ticket from `issue_ticket`
 
 
 def _role(role):
@@ -21,6 +26,9 @@ def _role(role):
 
 class AccountsMixin:
     """Login / sessions, suppliers, users, audit log."""
+
+    #: login throttling (replace with another `ThrottlePolicy` to tune it)
+    throttle = ThrottlePolicy()
 
     # --- bootstrap -------------------------------------------------------------------------------
     def create_first_admin(self, username, password):
@@ -50,8 +58,22 @@ class AccountsMixin:
         return self._run(lambda session: bool(session.scalar(select(func.count(User.id)))))
 
     # --- sessions --------------------------------------------------------------------------------
-    def login(self, username, password, hours=SESSION_HOURS):
-        """Check a password and open a session.
+    def login(self, username, password, address=None, lifetime_s=None):
+        """Check a password and open a session: the one call every login screen and endpoint uses.
+
+        Throttled per user name and per client address with exponential backoff (`throttle`, state in the
+        database, shared by all processes); every failure and every refused attempt is in the audit log
+        ("login_failed", "login_throttled", with the name as typed and the address). Known and unknown names
+        cost the same single Argon2 verification, and a disabled account answers like a wrong password.
+
+        Parameters
+        ----------
+        username, password : str
+        address : str, optional
+            The client's address for per-address throttling and the audit log. Behind a reverse proxy pass
+            `security.client_address(peer, x_forwarded_for_header, trusted_proxies)`, never the raw header.
+        lifetime_s : float, optional
+            Session lifetime in seconds (default `SESSION_SECONDS`; `mva project` uses `CLI_SESSION_SECONDS`).
 
         Returns
         -------
@@ -60,28 +82,100 @@ class AccountsMixin:
 
         Raises
         ------
+        LoginThrottledError
+            Too many failures: `retry_after_s` says how long to wait (no password was checked).
         AuthenticationError
             Unknown user, wrong password or disabled account (same message for all three).
         """
+        lifetime = _dt.timedelta(seconds=float(lifetime_s if lifetime_s is not None else SESSION_SECONDS))
+        name = normalise_username(username)
+
         def work(session):
-            user = session.scalar(select(User).where(User.username == username))
-            if user is None or not user.active or not verify_password(user.password_hash, password):
-                raise AuthenticationError("Wrong user name or password")
+            now = utcnow()
+            wait_s = retry_after_s(session, self.throttle, name, address, now)
+            if wait_s > 0:
+                audit(session, None, "login_throttled", "user", None, username=name, address=address,
+                      retry_after_s=round(wait_s, 1))
+                return LoginThrottledError(wait_s)
+            user = session.scalar(select(User).where(User.username == name)) if name else None
+            matches = verify_password_or_dummy(user.password_hash if user is not None else None, password)
+            if not matches or not user.active:
+                record_attempt(session, name, address, False, now)
+                audit(session, None, "login_failed", "user", user.id if user is not None else None, username=name,
+                      address=address, reason="disabled" if matches else "wrong user name or password")
+                return AuthenticationError("Wrong user name or password")
+            record_attempt(session, name, address, True, now)
+            forget_old_attempts(session, self.throttle, now)
             if needs_rehash(user.password_hash):
                 user.password_hash = hash_password(password)
-            token = new_token()
-            expires = utcnow() + _dt.timedelta(hours=hours)
-            session.add(LoginSession(token_sha256=token_digest(token), user_id=user.id, expires_at=expires))
-            audit(session, user, "login", "user", user.id)
-            return SessionInfo(token, user_info(user), expires)
+            return self._open_session(session, user, now + lifetime, "login", address=address)
+        result = self._run(work)
+        if isinstance(result, Exception):
+            raise result  # raised after the commit, so the failure stays in the audit log
+        return result
+
+    def issue_ticket(self, actor, lifetime_s=TICKET_SECONDS):
+        """A one-time ticket for the caller's session, e.g. for a browser to hand to its own session process.
+
+        `redeem_ticket` turns it into a new session of the same user exactly once, within `lifetime_s`
+        seconds. The ticket is a secret like a token (only its SHA-256 is stored).
+
+        Returns
+        -------
+        str
+        """
+        token = actor.token if isinstance(actor, SessionInfo) else actor
+        if not isinstance(token, str):
+            raise AuthenticationError("A ticket needs a session token: log in first")
+
+        def work(session):
+            resolve_actor(session, token)
+            login = session.scalar(select(LoginSession).where(LoginSession.token_sha256 == token_digest(token)))
+            ticket = new_token()
+            expires = min(login.expires_at, utcnow() + _dt.timedelta(seconds=float(lifetime_s)))
+            session.add(SessionTicket(ticket_sha256=token_digest(ticket), session_id=login.id, expires_at=expires))
+            return ticket
         return self._run(work)
+
+    def redeem_ticket(self, ticket, address=None):
+        """Exchange a ticket from `issue_ticket` for a new session of its user (once; later calls fail).
+
+        The new session expires with the ticket's session (not later) and, like every session of the user, is
+        revoked by disabling the user. Returns `SessionInfo`; raises `AuthenticationError` for a used, expired or unknown
+        ticket or a session that was closed meanwhile.
+        """
+        def work(session):
+            now = utcnow()
+            claimed = session.execute(
+                update(SessionTicket).where(SessionTicket.ticket_sha256 == token_digest(ticket),
+                                            SessionTicket.used_at.is_(None), SessionTicket.expires_at > now)
+                .values(used_at=now)).rowcount
+            if claimed != 1:
+                return AuthenticationError("This sign-in link was already used or has expired: log in again")
+            row = session.scalar(select(SessionTicket).where(SessionTicket.ticket_sha256 == token_digest(ticket)))
+            parent = session.get(LoginSession, row.session_id)
+            user = session.get(User, parent.user_id)
+            if parent.revoked or parent.expires_at <= now or user is None or not user.active:
+                return AuthenticationError("This sign-in link belongs to a closed session: log in again")
+            return self._open_session(session, user, parent.expires_at, "redeem_ticket", address=address)
+        result = self._run(work)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def _open_session(self, session, user, expires, action, **detail):
+        token = new_token()
+        session.add(LoginSession(token_sha256=token_digest(token), user_id=user.id, expires_at=expires))
+        audit(session, user, action, "user", user.id, **detail)
+        return SessionInfo(token, user_info(user), expires)
 
     def logout(self, token):
         """Revoke a session token (unknown tokens are ignored)."""
         def work(session):
             login = session.scalar(select(LoginSession).where(LoginSession.token_sha256 == token_digest(token)))
-            if login is not None:
+            if login is not None and not login.revoked:
                 login.revoked = True
+                audit(session, session.get(User, login.user_id), "logout", "user", login.user_id)
         self._run(work)
 
     def whoami(self, actor):
