@@ -9,6 +9,18 @@ class InvalidVolumeError(BridgeError):
     """The source volume cannot be segmented (missing, 2D, 4D, vector, NaN voxels)."""
 
 
+class InvalidGeometryError(InvalidVolumeError):
+    """Zero, negative, tiny, huge or non-finite spacing, or a degenerate IJK->RAS matrix."""
+
+
+class VectorVolumeError(InvalidVolumeError):
+    """An RGB or multi-component volume where a scalar volume is needed."""
+
+
+class IntensityRangeError(InvalidVolumeError):
+    """Voxel values beyond what the tools' float32 arithmetic handles."""
+
+
 class InvalidSegmentationError(BridgeError):
     """No segmentation, no segment, or an unknown segment id."""
 

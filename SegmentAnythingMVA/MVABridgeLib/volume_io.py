@@ -8,11 +8,22 @@ import os
 import numpy as np
 import SimpleITK as sitk
 
+from MVABridgeLib.volume_checks import geometry_problem
+from MVABridgeLib.volume_file_checks import IncompleteFileError, check_file_complete
+
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 class VolumeFileError(ValueError):
     """A file could not be read as a scalar 3D volume."""
+
+
+class TruncatedVolumeFileError(VolumeFileError):
+    """The file holds fewer voxels than its header declares, or its compressed data is cut or corrupt."""
+
+
+class VolumeFileGeometryError(VolumeFileError):
+    """The file's spacing, origin or directions are zero, tiny, huge, NaN or degenerate."""
 
 
 def ijk_to_ras_from_sitk(image):
@@ -39,6 +50,15 @@ def _read_sitk(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise VolumeFileError(f"No such file or folder: {path}")
+    if os.path.isfile(path):
+        if os.path.getsize(path) == 0:
+            raise VolumeFileError(f"{path} is an empty file (0 bytes); choose the image file itself")
+        try:
+            check_file_complete(path)
+        except IncompleteFileError as error:
+            raise TruncatedVolumeFileError(str(error)) from None
+        except OSError as error:
+            raise VolumeFileError(f"Cannot read {path}: {error.strerror or error}") from None
     try:
         if os.path.isdir(path):
             reader = sitk.ImageSeriesReader()
@@ -49,7 +69,12 @@ def _read_sitk(path):
             return reader.Execute()
         return sitk.ReadImage(path)
     except RuntimeError as error:
-        raise VolumeFileError(f"Cannot read {path} as an image: {str(error).strip().splitlines()[-1]}") from None
+        reason = str(error).strip().splitlines()[-1]
+        if os.path.isfile(path) and "No such file or directory" in reason:
+            # MetaImage says this both for a cut file and for a missing detached data file
+            raise TruncatedVolumeFileError(f"Cannot read {path}: its voxel data is incomplete (a truncated file) or "
+                                           "its separate data file is missing; export or copy it again") from None
+        raise VolumeFileError(f"Cannot read {path} as an image: {reason}") from None
 
 
 def read_volume(path, allow_vector=False):
@@ -63,7 +88,9 @@ def read_volume(path, allow_vector=False):
     Raises
     ------
     VolumeFileError
-        Missing or unreadable file, a vector (RGB) image, or an image that is not 3D.
+        Missing, empty or unreadable file, a vector (RGB) image, or an image that is not 3D; its subclasses
+        TruncatedVolumeFileError (fewer voxels than the header declares, a cut or corrupt compressed stream)
+        and VolumeFileGeometryError (zero, NaN, tiny or huge spacing, degenerate directions).
     """
     image = _read_sitk(path)
     if image.GetNumberOfComponentsPerPixel() != 1 and not allow_vector:
@@ -73,7 +100,11 @@ def read_volume(path, allow_vector=False):
         raise VolumeFileError(f"{path} is a 2D image; a 3D volume is needed")
     if image.GetDimension() != 3:
         raise VolumeFileError(f"{path} is {image.GetDimension()}D; a 3D volume is needed")
-    return sitk.GetArrayFromImage(image), ijk_to_ras_from_sitk(image)
+    ijk_to_ras = ijk_to_ras_from_sitk(image)
+    problem = geometry_problem(ijk_to_ras, str(path))
+    if problem:
+        raise VolumeFileGeometryError(problem)
+    return sitk.GetArrayFromImage(image), ijk_to_ras
 
 
 def write_volume(path, array_kji, ijk_to_ras, compress=True):
