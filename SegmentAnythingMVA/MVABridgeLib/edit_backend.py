@@ -13,7 +13,7 @@ import slicer
 from MVABridgeLib.errors import InvalidMaskError, InvalidSegmentationError, InvalidVolumeError
 from MVABridgeLib.image_data import array_view, geometry_of, oriented_image_from_array
 from MVABridgeLib.segments import check_segment, segment_mask
-from MVABridgeLib.volumes import check_source_array
+from MVABridgeLib.volumes import check_source_array, check_source_node
 
 EditorLogic = slicer.vtkSlicerSegmentEditorLogic
 
@@ -150,6 +150,7 @@ class SegmentEditBridge:
         image_data = volume_node.GetImageData()
         stamp = (volume_node.GetID(), volume_node.GetMTime(), image_data.GetMTime() if image_data else 0, geometry)
         if stamp != self._work_volume_stamp:
+            check_source_node(volume_node)  # a zero spacing aborts the process inside the editor's resampling
             image = self.backend.source_image()
             if image is None or image.GetPointData().GetScalars() is None:
                 raise InvalidVolumeError(
@@ -160,7 +161,7 @@ class SegmentEditBridge:
                                          "(RGB/vector); convert it to a scalar volume first")
             shape, index_to_ras = geometry_of(image)
             array = array_view(image).copy()
-            check_source_array(array, f"Volume '{volume_node.GetName()}'")
+            check_source_array(array, f"Volume '{volume_node.GetName()}'", index_to_ras)
             self._work_volume = WorkVolume(array, index_to_ras, volume_node.GetName())
             self._work_volume_stamp = stamp
         return self._work_volume
