@@ -1,0 +1,146 @@
+"""Smart Brush: strokes -> classifier preview -> Apply; erase is a mode (Slicer's paint adaptor refuses strokes
+that start with a modifier key, qSlicerSegmentEditorPaintEffect.cxx: `LeftButtonPressEvent && !anyModifierKeyPressed`)."""
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from MVABridgeLib.edit_backend import EditMode
+from MVABridgeLib.image_data import array_view, index_to_ras
+from MVAControllersLib.tool_controller import ToolController
+from MVAControllersLib.view_events import Reaction
+from SmartBrushLib.brush_options import BrushOptions
+
+PREVIEW, UNCERTAINTY = "preview", "uncertainty"
+
+
+@dataclass
+class BrushToolOptions(BrushOptions):
+    radius_mm: float = 5.0  # strokes drawn by the controller itself (browser); Slicer's paint adaptor has its own
+    erase: bool = False  # strokes are examples of what the segment is not
+    show_uncertainty: bool = False
+    auto_apply: bool = False  # write the prediction after each stroke (one undo step) instead of waiting for Apply
+
+
+@dataclass
+class _Stroke:
+    plane: object
+    pixels: list = field(default_factory=list)
+    erase: bool = False
+
+
+class SmartBrushController(ToolController):
+    name = "Smart Brush"
+
+    def __init__(self, bridge, runner=None, confirm_edit=None, options=None):
+        super().__init__(bridge, runner, confirm_edit)
+        from SmartBrushLib.smart_brush_logic import SmartBrushLogic
+        self.options = options or BrushToolOptions()
+        self.logic = SmartBrushLogic(bridge, self.options)
+        self.stroke = None
+
+    def reset(self):
+        self.stroke = None
+
+    # --- strokes drawn by the controller (browser, or any front end without Slicer's brush) ---------------------
+    def on_press(self, event):
+        self._refuse_while_busy()
+        plane = self.plane_of(event.slice_node)
+        self.last_slice_node = event.slice_node
+        self.stroke = _Stroke(plane, [self.pixel_of(plane, event)], self.options.erase or event.shift)
+        return Reaction(consumed=True)
+
+    def on_move(self, event):
+        if self.stroke is None:
+            return Reaction()
+        pixel = self.pixel_or_none(self.stroke.plane, event)
+        if pixel is not None and pixel != self.stroke.pixels[-1]:
+            self.stroke.pixels.append(pixel)
+        return Reaction(consumed=True)
+
+    def on_release(self, event):
+        stroke, self.stroke = self.stroke, None
+        if stroke is None:
+            return Reaction()
+        pixel = self.pixel_or_none(stroke.plane, event)
+        if pixel is not None and pixel != stroke.pixels[-1]:
+            stroke.pixels.append(pixel)
+        return self.learn(stroke.plane, self.disk_stroke(stroke), stroke.erase)
+
+    def disk_stroke(self, stroke):
+        """The stroke's pixels as disks of `radius_mm` on its plane."""
+        plane = stroke.plane
+        spacing = float(np.linalg.norm(plane.pixel_to_ras_matrix[:3, 0]))
+        radius = max(self.options.radius_mm / spacing, 1.0)
+        rows, cols = np.ogrid[0:plane.shape[0], 0:plane.shape[1]]
+        mask = np.zeros(plane.shape, bool)
+        for row, col in stroke.pixels:
+            mask |= (rows - row) ** 2 + (cols - col) ** 2 <= radius ** 2
+        return mask
+
+    # --- strokes painted by Slicer's paint effect (desktop paintApply) ---------------------------------------
+    def paint_stroke(self, slice_node, stroke_image):
+        """Learn from a stroke Slicer painted into `stroke_image` (vtkOrientedImageData, reference geometry)."""
+        return self.guarded(self._paint_stroke, slice_node, stroke_image)
+
+    def _paint_stroke(self, slice_node, stroke_image):
+        self._refuse_while_busy()
+        plane = self.plane_of(slice_node)
+        self.last_slice_node = slice_node
+        stroke_2d = plane.sample(array_view(stroke_image), index_to_ras(stroke_image), order=0) > 0
+        return self.learn(plane, stroke_2d, self.options.erase)
+
+    def learn(self, plane, stroke_2d, erase):
+        if not stroke_2d.any():
+            return Reaction(consumed=True, status="The stroke is outside the volume")
+        if self.options.mode == "assist":
+            start = tuple(int(v) for v in np.argwhere(stroke_2d)[0])
+            count = self.edit(self.logic.paint_assisted, plane, stroke_2d, start, erase)
+            return Reaction(consumed=True, redraw=True, status=f"Painted {count} voxels (edge-aware)")
+        preview = self.logic.add_stroke(plane, stroke_2d, erase)
+        self.drawings = {PREVIEW: ("plane", plane, preview.mask_2d)}
+        if self.options.show_uncertainty:
+            self.drawings[UNCERTAINTY] = ("plane", plane, preview.uncertainty_2d > 0.5)
+        if self.options.auto_apply:
+            return self._apply()
+        return Reaction(consumed=True, redraw=True,
+                        status=f"Preview: {int(preview.mask_2d.sum())} pixels. Apply writes them.")
+
+    # --- actions --------------------------------------------------------------------------------------------
+    def apply(self):
+        return self.guarded(self._apply)
+
+    def _apply(self):
+        self._refuse_while_busy()
+        count = self.edit(self.logic.apply)
+        self.drawings = {}
+        return Reaction(consumed=True, redraw=True, status=f"Applied: {count} voxels changed")
+
+    def clear(self):
+        def clear():
+            self.logic.clear(self.bridge.backend.selected_segment_id())
+            self.drawings = {}
+            return Reaction(redraw=True, status="Strokes of this segment cleared")
+        return self.guarded(clear)
+
+    def predict_3d(self):
+        """Predict a box around the strokes in the orientation of the view last painted in (a job)."""
+        return self.guarded(self._predict_3d)
+
+    def _predict_3d(self):
+        if self.last_slice_node is None:
+            raise ValueError("Paint a stroke first: 3D prediction works in the orientation of the view painted in")
+        plane = self.plane_of(self.last_slice_node)
+        worker = copy.copy(self.logic)  # shares the trained models; reads the snapshot, not MRML
+        worker.bridge = self.snapshot()
+
+        def finish(patch):
+            count = self.edit(self.bridge.apply, patch, EditMode.REPLACE)
+            return Reaction(redraw=True, status=f"3D prediction written: {count} voxels")
+        return self.start_job("Smart Brush 3D prediction",
+                              lambda progress, cancel: worker.predict_volume(plane, progress=progress, cancel=cancel),
+                              finish)
+
+    def _refuse_while_busy(self):
+        if self.busy:
+            raise ValueError("The 3D prediction is running: wait for it or cancel it first")

@@ -1,0 +1,87 @@
+"""Smart Propagation: preview from the slice of a chosen view (a job), Apply as one undo step, re-propagate."""
+from dataclasses import dataclass
+
+from MVAControllersLib.tool_controller import ToolController
+from MVAControllersLib.view_events import Reaction
+from SmartPropagationLib.propagation_options import PropagationOptions
+
+PREVIEW = "preview"
+
+
+@dataclass
+class PropagationToolOptions(PropagationOptions):
+    auto_apply: bool = False  # write the preview as soon as it is computed (browser click)
+
+
+class SmartPropagationController(ToolController):
+    name = "Smart Propagation"
+
+    def __init__(self, bridge, runner=None, confirm_edit=None, options=None):
+        super().__init__(bridge, runner, confirm_edit)
+        from SmartPropagationLib.smart_propagation_logic import SmartPropagationLogic
+        self.options = options or PropagationToolOptions()
+        self.logic = SmartPropagationLogic(bridge, self.options)
+
+    def on_release(self, event):
+        """A click in a view propagates from that view's slice."""
+        return self._preview(event.slice_node, False)
+
+    def preview(self, slice_node, repropagate=False):
+        """Propagate from the selected segment's slice in `slice_node`'s view (a job; nothing written)."""
+        return self.guarded(self._preview, slice_node, repropagate)
+
+    def _preview(self, slice_node, repropagate):
+        if self.busy:
+            raise ValueError("A propagation is running: wait for it or cancel it")
+        plane = self.plane_of(slice_node)
+        self.last_slice_node = slice_node
+        snapshot = self.snapshot(with_mask=True)
+        logic = self.logic
+        run = logic.repropagate_from if repropagate else logic.compute_preview
+
+        def compute(progress, cancel):
+            # the live logic reads the snapshot meanwhile; every other action is refused while busy
+            logic.bridge = snapshot
+            try:
+                return run(plane, progress=progress, cancel=cancel)
+            finally:
+                logic.bridge = self.bridge
+
+        return self.start_job("Propagating", compute, self._show_preview)
+
+    def _show_preview(self, preview):
+        volume = self.bridge.work_volume()
+        if not preview.masks:
+            self.logic.preview = None
+            return Reaction(redraw=True, status="Nothing to propagate: " + " ".join(preview.stop_messages()))
+        self.drawings = {PREVIEW: ("volume", preview.volume_mask(volume.shape))}
+        slices = sorted(preview.masks)
+        status = f"Preview: slices {slices[0]} to {slices[-1]} ({preview.strategy}). " + " ".join(
+            preview.stop_messages() + self.logic.notes)
+        self.logic.notes.clear()
+        if self.options.auto_apply:
+            return self._apply().merged(Reaction(status=status + " Applied."))
+        return Reaction(redraw=True, status=status)
+
+    def apply(self):
+        return self.guarded(self._apply)
+
+    def _apply(self):
+        if self.busy:
+            raise ValueError("A propagation is running: wait for it or cancel it")
+        count = self.edit(self.logic.apply)
+        self.drawings = {}
+        return Reaction(redraw=True, status=f"Applied: {count} voxels changed")
+
+    def clear_preview(self):
+        self.cancel("the preview was cancelled")
+        self.logic.preview = None
+        self.drawings = {}
+        return Reaction(redraw=True, status="")
+
+    @property
+    def has_preview(self):
+        return self.logic.preview is not None
+
+    def reset(self):
+        self.logic.preview = None
