@@ -37,11 +37,15 @@ def grid_image(shape_kji, index_to_ras):
     return image
 
 
-def segment_mask(segmentation_node, segment_id, shape_kji, index_to_ras):
-    """The segment as a uint8 (k, j, i) mask resampled (nearest) into the grid (shape_kji, index_to_ras)."""
+def segment_mask(segmentation_node, segment_id, shape_kji, index_to_ras, apply_parent_transform=True):
+    """The segment as a uint8 (k, j, i) mask resampled (nearest) into the grid (shape_kji, index_to_ras).
+
+    With `apply_parent_transform` the grid is in world (RAS) coordinates, else in the segmentation's own.
+    """
     check_segment(segmentation_node, segment_id)
     labelmap = slicer.vtkOrientedImageData()
-    SegmentationsLogic.GetSegmentBinaryLabelmapRepresentation(segmentation_node, segment_id, labelmap, True)
+    SegmentationsLogic.GetSegmentBinaryLabelmapRepresentation(segmentation_node, segment_id, labelmap,
+                                                               bool(apply_parent_transform))
     reference = grid_image(shape_kji, index_to_ras)
     if labelmap.IsEmpty() or labelmap.GetPointData().GetScalars() is None:
         return np.zeros(shape_kji, np.uint8)
@@ -61,6 +65,56 @@ def segment_mask(segmentation_node, segment_id, shape_kji, index_to_ras):
     label_value = segmentation_node.GetSegmentation().GetSegment(segment_id).GetLabelValue()
     mask[k0:k0 + window.shape[0], j0:j0 + window.shape[1], i0:i0 + window.shape[2]] = window == label_value
     return mask
+
+
+def segment_block(segmentation_node, segment_id, shape_kji, index_to_ras, start_kji, block_shape_kji):
+    """One block of a segment as bool (k, j, i), in the grid (shape_kji, index_to_ras) of the work volume.
+
+    The grid is in the segmentation's own (untransformed) coordinates, as the editor's aligned source volume and
+    its modifiers are. When the segment's internal labelmap lies on that grid (the usual case: the editor writes
+    in the reference geometry), the block is read straight from it, without copying the labelmap; otherwise the
+    segment is resampled.
+    """
+    check_segment(segmentation_node, segment_id)
+    start = np.asarray(start_kji, int)
+    size = np.asarray(block_shape_kji, int)
+    block = np.zeros(tuple(size), bool)
+    if block.size == 0:
+        return block
+    segment = segmentation_node.GetSegmentation().GetSegment(segment_id)
+    labelmap = segment.GetRepresentation(slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName())
+    if labelmap is None:
+        whole = segment_mask(segmentation_node, segment_id, shape_kji, index_to_ras, apply_parent_transform=False)
+        return whole[tuple(slice(a, a + n) for a, n in zip(start, size))].astype(bool)
+    if labelmap.IsEmpty() or labelmap.GetPointData().GetScalars() is None:
+        return block
+    offset = _grid_offset_kji(labelmap, index_to_ras)
+    if offset is None:
+        whole = segment_mask(segmentation_node, segment_id, shape_kji, index_to_ras, apply_parent_transform=False)
+        return whole[tuple(slice(a, a + n) for a, n in zip(start, size))].astype(bool)
+    values = array_view(labelmap)
+    low_in_map = start - offset
+    high_in_map = low_in_map + size
+    lo = np.maximum(low_in_map, 0)
+    hi = np.minimum(high_in_map, values.shape)
+    if np.any(hi <= lo):
+        return block
+    part = values[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] == segment.GetLabelValue()
+    at = lo - low_in_map
+    block[at[0]:at[0] + part.shape[0], at[1]:at[1] + part.shape[1], at[2]:at[2] + part.shape[2]] = part
+    return block
+
+
+def _grid_offset_kji(labelmap, index_to_ras):
+    """(k, j, i) index of the labelmap's first voxel in the grid `index_to_ras`, or None if the grids differ."""
+    from MVABridgeLib.image_data import index_to_ras as image_index_to_ras
+    relative = np.linalg.solve(np.asarray(index_to_ras, float), image_index_to_ras(labelmap))
+    if not np.allclose(relative[:3, :3], np.eye(3), atol=1e-6):
+        return None
+    shift = relative[:3, 3]
+    if not np.allclose(shift, np.round(shift), atol=1e-4):
+        return None
+    return np.round(shift[::-1]).astype(int)
 
 
 def segment_mask_in_volume(segmentation_node, segment_id, volume_node):

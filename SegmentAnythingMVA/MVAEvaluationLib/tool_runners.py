@@ -169,8 +169,6 @@ def run_interpolate(case, options):
     axis, truth, sparse, kept, scored = _sparse_truth(case, options)
     case.set_segment(np.moveaxis(sparse, 0, axis))
     logic = SmartPropagationLogic(case.bridge, PropagationOptions(strategy="interpolation"))
-    for k in kept[:-1]:
-        logic.mark_annotated(case.plane(options.axis, k))
     tic = time.perf_counter()
     logic.compute_preview(case.plane(options.axis, kept[-1]))
     logic.apply()

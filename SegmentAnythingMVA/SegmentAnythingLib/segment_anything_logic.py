@@ -1,13 +1,14 @@
 """Segment Anything through the bridge: prompts on a slice plane -> candidate masks -> the selected segment.
 
-One prompt is one undo step. The slice's segment content from before the first prompt is kept: each
-prediction replaces only what earlier prompts on this slice added.
+One prompt is one undo step. A Segment Anything object (the prompts on one slice, until a new object or
+another slice) owns only the voxels it wrote: each prediction adds what it predicts and takes back only its own
+earlier voxels that nobody edited since; what the user drew or erased in between, and other objects, survive.
 """
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from MVABridgeLib.edit_backend import EditMode
+from MVABridgeLib.tool_edits import ToolEdits
 from MVABridgeLib.windowing import display_window_level, window_to_rgb
 
 
@@ -16,7 +17,8 @@ class PromptSession:
     """Prompts on one slice plane and the state needed to refine and to cycle candidates."""
     plane: object
     key: tuple
-    base_mask: np.ndarray
+    edits: ToolEdits = field(default_factory=lambda: ToolEdits("Segment Anything object"))
+    written_2d: np.ndarray = None  # the last mask written on the plane
     points_xy: list = field(default_factory=list)
     labels: list = field(default_factory=list)
     box_xyxy: tuple = None
@@ -35,6 +37,7 @@ class SegmentAnythingLogic:
         self.prefetcher = prefetcher
         self._last_prefetch = None  # (axis, slice index) of the last prefetch request: the scrolling direction
         self.session = None
+        self.last_result = None  # EditResult of the last write (its message is the status text)
         self._window_stamp = None
         self._window_cache = None
 
@@ -68,17 +71,16 @@ class SegmentAnythingLogic:
     def _session_for(self, plane):
         key = self.slice_key(plane)
         if self.session is None or self.session.key != key:
-            base = plane.sample(self.bridge.selected_mask(), self.bridge.work_volume().index_to_ras, order=0) > 0
-            self.session = PromptSession(plane, key, base)
+            self.bridge.checked_segment()
+            self.session = PromptSession(plane, key)
         return self.session
 
     def add_point(self, plane, pixel_rc, positive=True):
         """Add a positive or negative point and write the best candidate. Returns the SamPrediction."""
         plane.check_pixel(pixel_rc)
         session = self._session_for(plane)
-        session.points_xy.append((float(pixel_rc[1]), float(pixel_rc[0])))
-        session.labels.append(1 if positive else 0)
-        return self._predict_and_write(session)
+        return self._predict_and_write(session, session.points_xy + [(float(pixel_rc[1]), float(pixel_rc[0]))],
+                                       session.labels + [1 if positive else 0], session.box_xyxy)
 
     def set_box(self, plane, corner_a_rc, corner_b_rc):
         """Set the box prompt from two opposite corners (row, col) and write the best candidate."""
@@ -86,36 +88,43 @@ class SegmentAnythingLogic:
         plane.check_pixel(corner_b_rc)
         session = self._session_for(plane)
         (r0, c0), (r1, c1) = corner_a_rc, corner_b_rc
-        session.box_xyxy = (min(c0, c1), min(r0, r1), max(c0, c1), max(r0, r1))
-        return self._predict_and_write(session)
+        box = (min(c0, c1), min(r0, r1), max(c0, c1), max(r0, r1))
+        return self._predict_and_write(session, session.points_xy, session.labels, box)
 
     def cycle_candidate(self):
         """Show the next of the three candidate masks (one undo step)."""
         session = self.session
         if session is None or session.prediction is None:
             raise ValueError("No Segment Anything prediction to cycle: click on a slice first")
-        session.candidate = (session.candidate + 1) % len(session.prediction)
-        self._write(session)
-        return session.candidate
+        candidate = (session.candidate + 1) % len(session.prediction)
+        self._write(session, session.prediction, candidate)
+        session.candidate = candidate
+        return candidate
 
     def reset(self):
-        """Forget the prompts (the segment keeps what was written)."""
+        """Start a new object: forget the prompts; the segment keeps what was written, and the next object's
+        prompts never take it back."""
         self.session = None
 
-    def _predict_and_write(self, session):
+    def _predict_and_write(self, session, points_xy, labels, box_xyxy):
+        """Predict with these prompts and write; the session keeps them only once the write succeeded."""
         previous = session.prediction.lowres(session.candidate) if session.prediction is not None else None
-        session.prediction = self.engine.predict(
-            session.key, np.array(session.points_xy) if session.points_xy else None,
-            np.array(session.labels) if session.labels else None,
-            np.array(session.box_xyxy, float) if session.box_xyxy is not None else None,
+        prediction = self.engine.predict(
+            session.key, np.array(points_xy) if points_xy else None, np.array(labels) if labels else None,
+            np.array(box_xyxy, float) if box_xyxy is not None else None,
             previous_logits=previous, image=lambda: self.slice_image(session.plane))
-        session.candidate = 0
-        self._write(session)
-        return session.prediction
+        self._write(session, prediction, 0)
+        session.points_xy, session.labels, session.box_xyxy = list(points_xy), list(labels), box_xyxy
+        session.prediction, session.candidate = prediction, 0
+        return prediction
 
-    def _write(self, session):
-        mask = session.prediction.mask(session.candidate) | session.base_mask
-        self.bridge.apply_slice_mask(session.plane, mask, EditMode.REPLACE)
+    def _write(self, session, prediction, candidate):
+        mask = np.asarray(prediction.mask(candidate), bool)
+        result = self.bridge.write_plane_decision(session.edits, session.plane, add_2d=mask,
+                                                  region_2d=session.written_2d)
+        session.written_2d = mask
+        self.last_result = result
+        return result
 
     # --- background embeddings ----------------------------------------------------------------------------------
     def embedding_job(self, plane):

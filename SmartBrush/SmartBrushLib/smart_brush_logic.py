@@ -3,6 +3,10 @@
 Views aligned with a volume axis share one model per axis, so strokes on every slice of that orientation
 train it; an oblique view gets a model of its own plane. Strokes are kept per segment until cleared:
 a segment's strokes are foreground for it and "other class" examples for the other segments.
+
+Writes follow the bridge's edit contract: *Apply* and *Predict 3D* add what the classifier predicts, remove the
+voxels under erase strokes, and take back only the brush's own earlier voxels that it no longer predicts and
+nobody edited since. Work drawn by the user or by other tools survives.
 """
 from dataclasses import dataclass
 
@@ -11,6 +15,7 @@ from scipy import ndimage
 
 from MVABridgeLib.edit_backend import EditMode
 from MVABridgeLib.slice_geometry import VoxelPatch
+from MVABridgeLib.tool_edits import ToolEdits
 from SmartBrushLib.algorithms import BACKGROUND, SliceBrushModel, SmartBrushModel, uncertainty
 from SmartBrushLib.brush_options import BrushOptions
 
@@ -31,6 +36,9 @@ class SmartBrushLogic:
         self.segment_labels = {}  # segment id -> classifier label (>= 1)
         self.painted_box = {}  # id(axis model) -> (low, high) index of all strokes, slice-first layout
         self.positive_strokes = {}  # (plane key, segment id) -> bool 2D union of foreground strokes
+        self.erase_strokes = {}  # (plane key, segment id) -> (plane, bool 2D union of erase strokes)
+        self.written = {}  # (plane key, segment id) -> bool 2D mask last applied on that plane
+        self.edits = ToolEdits("Smart Brush")
         self.preview = None
 
     # --- models ---------------------------------------------------------------------------------------------
@@ -79,11 +87,10 @@ class SmartBrushLogic:
         label = BACKGROUND if erase else self._label(segment_id)
         model = self._model_for(plane)
         key = (self._plane_key(plane), segment_id)
-        strokes = self.positive_strokes.setdefault(key, np.zeros(plane.shape, bool))
-        if erase:
-            strokes &= ~np.asarray(stroke_2d, bool)
-        else:
-            strokes |= np.asarray(stroke_2d, bool)
+        stroke_2d = np.asarray(stroke_2d, bool)
+        strokes = self.positive_strokes.get(key, np.zeros(plane.shape, bool))
+        erased = self.erase_strokes.get(key, (plane, np.zeros(plane.shape, bool)))[1]
+        strokes, erased = (strokes & ~stroke_2d, erased | stroke_2d) if erase else (strokes | stroke_2d, erased & ~stroke_2d)
         if plane.is_voxel_aligned:
             moved, bounds = self._to_moved(plane, stroke_2d)
             model.add_stroke(moved, label)
@@ -93,7 +100,9 @@ class SmartBrushLogic:
                 self.painted_box[id(model)] = (low, high) if old is None else \
                     (np.minimum(old[0], low), np.maximum(old[1], high))
         else:
-            model.add_stroke(np.asarray(stroke_2d, bool), label)
+            model.add_stroke(stroke_2d, label)
+        self.positive_strokes[key] = strokes
+        self.erase_strokes[key] = (plane, erased)
         return self.predict(plane)
 
     def predict(self, plane):
@@ -121,11 +130,41 @@ class SmartBrushLogic:
         return (plane.pixel_to_ras_matrix.round(6).tobytes(), plane.shape)
 
     def apply(self):
-        """Write the preview into its plane (replacing the segment there) as one undo step."""
+        """Write the preview into its plane as one undo step (edit contract: see the module docstring).
+
+        Returns the bridge's EditResult (voxels added and removed, and a status message).
+        """
         if self.preview is None:
             raise ValueError("Nothing to apply: paint a stroke first")
-        count = self.bridge.apply_slice_mask(self.preview.plane, self.preview.mask_2d, EditMode.REPLACE)
-        return count
+        plane = self.preview.plane
+        key = (self._plane_key(plane), self.bridge.backend.selected_segment_id())
+        erased = self.erase_strokes.get(key, (plane, None))[1]
+        result = self.bridge.write_plane_decision(self.edits, plane, add_2d=self.preview.mask_2d, erase_2d=erased,
+                                                  region_2d=self.written.get(key))
+        self.written[key] = np.asarray(self.preview.mask_2d, bool)
+        return result
+
+    def apply_volume(self, patch):
+        """Write a `predict_volume` result as one undo step: its box gets the prediction, the erase strokes inside
+        the box are removed, and only the brush's own unedited voxels it no longer predicts are taken back."""
+        volume = self.bridge.work_volume()
+        block = np.asarray(patch.mask_kji, bool)
+        erase = self._erase_voxels(volume).full(volume.shape)[
+            tuple(slice(a, a + n) for a, n in zip(patch.start_kji, block.shape))]
+        return self.bridge.write_decision(self.edits, patch.start_kji, add=block, retract=~block,
+                                          erase=erase if erase.any() else None)
+
+    def _erase_voxels(self, volume):
+        """Every erase stroke of the selected segment as voxels of the work volume."""
+        segment_id = self.bridge.backend.selected_segment_id()
+        out = np.zeros(volume.shape, bool)
+        for (_, stroke_segment), (plane, erased) in self.erase_strokes.items():
+            if stroke_segment == segment_id and erased.any():
+                selected, _ = plane.mask_to_volume(erased, volume.index_to_ras, volume.shape)
+                k, j, i = selected.start_kji
+                dk, dj, di = selected.mask_kji.shape
+                out[k:k + dk, j:j + dj, i:i + di] |= selected.mask_kji
+        return VoxelPatch((0, 0, 0), out)
 
     def assist_footprint(self, plane, footprint_2d, start_rc):
         """Edge-aware brush: the footprint restricted to pixels classified like the stroke's start."""
@@ -167,11 +206,14 @@ class SmartBrushLogic:
         return VoxelPatch(tuple(start), block)
 
     def clear(self, segment_id=None):
-        """Forget the strokes of one segment (or all)."""
+        """Forget the strokes of one segment (or all); the voxels written so far are kept as they are."""
         if segment_id is None:
             self.painted_box.clear()
-        self.positive_strokes = {key: value for key, value in self.positive_strokes.items()
-                                 if segment_id is not None and key[1] != segment_id}
+        keep = lambda key: segment_id is not None and key[1] != segment_id  # noqa: E731
+        self.positive_strokes = {key: value for key, value in self.positive_strokes.items() if keep(key)}
+        self.erase_strokes = {key: value for key, value in self.erase_strokes.items() if keep(key)}
+        self.written = {key: value for key, value in self.written.items() if keep(key)}
+        self.edits.forget(segment_id)  # what the brush wrote so far now counts as the user's
         for model in self.models.values():
             if segment_id is None:
                 model.clear()

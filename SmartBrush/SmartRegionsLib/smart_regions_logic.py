@@ -3,12 +3,16 @@
 3D mode uses supervoxels of the whole source volume (computed once per volume and parameter set);
 2D mode uses superpixels of the clicked slice plane, in any view orientation. In 3D a single click on the
 atypical rim of a region takes only the rim-like part of it (RegionsOptions.rim_deviations).
+
+Writes follow the bridge's edit contract: a click adds its regions; a remove-click erases the region under the
+cursor (the user marked it "not this") and takes back the similar neighbours that smart merge would add only
+where Smart Regions itself wrote them, so a removal never eats into work drawn by hand or by other tools.
 """
 import numpy as np
 from scipy import ndimage
 from skimage.segmentation import find_boundaries
 
-from MVABridgeLib.edit_backend import EditMode
+from MVABridgeLib.tool_edits import EditResult, ToolEdits
 from MVABridgeLib.slice_geometry import VoxelPatch
 from SmartRegionsLib.algorithms.region_graph import RegionGraph
 from SmartRegionsLib.algorithms.region_lookup import RankTolerance, click_regions, default_merge_tolerance
@@ -24,6 +28,7 @@ class SmartRegionsLogic:
         self.bridge = bridge
         self.options = options or RegionsOptions()
         self.cache = cache or SupervoxelCache()
+        self.edits = ToolEdits("Smart Regions")
         self._objects = {}  # id(labels) -> bounding boxes of its regions
         self._plane_labels = {}
         self._plane_graph = None
@@ -68,19 +73,38 @@ class SmartRegionsLogic:
         return self.drag(plane, [pixel_rc], add)
 
     def drag(self, plane, pixels_rc, add=True):
-        """Add (or remove) every region a stroke passes over, as one undo step."""
+        """Add (or remove) every region a stroke passes over, as one undo step; returns the EditResult."""
         for pixel in pixels_rc:
             plane.check_pixel(pixel)
-        mode = EditMode.ADD if add else EditMode.REMOVE
         if self.options.mode == "2d":
-            labels, graph = self.plane_labels(plane), self._plane_graph
-            chosen = set()
-            for r, c in pixels_rc:
-                chosen.update(int(v) for v in click_regions(labels, (int(round(r)), int(round(c))), graph,
-                                                            self._tolerance(add), self._hops(add)))
-            chosen.discard(0)
-            return self.bridge.apply_slice_mask(plane, np.isin(labels, list(chosen)), mode) if chosen else 0
-        return self.bridge.apply(self._regions_patch(plane, pixels_rc, add), mode)
+            start, clicked, merged = self._plane_choice(plane, pixels_rc, add)
+        else:
+            start, clicked, merged = self._volume_choice(plane, pixels_rc, add)
+        if clicked is None:
+            return EditResult(message="Nothing changed: no region under the cursor (outside the region of interest)")
+        if add:
+            return self.bridge.write_decision(self.edits, start, add=clicked | merged)
+        return self.bridge.write_decision(self.edits, start, erase=clicked, retract=merged)
+
+    def _plane_choice(self, plane, pixels_rc, add):
+        """(start, clicked, merged) voxel blocks of a 2D-mode click: the regions under the pixels and the similar
+        neighbours smart merge adds."""
+        labels, graph = self.plane_labels(plane), self._plane_graph
+        clicked, chosen = set(), set()
+        for r, c in pixels_rc:
+            pixel = (int(round(r)), int(round(c)))
+            if labels[pixel] == 0:
+                continue
+            clicked.add(int(labels[pixel]))
+            chosen.update(int(v) for v in click_regions(labels, pixel, graph, self._tolerance(add), self._hops(add)))
+        if not clicked:
+            return None, None, None
+        volume = self.bridge.work_volume()
+        clicked_2d = np.isin(labels, list(clicked))
+        union = np.isin(labels, list(chosen | clicked))
+        taken, _ = plane.mask_to_volume(clicked_2d, volume.index_to_ras, volume.shape, union)
+        everything, _ = plane.mask_to_volume(union, volume.index_to_ras, volume.shape, union)
+        return taken.start_kji, taken.mask_kji, everything.mask_kji & ~taken.mask_kji
 
     def _hops(self, add):
         return self.options.merge_hops if add else self.options.remove_merge_hops
@@ -98,35 +122,40 @@ class SmartRegionsLogic:
             return self._auto_tolerance[1]
         return float(self.options.merge_tolerance)
 
-    def _regions_patch(self, plane, pixels_rc, add):
+    def _volume_choice(self, plane, pixels_rc, add):
+        """(start, clicked, merged) voxel blocks of a 3D-mode click (supervoxels)."""
         volume = self.bridge.work_volume()
         labels = self.volume_labels()
         indices = np.round(plane.pixel_to_index_kji(np.asarray(pixels_rc, float), volume.index_to_ras)).astype(int)
         indices = np.clip(indices, 0, np.array(labels.shape) - 1)
+        clicked = {int(labels[tuple(index)]) for index in indices} - {0}
+        if not clicked:
+            return None, None, None
         if len(indices) == 1:
             rim = self._rim_patch(volume, labels, tuple(int(v) for v in indices[0]))
             if rim is not None:
-                return rim
+                return rim.start_kji, rim.mask_kji, np.zeros_like(rim.mask_kji)
         tolerance = self._tolerance(add)
         graph = self.cache.graph(labels, volume.array) if tolerance is not None else None
-        chosen = set()
+        chosen = set(clicked)
         for index in indices:
-            chosen.update(int(v) for v in click_regions(labels, tuple(index), graph, tolerance, self._hops(add)))
-        chosen.discard(0)
-        if not chosen:
-            return VoxelPatch((0, 0, 0), np.zeros((0, 0, 0), bool))
+            if labels[tuple(index)]:
+                chosen.update(int(v) for v in click_regions(labels, tuple(index), graph, tolerance, self._hops(add)))
         boxes = self._bounding_boxes(labels)
         low = np.min([[b.start for b in boxes[c - 1]] for c in chosen], axis=0)
         high = np.max([[b.stop for b in boxes[c - 1]] for c in chosen], axis=0)
         block = labels[low[0]:high[0], low[1]:high[1], low[2]:high[2]]
-        lookup = np.zeros(int(labels.max()) + 1, bool)  # label -> taken; faster than np.isin on large blocks
-        lookup[list(chosen)] = True
-        return VoxelPatch(tuple(int(v) for v in low), lookup[block])
+        lookup = np.zeros(int(labels.max()) + 1, np.uint8)  # label -> 2 clicked, 1 merged; faster than np.isin
+        lookup[list(chosen)] = 1
+        lookup[list(clicked)] = 2
+        taken = lookup[block]
+        return tuple(int(v) for v in low), taken == 2, taken == 1
 
     def _rim_patch(self, volume, labels, index):
         """The part of the clicked region that looks like the click, when the click sits on its atypical rim.
 
-        Returns None for a click on a typical voxel (the whole region is taken then).
+        Returns None for a click on a typical voxel, or when the rim-like part would leave out the clicked voxel
+        itself (the whole region is taken then).
         """
         if self.options.rim_deviations is None:
             return None
@@ -142,6 +171,8 @@ class SmartRegionsLogic:
         box = self._bounding_boxes(labels)[label - 1]
         values = volume.array[box].astype(np.float32)
         mask = (labels[box] == label) & (np.abs(values - local) < np.abs(values - mean))
+        if not mask[tuple(v - b.start for v, b in zip(index, box))]:
+            return None  # the clicked voxel itself is not rim-like: take the whole region
         return VoxelPatch(tuple(int(b.start) for b in box), mask)
 
     def _bounding_boxes(self, labels):

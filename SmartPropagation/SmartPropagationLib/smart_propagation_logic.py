@@ -1,13 +1,16 @@
 """Smart Propagation through the bridge: preview, apply (one undo step), re-propagate after a correction.
 
 Works along the volume axis of a voxel-aligned slice view (axial, coronal, sagittal, or any view whose
-normal is parallel to a volume axis). Slices the user annotated are tracked and never overwritten.
+normal is parallel to a volume axis). Drawn slices are found from the segment itself, when needed: a slice that
+holds voxels drawn by the user or another tool (or erased since propagation wrote there) is drawn, and
+propagation never changes it. Its own earlier results it may replace (re-propagation after a correction).
 """
 from dataclasses import dataclass
 
 import numpy as np
 
 from MVABridgeLib.errors import BridgeError
+from MVABridgeLib.tool_edits import EditResult, ToolEdits
 from SmartPropagationLib.propagation_options import STRATEGIES, PropagationOptions
 from SmartPropagationLib.algorithms import (
     StopRule, available_strategies, interpolate_between_slices, propagate, repropagate)
@@ -34,7 +37,7 @@ class PropagationPreview:
     masks: dict
     stops: list
     strategy: str
-    annotated: set
+    drawn: set  # slices drawn by the user or another tool when the preview was computed
 
     def stop_messages(self):
         return [f"{'forward' if s.direction > 0 else 'backward'}: stopped at slice {s.slice_k} because "
@@ -55,19 +58,17 @@ class SmartPropagationLogic:
     def __init__(self, bridge, options=None):
         self.bridge = bridge
         self.options = options or PropagationOptions()
-        self.annotated = {}  # (segment id, axis) -> set of slice indices the user drew
+        self.edits = ToolEdits("Smart Propagation")
         self.preview = None
         self._last_result = None
         self.notes = []  # messages for the user about choices made (e.g. a fallback strategy)
 
-    # --- user-annotated slices ----------------------------------------------------------------------------
-    def _annotated_for(self, axis):
-        key = (self.bridge.backend.selected_segment_id(), axis)
-        return self.annotated.setdefault(key, set())
-
-    def mark_annotated(self, plane):
-        axis, index = self._axis_and_index(plane)
-        self._annotated_for(axis).add(index)
+    # --- drawn slices -------------------------------------------------------------------------------------
+    def drawn_slices(self, axis):
+        """Slice indices along array `axis` that hold someone else's work on the selected segment."""
+        volume = self.bridge.work_volume()
+        foreign = self.bridge.foreign_mask(self.edits, (0, 0, 0), volume.shape)
+        return set(int(k) for k in np.flatnonzero(foreign.any(axis=tuple(a for a in range(3) if a != axis))))
 
     def _axis_and_index(self, plane):
         if not plane.is_voxel_aligned:
@@ -87,24 +88,22 @@ class SmartPropagationLogic:
 
     # --- preview / apply ----------------------------------------------------------------------------------
     def _slice_stack(self, plane):
-        """The plane's axis first: (axis, index, image, segment, spacing, annotated); marks the slice as drawn."""
+        """The plane's axis first: (axis, index, image, segment, spacing, drawn slices)."""
         axis, index = self._axis_and_index(plane)
         volume = self.bridge.work_volume()
         segment = np.moveaxis(self.bridge.selected_mask().astype(bool), axis, 0)
         image = np.moveaxis(volume.array, axis, 0).astype(np.float32)
         spacing = tuple(np.array(volume.spacing_kji)[[axis] + [a for a in range(3) if a != axis]])
-        annotated = self._annotated_for(axis)
-        annotated.add(index)
-        return axis, index, image, segment, spacing, annotated
+        return axis, index, image, segment, spacing, self.drawn_slices(axis)
 
     def compute_preview(self, plane, progress=None, cancel=None):
         """Propagate (or interpolate) from the selected segment's mask on `plane`; nothing is written."""
-        axis, index, image, segment, spacing, annotated = self._slice_stack(plane)
-        strategy = self._strategy(annotated, segment)
+        axis, index, image, segment, spacing, drawn = self._slice_stack(plane)
+        strategy = self._strategy(drawn, segment)
         if strategy == "interpolation":
             masks_volume = interpolate_between_slices(
-                image, {k: segment[k] for k in sorted(annotated)}, spacing, progress=_adapt(progress), cancel=cancel)
-            low, high = min(annotated), max(annotated)
+                image, {k: segment[k] for k in sorted(drawn)}, spacing, progress=_adapt(progress), cancel=cancel)
+            low, high = min(drawn), max(drawn)
             masks = {k: masks_volume[k] for k in range(low, high + 1)}
             stops = []
         else:
@@ -112,63 +111,67 @@ class SmartPropagationLogic:
                                spacing, strategy, self._stop_rule(), _adapt(progress), cancel)
             self._last_result = (axis, result)
             masks, stops = dict(result.masks), list(result.stops.values())
-        self.preview = PropagationPreview(axis, index, masks, stops, strategy, set(annotated))
+        self.preview = PropagationPreview(axis, index, masks, stops, strategy, drawn)
         return self.preview
 
     def _stop_rule(self):
         return self.options.stop_rule or StopRule()
 
-    def _strategy(self, annotated, segment, propagating=False):
+    def _strategy(self, drawn, segment, propagating=False):
         """The strategy to run; `propagating` (re-propagation) never interpolates."""
         strategy = self.options.strategy
         if strategy not in STRATEGIES:
             raise ValueError(f"Unknown strategy {strategy!r}; choose one of {STRATEGIES}")
         if strategy == "auto" or (propagating and strategy == "interpolation"):
-            drawn = sum(1 for k in annotated if segment[k].any())
-            return "interpolation" if drawn >= 2 and not propagating else "registration"
+            with_content = sum(1 for k in drawn if segment[k].any())
+            return "interpolation" if with_content >= 2 and not propagating else "registration"
         if strategy == "sam" and "sam" not in available_strategies():
             self.notes.append("No Segment Anything model is loaded: propagated by registration instead")
             return "registration"
         return strategy
 
     def apply(self):
-        """Write the preview as one undo step; user-annotated slices are left as the user drew them."""
+        """Write the preview as one undo step; returns the bridge's EditResult.
+
+        Slices drawn by the user or another tool (checked now, not when the preview was made) are left as they
+        are; on the others the preview replaces only propagation's own earlier, unedited voxels.
+        """
         if self.preview is None:
             raise ValueError("Nothing to apply: compute a preview first")
         preview = self.preview
         shape = self.bridge.work_volume().shape
-        writable = sorted(k for k in preview.masks if k not in preview.annotated)
+        drawn = self.drawn_slices(preview.axis)
+        writable = sorted(k for k in preview.masks if k not in drawn)
         if not writable:
             self.preview = None
-            return 0
+            return EditResult(message="Nothing changed: every previewed slice holds your own drawing")
         low, high = writable[0], writable[-1]
         moved_shape = np.moveaxis(np.empty(shape, bool), preview.axis, 0).shape
         add = np.zeros((high - low + 1,) + moved_shape[1:], bool)
-        touched = np.zeros_like(add)
+        region = np.zeros_like(add)
         for k in writable:
             add[k - low] = preview.masks[k]
-            touched[k - low] = True
+            region[k - low] = True
         start = [0, 0, 0]
         start[preview.axis] = low
-        add_kji = np.moveaxis(add, 0, preview.axis)
-        remove_kji = np.moveaxis(touched & ~add, 0, preview.axis)
-        count = self.bridge.write_blocks(tuple(start), add=add_kji, remove=remove_kji)
+        result = self.bridge.write_decision(self.edits, tuple(start), add=np.moveaxis(add, 0, preview.axis),
+                                            retract=np.moveaxis(region & ~add, 0, preview.axis))
         self.preview = None
-        return count
+        return result
 
     def repropagate_from(self, plane, progress=None, cancel=None):
         """After the user corrected `plane`'s slice: keep the slices on the seed side, propagate beyond it."""
         axis, _ = self._axis_and_index(plane)
         if self._last_result is None or self._last_result[0] != axis:
             return self.compute_preview(plane, progress, cancel)
-        axis, index, image, segment, spacing, annotated = self._slice_stack(plane)
-        strategy = self._strategy(annotated, segment, propagating=True)
+        axis, index, image, segment, spacing, drawn = self._slice_stack(plane)
+        strategy = self._strategy(drawn, segment, propagating=True)
         result = repropagate(image, self._last_result[1], index, segment[index], None, self.options.max_slices,
                              spacing, strategy, self._stop_rule(), _adapt(progress), cancel)
         self._last_result = (axis, result)
         away = 1 if index >= result.seed_k else -1
         beyond = {k: m for k, m in result.masks.items() if (k - index) * away > 0}
-        self.preview = PropagationPreview(axis, index, beyond, list(result.stops.values()), strategy, set(annotated))
+        self.preview = PropagationPreview(axis, index, beyond, list(result.stops.values()), strategy, drawn)
         return self.preview
 
 

@@ -192,10 +192,11 @@ class ScriptedEffectStandIn:
     def saveStateForUndo(self):
         self.logic.SaveStateForUndo()
 
-    def modifySelectedSegmentByLabelmap(self, modifier, mode):
+    def modifySelectedSegmentByLabelmap(self, modifier, mode, bypassMasking=False):
+        # qSlicerSegmentEditorAbstractEffect.h: modifySelectedSegmentByLabelmap(labelmap, mode, bypassMasking = false)
         node = self.logic.GetSegmentEditorNode()
         self.logic.ModifySegmentByLabelmap(node.GetSegmentationNode(), node.GetSelectedSegmentID(), modifier, mode,
-                                           True, False)
+                                           True, bool(bypassMasking))
 
 
 def test_effect_backend_edits_like_the_logic_backend(two_segments):

@@ -57,7 +57,6 @@ def test_interpolation_between_two_annotated_slices_keeps_them_and_fills_between
     drawn[a], drawn[b] = nodule[a], nodule[b]
     replace_segment_from_mask(segmentation, segment_id, drawn, phantom.ijk_to_ras)
     logic = SmartPropagationLogic(session.bridge)
-    logic.mark_annotated(SlicePlane.for_anatomical_axis("axial", a, phantom.ijk_to_ras, phantom.image.shape))
     preview = logic.compute_preview(SlicePlane.for_anatomical_axis("axial", b, phantom.ijk_to_ras,
                                                                    phantom.image.shape))
     assert preview.strategy == "interpolation"
