@@ -15,6 +15,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -25,6 +26,7 @@ from .sam_errors import (
     ChecksumMismatchError,
     DownloadCancelledError,
     UnknownModelError,
+    UnofficialCheckpointWarning,
 )
 
 CACHE_ENV_VAR = "SEGMENT_ANYTHING_MVA_CACHE"
@@ -161,10 +163,13 @@ def ensure_checkpoint(
     info = checkpoint_info(name)
     if path is not None:
         target = Path(path).expanduser()
+        if target.is_dir():
+            raise CheckpointMissingError(f"Checkpoint '{target}' is a folder; choose the {info.file_name} file "
+                                         f"of {info.description} (or a checkpoint of your own) inside it.")
         if not target.is_file():
             raise CheckpointMissingError(f"Checkpoint file '{target}' does not exist; choose the "
                                          f"{info.file_name} file of {info.description}.")
-        _verify_existing(info, target, verify_sha256)
+        _note_unofficial(info, target, verify_sha256)
         return target
     folder = checkpoint_folder(Path(cache_folder) if cache_folder else None)
     target = folder / info.file_name
@@ -181,6 +186,21 @@ def ensure_checkpoint(
     folder.mkdir(parents=True, exist_ok=True)
     return download_file(source, target, expected_size=info.size_bytes, sha256=info.sha256,
                          progress=progress, cancel=cancel)
+
+
+def _note_unofficial(info: CheckpointInfo, target: Path, verify_sha256: bool) -> None:
+    """A file the user chose is theirs (a fine-tune, a converted copy): warn when it is not the official file, never
+    refuse it by size or checksum; whether it fits the model is decided when its weights are loaded."""
+    if info.size_bytes is None:
+        return
+    size = target.stat().st_size
+    differs = size != info.size_bytes
+    if not differs and verify_sha256 and info.sha256 is not None:
+        differs = file_sha256(target) != info.sha256
+    if differs:
+        warnings.warn(UnofficialCheckpointWarning(
+            f"{target} is not the official {info.file_name} ({size} bytes, its checksum differs); loading it as "
+            f"a {info.model_type} checkpoint of your own."), stacklevel=3)
 
 
 def _verify_existing(info: CheckpointInfo, target: Path, verify_sha256: bool) -> None:

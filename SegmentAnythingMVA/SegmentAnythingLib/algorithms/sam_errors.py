@@ -60,3 +60,7 @@ class DeviceUnavailableError(SamInputError):
 
 class MissingEmbeddingError(SamInputError):
     """A prompt was given for a slice whose embedding is not cached and no image was supplied."""
+
+
+class UnofficialCheckpointWarning(UserWarning):
+    """A checkpoint the user chose differs from the official file (a fine-tune or converted copy); it is still loaded."""
