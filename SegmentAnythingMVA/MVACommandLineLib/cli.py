@@ -50,6 +50,8 @@ def build_parser():
     add_project_command(commands)
     from MVAWebLib.serve import add_serve_command
     add_serve_command(commands)
+    from MVAWebLib.deploy_cli import add_deploy_commands
+    add_deploy_commands(commands)
     return parser
 
 
@@ -106,6 +108,9 @@ def main(argv=None):
     elif args.command == "serve":
         from MVAWebLib.serve import run_serve
         return run_serve(args)
+    elif args.command in ("launcher", "gateway", "nginx-site"):
+        from MVAWebLib.deploy_cli import run_deploy_command
+        return run_deploy_command(args)
     elif args.command == "project":
         from MVAWorkflowLib.project_cli import run_project
         return run_project(args)

@@ -2,11 +2,14 @@
 
 VTK and MRML are not thread-safe: `compute` (numpy / torch only, through a SnapshotBridge) runs in a
 one-thread executor; `apply` (segment writes, rendering) runs on the asyncio loop that serves the page.
-One job at a time: a click while a job runs is refused with a message rather than queued.
+One job at a time: a click while a job runs is refused with a message rather than queued. A compute step
+that can report progress and stop early takes `runner.report_progress` (a fraction 0..1, from the worker) and
+`runner.cancel_requested` (polled); the page shows the fraction as a bar and its Cancel calls `cancel()`.
 """
 import asyncio
 import concurrent.futures
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -29,7 +32,25 @@ class JobRunner:
         self.on_done = on_done
         self.on_start = on_start
         self.busy = False
+        self.label = ""
+        self.progress = None  # fraction done of the running job, None while it has not reported any
+        self._cancel = threading.Event()
         self.history = []  # JobResult of every finished job (latency measurements)
+
+    def report_progress(self, fraction):
+        """Called by a compute step (any thread): how far the running job is, 0..1."""
+        self.progress = min(1.0, max(0.0, float(fraction)))
+
+    def cancel_requested(self):
+        """Polled by a compute step: True once the user asked to cancel the running job."""
+        return self._cancel.is_set()
+
+    def cancel(self):
+        """Ask the running job to stop (a compute step that polls `cancel_requested`); False when idle."""
+        if not self.busy:
+            return False
+        self._cancel.set()
+        return True
 
     def submit(self, label, compute, apply):
         """Start `compute()` in the worker, then `apply(result)` on the loop. Returns False when busy.
@@ -38,7 +59,8 @@ class JobRunner:
         """
         if self.busy:
             return False
-        self.busy = True
+        self.busy, self.label, self.progress = True, label, None
+        self._cancel.clear()
         started = time.perf_counter()
         if self.on_start is not None:
             self.on_start(label)
@@ -69,7 +91,7 @@ class JobRunner:
         self._finish(label, started, value, error)
 
     def _finish(self, label, started, value, error):
-        self.busy = False
+        self.busy, self.progress = False, None
         result = JobResult(label, time.perf_counter() - started, value, error)
         if error:
             _LOG.warning("%s: %s", label, error)

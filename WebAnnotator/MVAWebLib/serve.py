@@ -1,4 +1,10 @@
-"""`mva serve`: start the browser annotator (thin: parse, build, start)."""
+"""`mva serve`: start the browser annotator for one person (thin: parse, build, start).
+
+One process holds one page state, so it serves one browser: while that browser is connected, another tab or
+browser is refused at wslink's hello (session_guard.py) and sees nothing of it. Several users at once: the team
+deployment (gateway.py, session_process.py, WebAnnotator/deploy/). The server never exits on its own when the
+browser goes away (wslink's idle timeout is off): reload or come back later.
+"""
 import os
 import sys
 
@@ -21,11 +27,14 @@ def add_serve_command(subparsers):
     serve.add_argument("--project-name", default=None, help="workflow project to serve (default: the only one)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s; 0 picks a free one)")
-    serve.add_argument("--sam-model", default="tiny", help="tiny, vit_b, vit_l, vit_h, medsam_vit_b")
+    serve.add_argument("--sam-model", default="none", help="none (default), vit_b, vit_l, vit_h, medsam_vit_b; "
+                                                           "tiny (random weights) with --developer")
     serve.add_argument("--sam-checkpoint", default=None, help="local SAM-format checkpoint file")
     serve.add_argument("--sam-input-size", default="full", choices=tuple(INPUT_SIZE_LABELS),
                        help="SAM encoder input: full (1024, as trained), auto, 768 or 512 (faster on a CPU)")
     serve.add_argument("--open-browser", action="store_true", help="open a browser tab on start")
+    serve.add_argument("--developer", action="store_true",
+                       help="developer mode: offer the tiny random-weight SAM (tests of the plumbing only)")
     return serve
 
 
@@ -70,8 +79,14 @@ def run_serve(args):
 
     from MVAWebLib.web_app import MVAWebApp
     server = get_server("mva_serve", client_type="vue3")
-    app = MVAWebApp(server, cases=cases, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
-                    workflow=workflow, sam_input_size=args.sam_input_size)
+    try:
+        app = MVAWebApp(server, cases=cases, sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint,
+                        workflow=workflow, sam_input_size=args.sam_input_size,
+                        developer=getattr(args, "developer", False))
+    except ValueError as error:
+        print(f"mva serve: {error}", file=sys.stderr)
+        return 2
+    guard_one_browser(app)
     if workflow is None:
         try:
             app.load_case(cases[0])
@@ -81,8 +96,21 @@ def run_serve(args):
         print(f"mva serve: {app.state.load_message}; http://{args.host}:{args.port}/", flush=True)
     else:
         print(f"mva serve: project database {project}; log in at http://{args.host}:{args.port}/", flush=True)
-    server.start(host=args.host, port=args.port, open_browser=args.open_browser, show_connection_info=False)
+    server.start(host=args.host, port=args.port, open_browser=args.open_browser, show_connection_info=False,
+                 timeout=0)
     return 0
+
+
+def guard_one_browser(app):
+    """Let only one browser at a time into `app`'s server (a second tab is refused); returns the guard."""
+    from trame_server.protocol import CoreServer
+
+    from MVAWebLib.session_guard import SessionGuard, shared_secret_check, websocket_handler
+    guard = SessionGuard(lambda token: shared_secret_check(CoreServer.authentication_token)(token))
+    app.server.add_protocol_to_configure(lambda protocol: protocol.registerLinkProtocol(guard))
+    app.ctrl.on_server_bind.add(lambda wslink_server: setattr(guard, "handler", websocket_handler(wslink_server)))
+    app.session_guard = guard
+    return guard
 
 
 def main(argv=None):

@@ -239,7 +239,8 @@ class SmartPropagationController(SmartToolController):
         self.logic = SmartPropagationLogic(bridge, self.options)
 
     def finish(self, stroke):
-        compute = self.run_with_snapshot(self.logic, lambda: self.logic.compute_preview(stroke.plane))
+        progress, cancel = getattr(self.runner, "report_progress", None), getattr(self.runner, "cancel_requested", None)
+        compute = self.run_with_snapshot(self.logic, lambda: self.logic.compute_preview(stroke.plane, progress, cancel))
         self.runner.submit(self.name, compute, self._after_preview)
 
     def _after_preview(self, preview):

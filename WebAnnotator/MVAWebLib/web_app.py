@@ -1,5 +1,6 @@
 """MVAWebApp: trame-slicer's SlicerApp and SegmentationEditor composed with the project's smart tools."""
 import MVAWebLib.torch_first  # noqa: F401,I001  (before any VTK rendering import)
+import asyncio
 import logging
 import os
 import time
@@ -29,6 +30,7 @@ from MVAWebLib.tool_controllers import (
     SmartPropagationController,
     SmartRegionsController,
 )
+from MVAWebLib.tool_errors import DEVELOPER_MODELS, GuardedHandler, ReadOnlyCaseError, check_sam_model
 from MVAWebLib.trame_backend import TrameEditBackend
 from MVAWebLib.viewer_settings import (
     ViewerSettings,
@@ -42,6 +44,7 @@ from MVAWebLib.workflow_controller import WorkflowController
 _LOG = logging.getLogger(__name__)
 CONTROLLERS = {SmartBrushEffect: SmartBrushController, SmartRegionsEffect: SmartRegionsController,
                SmartPropagationEffect: SmartPropagationController, SegmentAnythingEffect: SegmentAnythingController}
+SAM_MODELS = ("none", "vit_b", "vit_l", "vit_h", "medsam_vit_b")
 SLICE_ONLY_LAYOUT = "Axial Only"
 THREE_D_LAYOUT = "Axial Primary"
 
@@ -49,10 +52,18 @@ THREE_D_LAYOUT = "Axial Primary"
 class MVAWebApp(TrameApp):
     """One annotation session: a scene, a segment editor with the smart tools, a page."""
 
-    def __init__(self, server=None, cases=(), sam_model="tiny", sam_checkpoint="", workflow=None,
-                 sam_input_size="full"):
-        """`workflow`: a WorkflowSession (workflow_session.py) for `mva serve --project`; None: files."""
+    def __init__(self, server=None, cases=(), sam_model="none", sam_checkpoint="", workflow=None,
+                 sam_input_size="full", managed=None, autosave=None, developer=False):
+        """`workflow`: a WorkflowSession (workflow_session.py) for `mva serve --project`; None: files.
+
+        `managed`: a workflow_controller.ManagedLogin (team deployment: the gateway logs users in);
+        `autosave`: an autosave.AutosaveStore; `developer`: offer the tiny random SAM (plumbing tests only).
+        """
         super().__init__(server)
+        self.developer = bool(developer)
+        if sam_model in DEVELOPER_MODELS and not self.developer:
+            raise ValueError(f"The {sam_model!r} SAM model has random weights: it needs the developer flag")
+        self.read_only = False
         self.server.enable_module(trame_slicer_module)
         self.slicer_app = SlicerApp()
         register_rca_factories(self.slicer_app.view_manager, self.server)
@@ -77,7 +88,7 @@ class MVAWebApp(TrameApp):
         self.state.sam_input_size = str(sam_input_size)
         self._bind_controller()
         if workflow is not None:
-            self.workflow = WorkflowController(self, workflow)
+            self.workflow = WorkflowController(self, workflow, managed=managed, autosave=autosave)
             self.workflow.bind()
         self.page = build_page(self)
         self.segment_editor_logic.set_ui(self.segment_editor_ui)
@@ -96,7 +107,9 @@ class MVAWebApp(TrameApp):
                     controller.logic.options = old.options
             self.controllers[effect_type] = controller
             self.editor.register_effect_type(effect_type)
-            self.editor.get_effect(effect_type).handler = controller
+            self.editor.get_effect(effect_type).handler = GuardedHandler(
+                controller, self.show_tool_error, lambda: self.read_only,
+                check_sam_model if effect_type is SegmentAnythingEffect else None)
 
     def _init_state(self, sam_model, sam_checkpoint):
         state = self.state
@@ -110,7 +123,14 @@ class MVAWebApp(TrameApp):
         state.smart_tool = ""
         state.is_volume_loaded = False
         state.sam_model = sam_model
+        state.sam_models = list(SAM_MODELS[:1] + (DEVELOPER_MODELS if self.developer else ()) + SAM_MODELS[1:])
         state.sam_checkpoint = sam_checkpoint or ""
+        state.tool_error = ""
+        state.job_busy = False
+        state.job_label = ""
+        state.job_progress = None
+        state.read_only = False
+        state.session_pid = os.getpid()
         state.last_latency_ms = 0
         state.show_3d = False
         state.workflow_mode = False
@@ -126,6 +146,8 @@ class MVAWebApp(TrameApp):
         ctrl.sam_new_object = self.controllers_sam_new_object
         ctrl.step_slice = self.step_slice
         ctrl.escape = self.escape
+        ctrl.job_cancel = self.runner.cancel
+        ctrl.on_server_ready.add(lambda **_: asyncio.ensure_future(self._show_progress()))
         state.change("brush_radius_mm", "brush_auto_apply")(self._on_brush_options)
         state.change("regions_size_mm", "regions_mode", "regions_smart_merge")(self._on_regions_options)
         state.change("propagation_strategy", "propagation_direction",
@@ -209,13 +231,46 @@ class MVAWebApp(TrameApp):
 
     # --- tools ----------------------------------------------------------------------------------------------
     def activate_smart_tool(self, name):
-        effect_type = {effect.__name__: effect for effect in SMART_EFFECTS}[name]
+        effect_type = {effect.__name__: effect for effect in SMART_EFFECTS}.get(name)
+        if effect_type is None:
+            self.show_tool_error(f"Unknown tool {name!r}")
+            return None
+        if self.read_only:
+            self.show_tool_error(str(ReadOnlyCaseError("This case is open for review: it cannot be edited here")))
+            return None
         if not self.editor.active_segment_id:
             self.state.tool_message = "Open a case and select a segment first"
             return None
         return self.editor.set_active_effect_type(effect_type)
 
+    def set_read_only(self, read_only):
+        """Review mode: no tool may edit (refused here on the server, not only hidden in the page)."""
+        self.read_only = bool(read_only)
+        self.state.read_only = self.read_only
+        if self.read_only:
+            self.editor.deactivate_effect()
+
+    def show_tool_error(self, text):
+        """A tool failure as a snackbar message."""
+        self.state.tool_error = text
+        self.state.tool_message = text
+        self.state.flush()
+
+    async def _show_progress(self):
+        """Push the running job's progress to the page a few times a second (the worker only sets a number)."""
+        while True:
+            await asyncio.sleep(0.25)
+            runner, state = self.runner, self.state
+            busy, progress = runner.busy, None if runner.progress is None else round(runner.progress * 100)
+            if state.job_busy != busy or state.job_progress != progress:
+                state.job_busy, state.job_label, state.job_progress = busy, runner.label, progress
+                state.flush()
+
     def _on_effect_changed(self, effect_name):
+        if self.read_only and effect_name:
+            self.editor.deactivate_effect()  # trame-slicer's own effects (paint, erase, ...) too
+            self.state.tool_message = "This case is open for review: it cannot be edited here"
+            return
         effect = next((e for e in SMART_EFFECTS if e.get_effect_name() == effect_name), None)
         self.state.smart_tool = effect.__name__ if effect else ""
         if self.workflow is not None:
@@ -239,7 +294,7 @@ class MVAWebApp(TrameApp):
         try:
             action()
         except ValueError as error:
-            self.state.tool_message = str(error)
+            self.show_tool_error(str(error))
 
     def _on_job_start(self, label):
         self.state.tool_status = f"{label}: working…"
@@ -253,6 +308,9 @@ class MVAWebApp(TrameApp):
         if self.workflow is not None and not result.error:
             self.workflow.on_tool_job(result.label)
         self.state.tool_message = result.error or (controller.message if controller else "")
+        if result.error:
+            self.state.tool_error = f"{result.label}: {result.error}"
+        self.state.job_busy, self.state.job_progress = False, None
         self.state.flush()
 
     # --- options -------------------------------------------------------------------------------------------
@@ -271,7 +329,10 @@ class MVAWebApp(TrameApp):
         options.strategy, options.direction = propagation_strategy, propagation_direction
         options.max_slices = int(propagation_max_slices)
 
-    def _on_sam_options(self, sam_model="tiny", sam_checkpoint="", sam_input_size="full", **_):
+    def _on_sam_options(self, sam_model="none", sam_checkpoint="", sam_input_size="full", **_):
+        if sam_model in DEVELOPER_MODELS and not self.developer:
+            self.show_tool_error(f"The {sam_model!r} model has random weights: start the server with --developer")
+            sam_model = self.state.sam_model = "none"
         options = self.controllers[SegmentAnythingEffect].options
         options.model, options.checkpoint = sam_model, sam_checkpoint or ""
         options.input_size = str(sam_input_size or "full")

@@ -9,8 +9,10 @@ from trame.widgets.vuetify3 import (
     VCheckbox,
     VDialog,
     VDivider,
+    VProgressLinear,
     VSelect,
     VSlider,
+    VSnackbar,
     VSwitch,
     VTable,
     VTextField,
@@ -68,10 +70,12 @@ def build_page(app):
             workflow_ui.messages()
             workflow_ui.queue_panel(app.ctrl)
             workflow_ui.case_panel(app.ctrl)
-            _smart_tools_panel(app)
-            VDivider()
-            app.segment_editor_ui = SegmentEditorUI(style="height: 520px;")
-            VDivider()
+            with html.Div(v_show="!read_only", id="mva-edit-tools"):
+                _smart_tools_panel(app)
+                VDivider()
+                app.segment_editor_ui = SegmentEditorUI(style="height: 520px;")
+                VDivider()
+            html.Div("Review: read-only viewer", v_if="read_only", classes="text-caption ma-2", id="mva-read-only")
             _viewer_settings_panel()
         with layout.toolbar:
             app.layout_button = LayoutButton(classes="mt-1")
@@ -85,11 +89,36 @@ def build_page(app):
             VBtn(click="settings_overlays = !settings_overlays", id="mva-overlays", style="display:none;")
         with layout.footer:
             html.Span("{{ tool_status }}", classes="text-caption mx-2", id="mva-tool-status")
+            progress_bar(app.ctrl)
         with layout.content:
             app.layout_manager.initialize_layout_grid(layout)
         _help_dialog()
+        error_snackbar(app.ctrl)
         workflow_ui.login_dialog(app.ctrl)
+        workflow_ui.unsaved_dialog(app.ctrl)
+        workflow_ui.restore_dialog(app.ctrl)
+        workflow_ui.redirect()
     return layout
+
+
+def error_snackbar(ctrl):
+    """Every error of the page (workflow and tools) as a readable message; a conflict also offers Reload."""
+    with VSnackbar(model_value=("!!(wf_error || tool_error)",), color="error", timeout=-1, location="top",
+                   update_modelValue="wf_error = ''; tool_error = ''", id="mva-snackbar"):
+        html.Div("{{ wf_error || tool_error }}", id="mva-wf-error")
+        with html.Template(v_slot_actions=True):
+            VBtn("Reload", v_if="wf_conflict", click=ctrl.wf_reload, variant="flat", id="mva-wf-reload")
+            VBtn("Close", click="wf_error = ''; tool_error = ''", variant="text", id="mva-snackbar-close")
+
+
+def progress_bar(ctrl):
+    """The running tool job: a bar (determinate once the job reports progress) and Cancel."""
+    with html.Div(v_if="job_busy", classes="d-flex align-center flex-grow-1 mx-2", id="mva-progress"):
+        VProgressLinear(model_value=("job_progress || 0",), indeterminate=("job_progress === null",), height=8,
+                        color="primary", classes="flex-grow-1", id="mva-progress-bar")
+        html.Span("{{ job_progress === null ? '' : job_progress + ' %' }}", classes="text-caption mx-2",
+                  id="mva-progress-text")
+        VBtn("Cancel", click=ctrl.job_cancel, size="x-small", variant="tonal", id="mva-progress-cancel")
 
 
 def _smart_tools_panel(app):
@@ -124,9 +153,8 @@ def _smart_tools_panel(app):
                         thumb_label=True, hide_details=True)
                 html.Div("Click the slice you drew to propagate it.", classes="text-caption")
             with html.Div(v_if="smart_tool === 'SegmentAnythingEffect'"):
-                VSelect(v_model=("sam_model", "tiny"),
-                        items=("['tiny', 'vit_b', 'vit_l', 'vit_h', 'medsam_vit_b']",), label="Model",
-                        density="compact", hide_details=True)
+                VSelect(v_model=("sam_model", "none"), items=("sam_models",), label="Model",
+                        density="compact", hide_details=True, id="mva-sam-model")
                 VTextField(v_model=("sam_checkpoint", ""), label="Checkpoint file (optional)", density="compact",
                            hide_details=True)
                 VSelect(v_model=("sam_input_size", "full"), label="Encoder input", density="compact", hide_details=True,

@@ -1,23 +1,31 @@
-"""The workflow in the page: login, queue, open / claim, form, save, submit, review (`mva serve --project`).
+"""The workflow in the page: login, queue, open / claim, form, save, submit, review (`mva serve --project` and
+the team deployment's session processes).
 
 Page actions -> `WorkflowSession` (service calls) -> the app's scene (volume, one segment per project label).
-Every workflow error (`MVAWorkflowLib.errors.WorkflowError`, a ValueError) ends up as a message in the page
-(`wf_error`); version conflicts say so and ask to reload.
+Every error ends up as a readable message in the page's snackbar (`wf_error`), never a traceback; a version
+conflict also offers Reload. Unsaved work is never dropped without asking: opening another case or logging out
+with unsaved changes asks save / discard / cancel (`wf_pending`), and an expired login autosaves the working
+labelmap (autosave.py) before the page goes back to the login, to be offered to the same user on the same case.
 
-One trame server process holds one page state, shared by every tab connected to it: when a new browser
-connects while someone is logged in, that user is logged out, so nobody inherits another user's session.
+The login is either the page's own dialog (`mva serve`, one browser: the password travels as a call argument
+and is a client-only state key, never server state) or the gateway's (`managed`: team deployment).
 """
+import asyncio
+import dataclasses
 import logging
 import time
 
 import numpy as np
 from MVABridgeLib.segments import replace_segment_from_mask, segment_mask
-from MVAWorkflowLib.errors import ConflictError, PermissionDeniedError, WorkflowError
+from MVAWorkflowLib.errors import AuthenticationError, ConflictError, PermissionDeniedError, WorkflowError
 from MVAWorkflowLib.storage import Labelmap
+from sqlalchemy.exc import SQLAlchemyError
 
 from MVAWebLib.workflow_session import VIEWING
 
 _LOG = logging.getLogger(__name__)
+CHECK_EVERY_S = 30  # login still valid? unsaved work autosaved?
+EMPTY_QUEUE = {"mine": [], "available": [], "to_review": []}
 
 
 def hex_to_rgb(color):
@@ -25,61 +33,89 @@ def hex_to_rgb(color):
     return [int(color[i:i + 2], 16) / 255.0 for i in (0, 2, 4)]
 
 
+@dataclasses.dataclass
+class ManagedLogin:
+    """The team deployment: the gateway logged the user in; logout and expiry send the page back to it."""
+    gateway_url: str
+    on_logged_out: object = None  # callable: the session process ends soon after
+
+
 class WorkflowController:
     """Binds a `WorkflowSession` to an `MVAWebApp` (its state, controller and scene)."""
 
-    def __init__(self, app, session):
+    def __init__(self, app, session, managed=None, autosave=None):
         self.app = app
         self.session = session
+        self.managed = managed
+        self.autosave = autosave  # an AutosaveStore, or None (no autosave)
         self.segment_values = {}  # segment id -> project label value
         self.timings = {}  # action -> last duration in seconds (login_to_queue, save, submit, review, open)
+        self._baseline = None  # (labels array, answers) as last opened / saved: what "unsaved" compares to
+        self._pending = None  # (name, function, args) waiting for the save / discard answer
 
     # --- wiring -------------------------------------------------------------------------------------------
     def bind(self):
-        state, ctrl = self.app.state, self.app.ctrl
+        state, server = self.app.state, self.app.server
         state.workflow_mode = True
+        state.wf_managed = self.managed is not None
         state.wf_user = None
         state.wf_project = self.session.project_name or ""
         state.wf_error = ""
         state.wf_info = ""
-        state.wf_queue = {"mine": [], "available": [], "to_review": []}
+        state.wf_conflict = False
+        state.wf_pending = None
+        state.wf_restore = None
+        state.wf_queue = EMPTY_QUEUE
         state.wf_case = None
         state.form_questions = []
         state.form_answers = {}
         state.review_comment = ""
         state.login_username = ""
-        state.login_password = ""
-        ctrl.wf_login = lambda username="", password="": self._action("login", self.login, username, password)
-        ctrl.wf_logout = lambda: self._action("logout", self.logout)
-        ctrl.wf_refresh = lambda: self._action("refresh", self.refresh_queue)
-        ctrl.wf_claim = lambda case_id: self._action("claim", self.claim_and_open, case_id)
-        ctrl.wf_open = lambda case_id, mode="annotate": self._action("open", self.open, case_id, mode)
-        ctrl.wf_save = lambda answers=None: self._action("save", self.save, answers)
-        ctrl.wf_submit = lambda answers=None: self._action("submit", self.submit, answers)
-        ctrl.wf_review = lambda decision, comment="": self._action("review", self.review, decision, comment)
-        ctrl.on_client_connected.add(self._on_client_connected)
-
-    def _on_client_connected(self, *_args, **_kwargs):
-        if self.session.session is not None:
-            _LOG.warning("A new browser connected: logging %s out", self.session.user.username)
-            self.logout()
-            self.app.state.wf_error = "A new browser window connected: log in again"
+        state.redirect_to = ""
+        state.client_only("login_password")  # typed in the page, sent only as an argument of the login call
+        actions = {
+            "wf_login": lambda username="", password="": self._action("login", self.login, username, password),
+            "wf_logout": lambda: self._action("logout", self._unless_unsaved, "logout", self.logout),
+            "wf_refresh": lambda: self._action("refresh", self.refresh_queue),
+            "wf_claim": lambda case_id: self._action("claim", self._unless_unsaved, "claim", self.claim_and_open,
+                                                     case_id),
+            "wf_open": lambda case_id, mode="annotate": self._action("open", self._unless_unsaved, "open",
+                                                                     self.open, case_id, mode),
+            "wf_save": lambda answers=None: self._action("save", self.save, answers),
+            "wf_submit": lambda answers=None: self._action("submit", self.submit, answers),
+            "wf_review": lambda decision, comment="": self._action("review", self.review, decision, comment),
+            "wf_reload": lambda: self._action("reload", self.reload),
+            "wf_resolve": lambda choice: self._action("resolve", self.resolve_pending, choice),
+            "wf_restore_choice": lambda choice: self._action("restore", self.restore_choice, choice),
+        }
+        for name, function in actions.items():
+            self.app.ctrl[name] = function
+            server.trigger(name)(function)  # a stable name: page scripts (and attack tests) can call it
+        self.app.ctrl.on_server_ready.add(lambda **_: asyncio.ensure_future(self._check_periodically()))
 
     def _action(self, name, function, *args):
         state = self.app.state
         state.wf_error = ""
+        state.wf_conflict = False
         started = time.perf_counter()
+        result = None
         try:
             result = function(*args)
+        except AuthenticationError as error:
+            if name == "login":
+                state.wf_error = str(error)
+            else:
+                self.expired()
         except ConflictError as error:
             state.wf_error = f"Conflict: {error}"
-            result = None
+            state.wf_conflict = True
         except PermissionDeniedError as error:
             state.wf_error = f"Not allowed: {error}"
-            result = None
         except (WorkflowError, ValueError, OSError) as error:
             state.wf_error = str(error)
-            result = None
+        except SQLAlchemyError:
+            _LOG.exception("Database error during %s", name)
+            state.wf_error = "The database did not answer as expected: try again, or ask the administrator"
         self.timings[name] = time.perf_counter() - started
         state.wf_timings = {k: round(v * 1000) for k, v in self.timings.items()}
         state.flush()
@@ -87,36 +123,155 @@ class WorkflowController:
 
     # --- accounts and queue ----------------------------------------------------------------------------
     def login(self, username, password):
+        if self.managed is not None:
+            raise PermissionDeniedError("Log in on the login page")
         user = self.session.login(username, password)
+        self._logged_in(user)
+        return user
+
+    def adopt(self, session_info):
+        """Team deployment: the browser brought a ticket that was redeemed for `session_info`."""
+        user = self.session.adopt(session_info)
+        self._logged_in(user)
+        return user
+
+    def _logged_in(self, user):
         state = self.app.state
-        state.login_password = ""
         state.wf_user = {"name": user.username, "role": user.role}
         state.wf_project = self.session.project.name
         self.refresh_queue()
         state.wf_info = f"Logged in as {user.username} ({user.role})"
-        return user
 
     def logout(self):
+        self._discard_autosave()
         self.session.logout()
+        self._logged_out("Logged out")
+        if self.managed is not None:
+            self.app.state.redirect_to = self.managed.gateway_url + "logout"
+            if self.managed.on_logged_out is not None:
+                self.managed.on_logged_out()
+
+    def _logged_out(self, info):
         state = self.app.state
         state.wf_user, state.wf_case, state.form_questions, state.form_answers = None, None, [], {}
-        state.wf_queue = {"mine": [], "available": [], "to_review": []}
-        state.wf_info = "Logged out"
+        state.wf_queue, state.wf_pending, state.wf_restore = EMPTY_QUEUE, None, None
+        state.wf_info = info
+        self._pending = None
         self._clear_scene()
+
+    def expired(self):
+        """The login expired or was revoked: keep unsaved work, show nothing of the project, ask to log in."""
+        kept = self.autosave_now()
+        self.session.session, self.session.open_case = None, None
+        self._logged_out("")
+        kept_text = f" Your unsaved work on {kept} was kept: open the case again to restore it." if kept else ""
+        self.app.state.wf_error = "Your login has expired: log in again." + kept_text
+        if self.managed is not None:
+            self.app.state.redirect_to = self.managed.gateway_url + "?expired=1"
+            if self.managed.on_logged_out is not None:
+                self.managed.on_logged_out()
+
+    async def _check_periodically(self):
+        while True:
+            await asyncio.sleep(CHECK_EVERY_S)
+            self.check()
+
+    def check(self):
+        """Expired login -> `expired()`; unsaved changes -> autosave. Called every CHECK_EVERY_S seconds."""
+        if self.session.session is None:
+            return
+        try:
+            self.session.check_login()
+        except AuthenticationError:
+            self.expired()
+            self.app.state.flush()
+            return
+        self.autosave_now()
 
     def refresh_queue(self):
         self.app.state.wf_queue = self.session.queue_rows()
 
-    # --- cases ----------------------------------------------------------------------------------------------
+    # --- unsaved work -----------------------------------------------------------------------------------
+    def has_unsaved_changes(self):
+        current = self.session.open_case
+        if current is None or current.mode != "annotate" or self._baseline is None:
+            return False
+        labels, answers = self._baseline
+        return (not np.array_equal(self.labelmap().array_kji, labels)
+                or _answered_text(self.app.state.form_answers) != answers)
+
+    def _unless_unsaved(self, name, function, *args):
+        """Run `function(*args)` now, or ask save / discard / cancel first when the open case has unsaved work."""
+        if not self.has_unsaved_changes():
+            return function(*args)
+        self._pending = (name, function, args)
+        case = self.session.open_case.case.name
+        self.app.state.wf_pending = {"action": name, "text": f"{case} has unsaved changes."}
+        return None
+
+    def resolve_pending(self, choice):
+        """The answer to the unsaved-work prompt: "save", "discard" or "cancel"."""
+        pending, self._pending = self._pending, None
+        self.app.state.wf_pending = None
+        if pending is None or choice == "cancel":
+            return None
+        if choice == "save":
+            self.save()
+        elif choice == "discard":
+            self._discard_autosave()
+        else:
+            raise ValueError(f"Unknown choice {choice!r}: save, discard or cancel")
+        _name, function, args = pending
+        return function(*args)
+
+    def autosave_now(self):
+        """Keep the open case's unsaved work for this user; returns the case name when something was kept."""
+        current, user = self.session.open_case, self.session.user
+        if self.autosave is None or user is None or not self.has_unsaved_changes():
+            return None
+        self.autosave.save(user.id, current.case.id, self.labelmap(), _answered_text(self.app.state.form_answers))
+        return current.case.name
+
+    def _discard_autosave(self):
+        current, user = self.session.open_case, self.session.user
+        if self.autosave is not None and current is not None and user is not None:
+            self.autosave.discard(user.id, current.case.id)
+
+    def _offer_autosave(self, current):
+        user = self.session.user
+        kept = self.autosave.load(user.id, current.case.id) if self.autosave is not None else None
+        if kept is None or np.array_equal(kept.labelmap.array_kji, self._baseline[0]):
+            return
+        self.app.state.wf_restore = {"text": f"Unsaved work on {current.case.name} from {kept.age_text()} was "
+                                             "kept. Restore it?"}
+
+    def restore_choice(self, choice):
+        """"restore": put the autosaved labelmap and answers in the scene (still unsaved); "discard": delete it."""
+        self.app.state.wf_restore = None
+        current, user = self.session.open_case, self.session.user
+        if current is None or self.autosave is None:
+            return None
+        if choice == "discard":
+            return self.autosave.discard(user.id, current.case.id)
+        kept = self.autosave.load(user.id, current.case.id)
+        if kept is None:
+            raise WorkflowError("The kept work is no longer there")
+        self._fill_segments(kept.labelmap)
+        self.app.state.form_answers = {**self.app.state.form_answers, **kept.answers}
+        self.app.state.wf_info = f"Restored the unsaved work on {current.case.name}: save it to keep it"
+        return kept
+
+    # --- cases --------------------------------------------------------------------------------------------
     def claim_and_open(self, case_id):
         self.session.claim(case_id)
         return self.open(case_id, "annotate")
 
     def open(self, case_id, mode="annotate"):
+        self.app.set_read_only(mode == "review")
         current = self.session.open(int(case_id), mode)
         array, ijk_to_ras = current.volume
         self.app.load_volume_array(array, ijk_to_ras, current.case.name)
-        self._label_segments(current.labelmap, ijk_to_ras)
+        self._label_segments(current.labelmap)
         state = self.app.state
         state.wf_case = {"id": current.case.id, "name": current.case.name, "status": current.case.status,
                          "mode": mode, "annotator": current.annotator,
@@ -125,17 +280,35 @@ class WorkflowController:
         state.form_answers = {q["key"]: _form_value(current.answers.get(q["key"])) for q in state.form_questions}
         state.review_comment = ""
         state.wf_info = f"{current.case.name} opened to {mode} in {self.app.load_seconds:.2f} s"
+        self._set_baseline()
+        if mode == "annotate":
+            self._offer_autosave(current)
         self.refresh_queue()
         return current
 
+    def reload(self):
+        """Open the open case again from the database (after a conflict: the newest revision)."""
+        current = self.session.open_case
+        if current is None:
+            raise WorkflowError("Open a case first")
+        return self.open(current.case.id, current.mode)
+
     def save(self, answers=None):
+        if answers is not None:
+            self.app.state.form_answers = dict(answers)
         assignment = self.session.save(self.labelmap(), _answers(answers, self.app.state))
         self.app.state.wf_info = f"Saved revision {assignment.revision}"
+        self._set_baseline()
+        self._discard_autosave()
         self.refresh_queue()
         return assignment
 
     def submit(self, answers=None):
-        case = self.session.submit(self.labelmap(), _answers(answers, self.app.state))
+        labelmap = self.labelmap()
+        current, user = self.session.open_case, self.session.user
+        case = self.session.submit(labelmap, _answers(answers, self.app.state))
+        if self.autosave is not None:
+            self.autosave.discard(user.id, current.case.id)
         self.app.state.wf_info = f"Submitted {case.name}: {case.status}"
         self._close_case()
         return case
@@ -153,27 +326,36 @@ class WorkflowController:
 
     def _clear_scene(self):
         self.app.unload_case()
+        self.app.set_read_only(False)
         self.segment_values = {}
+        self._baseline = None
+
+    def _set_baseline(self):
+        self._baseline = (self.labelmap().array_kji.copy(), _answered_text(self.app.state.form_answers))
 
     # --- segments <-> labelmap ---------------------------------------------------------------------------
-    def _label_segments(self, labelmap, ijk_to_ras):
+    def _label_segments(self, labelmap):
         """One segment per project label (value, name, colour), filled from the stored labelmap."""
         editor = self.app.editor
         for segment_id in list(editor.get_segment_ids()):
             editor.remove_segment(segment_id)
         self.segment_values = {}
-        node = editor.active_segmentation_node
         for label in self.session.labels():
             segment_id = editor.add_empty_segment(segment_name=label.name, segment_color=hex_to_rgb(label.color),
                                                   segment_value=label.value)
             self.segment_values[segment_id] = label.value
-            if labelmap is not None and np.any(labelmap.array_kji == label.value):
-                replace_segment_from_mask(node, segment_id, labelmap.array_kji == label.value,
-                                          labelmap.ijk_to_ras)
+        self._fill_segments(labelmap)
         if self.segment_values:
             editor.set_active_segment_id(next(iter(self.segment_values)))
-        if editor.undo_stack is not None:
-            editor.undo_stack.clear()
+
+    def _fill_segments(self, labelmap):
+        node = self.app.editor.active_segmentation_node
+        for segment_id, value in self.segment_values.items():
+            mask = labelmap.array_kji == value if labelmap is not None else None
+            if mask is not None and (np.any(mask) or self._baseline is not None):
+                replace_segment_from_mask(node, segment_id, mask, labelmap.ijk_to_ras)
+        if self.app.editor.undo_stack is not None:
+            self.app.editor.undo_stack.clear()
         self.app.refresh_display()
 
     def labelmap(self):
@@ -198,6 +380,10 @@ class WorkflowController:
 
 def _answers(answers, state):
     return dict(answers if answers is not None else (state.form_answers or {}))
+
+
+def _answered_text(answers):
+    return {str(k): str(v) for k, v in (answers or {}).items() if v not in (None, "")}
 
 
 def _form_value(value):

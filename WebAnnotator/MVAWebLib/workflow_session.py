@@ -9,7 +9,7 @@ import dataclasses
 import os
 import time
 
-from MVAWorkflowLib.errors import InvalidStateError, NotFoundError, WorkflowError
+from MVAWorkflowLib.errors import InvalidStateError, NotFoundError, PermissionDeniedError, WorkflowError
 
 VIEWING = "viewing"  # time on a case with no tool active
 
@@ -95,22 +95,47 @@ class WorkflowSession:
             raise NotLoggedInError("Log in first")
         return self.session.token
 
-    def login(self, username, password):
-        """Log in and resolve the project; raises AuthenticationError / NotFoundError with a message."""
-        session = self.service.login(username, password)
+    def login(self, username, password, address=None):
+        """Log in (throttled and audited by the service) and resolve the project; raises AuthenticationError
+        (LoginThrottledError when throttled) or NotFoundError with a message."""
+        session = self.service.login(username, password, address=address)
         try:
-            projects = self.service.list_projects(session.token)
-            if self.project_name:
-                project = self.service.get_project(session.token, self.project_name)
-            elif len(projects) == 1:
-                project = projects[0]
-            else:
-                raise NotFoundError(f"{len(projects)} projects exist: start `mva serve` with --project-name NAME")
+            project = self._resolve_project(session.token)
         except WorkflowError:
             self.service.logout(session.token)
             raise
         self.session, self.project, self.open_case = session, project, None
         return session.user
+
+    def adopt(self, session_info):
+        """Use a session opened elsewhere (a redeemed ticket: the team deployment's login is the gateway's).
+
+        The open case is kept when the new session belongs to the same user (a reload of the page); raises
+        PermissionDeniedError for another user's session and NotFoundError when the project cannot be resolved.
+        """
+        if self.session is not None and self.session.user.id != session_info.user.id:
+            raise PermissionDeniedError("This session process belongs to another user")
+        project = self._resolve_project(session_info.token)
+        previous, self.session, self.project = self.session, session_info, project
+        if previous is not None and previous.token != session_info.token:
+            try:
+                self.service.logout(previous.token)
+            except WorkflowError:
+                pass  # already expired or revoked: nothing to close
+        return session_info.user
+
+    def _resolve_project(self, token):
+        if self.project_name:
+            return self.service.get_project(token, self.project_name)
+        projects = self.service.list_projects(token)
+        if len(projects) != 1:
+            raise NotFoundError(f"{len(projects)} projects exist: start the server with --project-name NAME")
+        return projects[0]
+
+    def check_login(self):
+        """Raise AuthenticationError when the session has expired or was revoked (no-op when logged out)."""
+        if self.session is not None:
+            self.service.whoami(self.session.token)
 
     def logout(self):
         if self.session is not None:

@@ -3,7 +3,7 @@
 The widgets only show state set by workflow_controller.py and call its controller functions; answers and the
 review comment go to the server as call arguments.
 """
-from trame.widgets import html
+from trame.widgets import client, html
 from trame.widgets.vuetify3 import (
     VAlert,
     VBtn,
@@ -27,7 +27,7 @@ QUEUE_PARTS = (
 
 def login_dialog(ctrl):
     """A persistent dialog until someone logs in: the page shows nothing of the project before that."""
-    with VDialog(model_value=("workflow_mode && !wf_user",), persistent=True, max_width=420), VCard():
+    with VDialog(model_value=("workflow_mode && !wf_managed && !wf_user",), persistent=True, max_width=420), VCard():
         VCardTitle("Log in to {{ wf_project || 'the project' }}")
         with VCardText():
             VTextField(v_model=("login_username", ""), label="User name", id="mva-login-user", autocomplete="username")
@@ -49,11 +49,36 @@ def account_bar(ctrl):
 
 
 def messages():
-    """Errors (role, version conflicts, missing answers) and information, above the views."""
-    VAlert(v_if="workflow_mode && wf_error && wf_user", type="error", density="compact", text=("wf_error",),
-           closable=True, id="mva-wf-error", classes="ma-1")
+    """Information above the views (errors go to the page's snackbar, web_ui.error_snackbar)."""
     VAlert(v_if="workflow_mode && wf_info && !wf_error", type="info", density="compact", text=("wf_info",),
            id="mva-wf-info", classes="ma-1")
+
+
+def unsaved_dialog(ctrl):
+    """Opening another case or logging out with unsaved changes: save, discard or stay."""
+    with VDialog(model_value=("!!wf_pending",), persistent=True, max_width=460), VCard(id="mva-unsaved"):
+        VCardTitle("Unsaved changes")
+        VCardText("{{ wf_pending && wf_pending.text }} Save them first?")
+        with VCardActions():
+            VBtn("Save", click=(ctrl.wf_resolve, "['save']"), color="primary", variant="flat", id="mva-unsaved-save")
+            VBtn("Discard", click=(ctrl.wf_resolve, "['discard']"), color="error", id="mva-unsaved-discard")
+            VBtn("Cancel", click=(ctrl.wf_resolve, "['cancel']"), id="mva-unsaved-cancel")
+
+
+def restore_dialog(ctrl):
+    """The case has autosaved work of this user (an expired login, a closed browser): restore or discard."""
+    with VDialog(model_value=("!!wf_restore",), persistent=True, max_width=460), VCard(id="mva-restore"):
+        VCardTitle("Unsaved work found")
+        VCardText("{{ wf_restore && wf_restore.text }}")
+        with VCardActions():
+            VBtn("Restore", click=(ctrl.wf_restore_choice, "['restore']"), color="primary", variant="flat",
+                 id="mva-restore-yes")
+            VBtn("Discard", click=(ctrl.wf_restore_choice, "['discard']"), id="mva-restore-no")
+
+
+def redirect():
+    """The server sends the page elsewhere (team deployment: back to the login page) by setting `redirect_to`."""
+    client.ClientStateChange(value="redirect_to", change="redirect_to && utils.get('location').assign(redirect_to)")
 
 
 def queue_panel(ctrl):
