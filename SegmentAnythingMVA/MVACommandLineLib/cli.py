@@ -6,6 +6,8 @@ import sys
 
 os.environ.setdefault("ITK_GLOBAL_DEFAULT_THREADER", "Pool")
 
+from MVACommandLineLib.arguments import check_command_paths, int_range  # noqa: E402
+
 EVAL_TOOLS = ("brush", "regions", "sam", "propagate", "interpolate", "growcut", "fillbetween", "copy")
 
 
@@ -20,12 +22,14 @@ def build_parser():
     evaluate.add_argument("tool", help=f"one of: {', '.join(EVAL_TOOLS)}")
     evaluate.add_argument("--volume", required=True, help="image file or DICOM folder")
     evaluate.add_argument("--truth", required=True, help="labelmap on the same grid")
-    evaluate.add_argument("--label", type=int, default=1)
-    evaluate.add_argument("--interactions", type=int, default=20)
+    evaluate.add_argument("--label", type=int_range(1, 2 ** 31 - 1), default=1, help="label value of the structure")
+    evaluate.add_argument("--interactions", type=int_range(1, 10000), default=20)
     evaluate.add_argument("--axis", default="axial", choices=("axial", "coronal", "sagittal"))
-    evaluate.add_argument("--slice", type=int, default=None, help="work and score on this slice (2D)")
-    evaluate.add_argument("--gap", type=int, default=5, help="interpolate: truth kept on every G-th slice")
-    evaluate.add_argument("--seed", type=int, default=None, help="random simulated user with this seed")
+    evaluate.add_argument("--slice", type=int_range(0), default=None, help="work and score on this slice (2D)")
+    evaluate.add_argument("--gap", type=int_range(2, 10000), default=5,
+                          help="interpolate: truth kept on every G-th slice (at least 2)")
+    evaluate.add_argument("--seed", type=int_range(0, 2 ** 32 - 1), default=None,
+                          help="random simulated user with this seed")
     evaluate.add_argument("--model", default="tiny", help="sam: tiny, vit_b, vit_l, vit_h, medsam")
     evaluate.add_argument("--checkpoint", default=None, help="sam: checkpoint file")
     evaluate.add_argument("--input-size", type=encoder_input_size, default=None,
@@ -86,6 +90,10 @@ def run_eval(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    problem = check_command_paths(args)
+    if problem:
+        print(f"mva {args.command}: {problem}", file=sys.stderr)
+        return 2
     if args.command == "demo":
         from MVACommandLineLib.demo import run_demo
         run_demo(args.output)

@@ -172,18 +172,39 @@ def run_interactive(case, tool, options):
     return dice_values, latencies
 
 
+GAP_TOOLS = ("interpolate", "fillbetween")
+
+
+def check_gap(case, options):
+    """Raise EvaluationError unless `options.gap` keeps at least two slices of the structure to interpolate from."""
+    if options.gap < 2:
+        raise EvaluationError(f"--gap must be at least 2 slices, got {options.gap}")
+    axis = case.axis_of(options.axis)
+    occupied = np.flatnonzero(case.truth.any(axis=tuple(a for a in range(3) if a != axis)))
+    span = int(occupied[-1] - occupied[0] + 1) if occupied.size else 0
+    if span < 3:
+        raise EvaluationError(f"The structure spans {span} {options.axis} slices: too few to interpolate between")
+    if options.gap >= span:
+        raise EvaluationError(f"--gap {options.gap} keeps one slice of the structure, which spans {span} "
+                              f"{options.axis} slices; choose a gap from 2 to {span - 1}")
+
+
 def evaluate(options, tools):
     """Run `tools[options.tool]` on the case; return the JSON-ready result dictionary."""
     if options.tool not in tools:
         raise EvaluationError(f"Unknown tool {options.tool!r}; choose one of {', '.join(sorted(tools))}")
     if not options.volume or not options.truth:
         raise EvaluationError("Both --volume and --truth are needed")
+    from MVAEvaluationLib.baselines import BaselineInputError
+    from SmartPropagationLib.algorithms.propagation_errors import PropagationInputError
     started = time.perf_counter()
     case = load_case(options.volume, options.truth, options.label)
     try:
+        if options.tool in GAP_TOOLS:
+            check_gap(case, options)
         runner = tools[options.tool]
         dice_values, latencies, extra = runner(case, options)
-    except BridgeError as error:
+    except (BridgeError, BaselineInputError, PropagationInputError) as error:
         raise EvaluationError(str(error)) from None
     finally:
         case.close()
