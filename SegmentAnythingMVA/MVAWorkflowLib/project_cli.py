@@ -22,7 +22,8 @@ def add_project_command(subparsers):
     init = commands.add_parser("init", help="create or migrate the database, the first admin and a project")
     init.add_argument("name", help="project name")
     init.add_argument("--storage", default=None, help="folder for annotation files")
-    init.add_argument("--annotations-per-case", type=int, default=1)
+    from MVACommandLineLib.arguments import int_range
+    init.add_argument("--annotations-per-case", type=int_range(1, 100), default=1)
     init.add_argument("--description", default="")
 
     user = commands.add_parser("add-user", help="admin: add a user (password from $MVA_NEW_PASSWORD or prompt)")

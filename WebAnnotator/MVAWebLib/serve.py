@@ -26,7 +26,9 @@ def add_serve_command(subparsers):
                              "review (see `mva project`)")
     serve.add_argument("--project-name", default=None, help="workflow project to serve (default: the only one)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s; 0 picks a free one)")
+    from MVACommandLineLib.arguments import int_range
+    serve.add_argument("--port", type=int_range(0, 65535), default=8080,
+                       help="port (default: %(default)s; 0 picks a free one)")
     serve.add_argument("--sam-model", default="none", help="none (default), vit_b, vit_l, vit_h, medsam_vit_b; "
                                                            "tiny (random weights) with --developer")
     serve.add_argument("--sam-checkpoint", default=None, help="local SAM-format checkpoint file")
