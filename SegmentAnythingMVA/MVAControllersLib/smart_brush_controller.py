@@ -7,7 +7,7 @@ import numpy as np
 
 from MVABridgeLib.edit_backend import EditMode
 from MVABridgeLib.image_data import array_view, index_to_ras
-from MVAControllersLib.tool_controller import ToolController
+from MVAControllersLib.tool_controller import ToolController, describe_edit
 from MVAControllersLib.view_events import Reaction
 from SmartBrushLib.brush_options import BrushOptions
 
@@ -95,8 +95,8 @@ class SmartBrushController(ToolController):
             return Reaction(consumed=True, status="The stroke is outside the volume")
         if self.options.mode == "assist":
             start = tuple(int(v) for v in np.argwhere(stroke_2d)[0])
-            count = self.edit(self.logic.paint_assisted, plane, stroke_2d, start, erase)
-            return Reaction(consumed=True, redraw=True, status=f"Painted {count} voxels (edge-aware)")
+            result = self.edit(self.logic.paint_assisted, plane, stroke_2d, start, erase)
+            return Reaction(consumed=True, redraw=True, status=describe_edit(result, "Edge-aware stroke: "))
         preview = self.logic.add_stroke(plane, stroke_2d, erase)
         self.drawings = {PREVIEW: ("plane", plane, preview.mask_2d)}
         if self.options.show_uncertainty:
@@ -112,9 +112,9 @@ class SmartBrushController(ToolController):
 
     def _apply(self):
         self._refuse_while_busy()
-        count = self.edit(self.logic.apply)
+        result = self.edit(self.logic.apply)
         self.drawings = {}
-        return Reaction(consumed=True, redraw=True, status=f"Applied: {count} voxels changed")
+        return Reaction(consumed=True, redraw=True, status=describe_edit(result, "Applied: "))
 
     def clear(self):
         def clear():
@@ -135,8 +135,9 @@ class SmartBrushController(ToolController):
         worker.bridge = self.snapshot()
 
         def finish(patch):
-            count = self.edit(self.bridge.apply, patch, EditMode.REPLACE)
-            return Reaction(redraw=True, status=f"3D prediction written: {count} voxels")
+            write = getattr(self.logic, "apply_volume", None)  # the brush's edit contract, where available
+            result = self.edit(write, patch) if write else self.edit(self.bridge.apply, patch, EditMode.REPLACE)
+            return Reaction(redraw=True, status=describe_edit(result, "3D prediction written: "))
         return self.start_job("Smart Brush 3D prediction",
                               lambda progress, cancel: worker.predict_volume(plane, progress=progress, cancel=cancel),
                               finish)

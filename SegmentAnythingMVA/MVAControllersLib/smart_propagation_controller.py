@@ -1,7 +1,7 @@
 """Smart Propagation: preview from the slice of a chosen view (a job), Apply as one undo step, re-propagate."""
 from dataclasses import dataclass
 
-from MVAControllersLib.tool_controller import ToolController
+from MVAControllersLib.tool_controller import ToolController, describe_edit
 from MVAControllersLib.view_events import Reaction
 from SmartPropagationLib.propagation_options import PropagationOptions
 
@@ -23,7 +23,8 @@ class SmartPropagationController(ToolController):
         self.logic = SmartPropagationLogic(bridge, self.options)
 
     def on_release(self, event):
-        """A click in a view propagates from that view's slice."""
+        """A click (inside the volume) in a view propagates from that view's slice."""
+        self.pixel_of(self.plane_of(event.slice_node), event)
         return self._preview(event.slice_node, False)
 
     def preview(self, slice_node, repropagate=False):
@@ -69,9 +70,9 @@ class SmartPropagationController(ToolController):
     def _apply(self):
         if self.busy:
             raise ValueError("A propagation is running: wait for it or cancel it")
-        count = self.edit(self.logic.apply)
+        result = self.edit(self.logic.apply)
         self.drawings = {}
-        return Reaction(redraw=True, status=f"Applied: {count} voxels changed")
+        return Reaction(redraw=True, status=describe_edit(result, "Applied: "))
 
     def clear_preview(self):
         self.cancel("the preview was cancelled")

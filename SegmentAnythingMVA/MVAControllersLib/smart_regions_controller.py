@@ -5,7 +5,7 @@ superpixels; the highlight and the boundaries are mapped from that plane into th
 """
 from dataclasses import dataclass
 
-from MVAControllersLib.tool_controller import ToolController
+from MVAControllersLib.tool_controller import ToolController, describe_edit
 from MVAControllersLib.view_events import Reaction
 from MVAControllersLib import view_planes
 from SmartRegionsLib.regions_options import RegionsOptions
@@ -83,12 +83,11 @@ class SmartRegionsController(ToolController):
         return self._take(plane, pixels, add)
 
     def _take(self, plane, pixels, add):
-        count = self.edit(self.logic.drag, plane, pixels, add)
+        result = self.edit(self.logic.drag, plane, pixels, add)
         if self.options.mode == "2d":
             self.labelled_plane = plane
         self._highlight(plane, pixels[-1])
-        verb = "added" if add else "removed"
-        return Reaction(consumed=True, redraw=True, status=f"{count} voxels {verb}")
+        return Reaction(consumed=True, redraw=True, status=describe_edit(result))
 
     def hover(self, event):
         """Highlight the region under the cursor when regions exist (mouse moves never compute them)."""

@@ -45,6 +45,11 @@ class SnapshotBridge(SegmentEditBridge):
     def selected_mask(self):
         return self._mask if self._mask is not None else np.zeros(self._volume.shape, np.uint8)
 
+    def selected_block(self, start_kji, shape_kji):
+        """The captured segment in a block (bool); all False when the snapshot holds no segment."""
+        block = tuple(slice(int(a), int(a) + int(n)) for a, n in zip(start_kji, shape_kji))
+        return self.selected_mask()[block].astype(bool)
+
     def checked_segment(self):
         return None, self.backend.selected_segment_id()
 

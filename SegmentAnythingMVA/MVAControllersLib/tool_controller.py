@@ -10,6 +10,12 @@ from MVAControllersLib.view_events import EventKind, Reaction
 _LOG = logging.getLogger(__name__)
 
 
+def describe_edit(result, prefix=""):
+    """Status text of a bridge write (an EditResult says what changed and why; a plain int counts voxels)."""
+    message = getattr(result, "message", None)
+    return prefix + (message if message else f"{int(result or 0)} voxels changed")
+
+
 class EditNotConfirmed(Exception):
     """The user declined to edit the hidden segment (Slicer's confirmCurrentSegmentVisible answered Cancel)."""
 

@@ -1,0 +1,206 @@
+"""Each tool controller through synthetic event sequences on real slice nodes: strokes, clicks, jobs, keys,
+one undo step per action, and every error shown as a message (never raised)."""
+import numpy as np
+import pytest
+from conftest import GEOMETRIES
+from controller_scene import event, finish_jobs, key, make_scene, slice_node
+
+from MVAControllersLib.background_jobs import JobRunner
+from MVAControllersLib.segment_anything_controller import EngineSource, SegmentAnythingController
+from MVAControllersLib.smart_brush_controller import BrushToolOptions, SmartBrushController
+from MVAControllersLib.smart_propagation_controller import SmartPropagationController
+from MVAControllersLib.smart_regions_controller import RegionsToolOptions, SmartRegionsController
+from MVAControllersLib.view_events import EventKind, ViewEvent
+
+
+@pytest.fixture
+def scene(headless):
+    return make_scene(headless, GEOMETRIES["lps_anisotropic"], names=("A", "B"))
+
+
+def stroke(controller, node, points):
+    reactions = [controller.handle(event("press", node, points[0]))]
+    reactions += [controller.handle(event("move", node, p)) for p in points[1:]]
+    reactions.append(controller.handle(event("release", node, points[-1])))
+    return reactions[-1]
+
+
+def test_a_brush_stroke_previews_then_apply_writes_one_undo_step_and_erase_mode_shrinks_it(scene):
+    controller = SmartBrushController(scene.bridge, JobRunner(threaded=False), options=BrushToolOptions(radius_mm=1.5))
+    centre = scene.centre_ras()
+    node = slice_node("coronal", centre)
+    reaction = stroke(controller, node, [centre, centre + (1.0, 0, 0)])
+    assert "Preview" in reaction.status and scene.segment().sum() == 0
+    painted = controller.view_overlays(node)["preview"].sum()
+    assert painted > 0
+    assert not controller.apply().message
+    written = scene.segment()
+    assert written[scene.local_index(centre)] and written[scene.ball].sum() >= 0.9 * written.sum()
+    controller.options.erase = True  # a mode, not a modifier: Slicer's paint adaptor refuses modifier strokes
+    stroke(controller, node, [centre])
+    assert controller.logic.preview.mask_2d.sum() < written.sum()
+    scene.session.undo()
+    assert scene.segment().sum() == 0
+
+
+def test_predict_3d_uses_the_view_last_painted_in_and_writes_the_segment_it_started_for(scene):
+    controller = SmartBrushController(scene.bridge, JobRunner(threaded=False), options=BrushToolOptions(radius_mm=1.5))
+    assert "Paint a stroke first" in controller.predict_3d().message
+    centre = scene.centre_ras()
+    stroke(controller, slice_node("sagittal", centre), [centre])
+    reaction = controller.predict_3d()
+    assert reaction.job is not None and controller.busy
+    finish_jobs(controller)
+    written = scene.segment()
+    assert written.sum() > written[tuple(np.array(written.shape) // 2)].sum()  # more than one voxel, in 3D
+    assert len({k for k, _, _ in np.argwhere(written)}) > 1
+    assert written[scene.ball].sum() >= 0.8 * written.sum()
+
+
+def test_a_job_is_dropped_when_the_segment_changes_before_it_finishes(scene):
+    controller = SmartBrushController(scene.bridge, JobRunner(threaded=False), options=BrushToolOptions(radius_mm=1.5))
+    centre = scene.centre_ras()
+    stroke(controller, slice_node("axial", centre), [centre])
+    controller.predict_3d()
+    scene.session.select_segment(scene.segment_ids[1])  # the user picks segment B meanwhile
+    reaction = finish_jobs(controller)
+    assert "nothing was written" in reaction.status
+    assert scene.segment().sum() == 0
+    scene.session.select_segment(scene.segment_ids[0])
+    assert scene.segment().sum() == 0
+
+
+def test_a_hidden_segment_declined_is_left_as_it_was(scene):
+    answers = []
+    options = RegionsToolOptions(mode="2d", region_size_mm=6.0, merge_tolerance=None)
+    controller = SmartRegionsController(scene.bridge, confirm_edit=lambda: answers.append(1) and False,
+                                        options=options)
+    centre = scene.centre_ras()
+    node = slice_node("axial", centre)
+    controller.handle(event("press", node, centre))
+    reaction = controller.handle(event("release", node, centre))
+    assert answers and "not applied" in reaction.status and not reaction.message
+    assert scene.segment().sum() == 0
+
+
+def test_regions_hover_highlights_the_region_a_click_then_takes(scene):
+    options = RegionsToolOptions(mode="2d", region_size_mm=6.0, merge_tolerance=None, rim_deviations=None)
+    controller = SmartRegionsController(scene.bridge, JobRunner(threaded=False), options=options)
+    centre = scene.centre_ras()
+    node = slice_node("axial", centre)
+    assert not controller.handle(event("move", node, centre)).redraw  # no regions yet: nothing is computed
+    controller.handle(event("press", node, centre))
+    controller.handle(event("release", node, centre))
+    hover = controller.handle(event("move", node, centre))
+    assert not hover.consumed
+    shown = controller.view_overlays(node)
+    assert shown["hover"].sum() > 0 and shown["boundaries"].sum() > 0
+    plane = controller.plane_of(node)
+    taken = plane.sample(scene.segment().astype(np.uint8), scene.bridge.work_volume().index_to_ras, order=0) > 0
+    assert np.array_equal(controller.drawings["hover"][2], taken)  # one grid for hover and click
+
+
+def test_regions_in_3d_compute_supervoxels_in_a_job_then_take_the_click(scene):
+    options = RegionsToolOptions(mode="3d", region_size_mm=6.0, merge_tolerance=None)
+    controller = SmartRegionsController(scene.bridge, JobRunner(threaded=True), options=options)
+    centre = scene.centre_ras()
+    node = slice_node("sagittal", centre)
+    controller.handle(event("press", node, centre))
+    reaction = controller.handle(event("release", node, centre))
+    assert reaction.job is not None and scene.segment().sum() == 0
+    assert "busy" not in controller.handle(event("press", node, centre)).message  # refused with a message
+    controller.stroke = None
+    finish_jobs(controller)
+    assert scene.segment()[scene.local_index(centre)]
+
+
+def test_propagation_from_a_view_previews_neighbouring_slices_and_apply_is_one_undo_step(scene):
+    from MVABridgeLib.edit_backend import EditMode
+    controller = SmartPropagationController(scene.bridge, JobRunner(threaded=False))
+    centre = scene.centre_ras()
+    node = slice_node("axial", centre)
+    plane = controller.plane_of(node)
+    seed = plane.sample(scene.ball.astype(np.uint8), scene.bridge.work_volume().index_to_ras, order=0) > 0
+    scene.bridge.apply_slice_mask(plane, seed, EditMode.REPLACE)
+    drawn = scene.segment().sum()
+    controller.preview(node)
+    reaction = finish_jobs(controller)
+    assert "Preview" in reaction.status and controller.has_preview
+    assert controller.view_overlays(slice_node("coronal", centre))["preview"].sum() > 0
+    assert not controller.apply().message
+    assert scene.segment().sum() > drawn
+    scene.session.undo()
+    assert scene.segment().sum() == drawn
+
+
+class TinyEngines(EngineSource):
+    def __init__(self, fail=None):
+        self.engine, self.fail, self.loads = None, fail, 0
+
+    def loaded(self):
+        return self.engine
+
+    def load(self, progress, cancel):
+        self.loads += 1
+        if self.fail is not None:
+            raise self.fail
+        from SegmentAnythingLib.engine_factory import create_engine
+        progress(0.5)
+        self.engine = create_engine("tiny")
+        return self.engine
+
+
+def test_a_first_sam_click_loads_the_model_embeds_and_writes_one_undo_step(scene):
+    engines = TinyEngines()
+    controller = SegmentAnythingController(scene.bridge, engines, JobRunner(threaded=True))
+    centre = scene.centre_ras()
+    node = slice_node("axial", centre)
+    reaction = controller.handle(event("press", node, centre))
+    assert reaction.job is not None and "Loading" in reaction.job.label
+    assert controller.handle(event("press", node, centre)).status.startswith("Wait")  # no second click queued
+    reaction = finish_jobs(controller)
+    assert engines.loads == 1 and "Candidates" in reaction.status
+    assert scene.segment().sum() > 0
+    assert controller.handle(key(node, "c")).consumed
+    assert not controller.handle(key(node, "Escape")).consumed  # Esc belongs to the Segment Editor
+    assert controller.handle(key(node, "n")).consumed and controller.logic.session is None
+    scene.session.undo()  # the cycle
+    scene.session.undo()  # the click
+    assert scene.segment().sum() == 0
+
+
+def test_a_model_that_cannot_load_is_a_message_and_nothing_is_written(scene):
+    engines = TinyEngines(fail=ImportError("No module named 'segment_anything'"))
+    controller = SegmentAnythingController(scene.bridge, engines, JobRunner(threaded=False))
+    centre = scene.centre_ras()
+    controller.handle(event("press", slice_node("axial", centre), centre))
+    reaction = controller.poll()
+    assert "segment_anything" in reaction.message and scene.segment().sum() == 0
+
+
+@pytest.mark.parametrize("make", [
+    lambda s: SmartBrushController(s.bridge, JobRunner(threaded=False)),
+    lambda s: SmartRegionsController(s.bridge, JobRunner(threaded=False)),
+    lambda s: SmartPropagationController(s.bridge, JobRunner(threaded=False)),
+    lambda s: SegmentAnythingController(s.bridge, TinyEngines(), JobRunner(threaded=False)),
+])
+def test_clicks_outside_the_volume_and_a_non_linear_transform_are_messages(scene, make):
+    controller = make(scene)
+    far = scene.centre_ras() + (500.0, 0, 0)
+    node = slice_node("axial", scene.centre_ras(), field_of_view_mm=(2000.0, 2000.0))
+    for kind in ("press", "release"):
+        reaction = controller.handle(event(kind, node, far))
+        assert not reaction.message or "outside" in reaction.message
+    grid = scene.headless.scene.AddNewNodeByClass("vtkMRMLGridTransformNode")
+    scene.segmentation.SetAndObserveTransformNodeID(grid.GetID())
+    messages = [controller.handle(event(kind, node, scene.centre_ras())).message for kind in ("press", "release")]
+    assert any("non-linear" in message for message in messages)
+    assert scene.segment().sum() == 0
+
+
+def test_a_missing_source_volume_is_a_message(scene):
+    scene.session.logic.SetSourceVolumeNode(None)
+    scene.session.editor_node.SetAndObserveSourceVolumeNode(None)
+    controller = SmartBrushController(scene.bridge)
+    reaction = controller.handle(ViewEvent(EventKind.PRESS, (5, 5), slice_node("axial", scene.centre_ras())))
+    assert "source volume" in reaction.message.lower()
