@@ -2,11 +2,28 @@
 import dataclasses
 import os
 
+import numpy as np
 import SimpleITK as sitk
 
 from MVAWorkflowLib.errors import InvalidInputError
 
 VOLUME_EXTENSIONS = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+
+
+class UnusableCaseError(InvalidInputError):
+    """A case file or series that cannot be annotated: unreadable, truncated, 2D, 4D, RGB, bad spacing."""
+
+
+class GridMismatchError(InvalidInputError):
+    """A labelmap whose shape or voxel geometry differs from its case's volume."""
+
+
+class AddedCases(list):
+    """Names of the cases added (a list, as before), with `refused`: [(path, message)] of the sources left out."""
+
+    def __init__(self, names=(), refused=()):
+        super().__init__(names)
+        self.refused = list(refused)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +111,99 @@ def read_case_volume(source_path, source_kind, series_uid=None):
     reader.SetFileNames(files)
     image = reader.Execute()
     return sitk.GetArrayFromImage(image), ijk_to_ras_from_sitk(image)
+
+
+def case_problem(source):
+    """Why a CaseSource cannot be annotated (read from its header, without reading the voxels), or None."""
+    from MVABridgeLib.volume_checks import geometry_problem
+    from MVABridgeLib.volume_file_checks import IncompleteFileError, check_file_complete
+    from MVABridgeLib.volume_io import ijk_to_ras_from_sitk
+    path = source.path
+    reader = sitk.ImageFileReader()
+    if source.kind == "dicom":
+        files = dicom_files(path, source.series_uid)
+        if len(files) < 2:
+            return f"{path}: DICOM series {source.series_uid} has {len(files)} image(s); a 3D series is needed"
+        reader.SetFileName(files[0])
+    else:
+        if not os.path.isfile(path):
+            return f"{path} is not a file"
+        if os.path.getsize(path) == 0:
+            return f"{path} is empty (0 bytes)"
+        try:
+            check_file_complete(path)
+        except (IncompleteFileError, OSError) as error:
+            return str(error)
+        reader.SetFileName(path)
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as error:
+        return f"{path} cannot be read as an image ({str(error).strip().splitlines()[-1]})"
+    size = reader.GetSize()
+    if reader.GetNumberOfComponents() != 1:
+        return f"{path} has {reader.GetNumberOfComponents()} components per voxel (RGB/vector); a scalar volume is needed"
+    if source.kind == "dicom":
+        return None
+    if reader.GetDimension() < 3 or (reader.GetDimension() == 3 and size[2] < 2):
+        return f"{path} is a 2D image (size {' x '.join(map(str, size))}); a 3D volume is needed"
+    if reader.GetDimension() > 3:
+        return f"{path} is {reader.GetDimension()}D (size {' x '.join(map(str, size))}); a 3D volume is needed"
+    image = sitk.Image([1, 1, 1], sitk.sitkUInt8)
+    image.SetSpacing(reader.GetSpacing())
+    image.SetOrigin(reader.GetOrigin())
+    try:
+        image.SetDirection(reader.GetDirection())
+    except RuntimeError:
+        return f"{path} has a degenerate direction matrix; fix the image header"
+    return geometry_problem(ijk_to_ras_from_sitk(image), path)
+
+
+def screen_case_sources(sources):
+    """(usable sources, [(path, message)] of the others): one bad file never blocks the rest."""
+    usable, refused = [], []
+    for source in sources:
+        problem = case_problem(source)
+        if problem:
+            refused.append((source.path, problem))
+        else:
+            usable.append(source)
+    return usable, refused
+
+
+def case_grid(source_path, source_kind, series_uid=None):
+    """(shape_kji, ijk_to_ras) of a case's volume (file: from the header only; DICOM: the series is read)."""
+    from MVABridgeLib.volume_io import ijk_to_ras_from_sitk
+    if source_kind == "dicom":
+        array, ijk_to_ras = read_case_volume(source_path, source_kind, series_uid)
+        return array.shape, ijk_to_ras
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(os.fspath(source_path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as error:
+        raise UnusableCaseError(f"The case's volume {source_path} cannot be read any more "
+                                f"({str(error).strip().splitlines()[-1]})") from None
+    image = sitk.Image([1, 1, 1], sitk.sitkUInt8)
+    image.SetSpacing(reader.GetSpacing())
+    image.SetOrigin(reader.GetOrigin())
+    image.SetDirection(reader.GetDirection())
+    return tuple(int(v) for v in reader.GetSize()[::-1]), ijk_to_ras_from_sitk(image)
+
+
+def check_labelmap_grid(case_name, source_path, source_kind, series_uid, labelmap):
+    """Raise GridMismatchError unless `labelmap` (storage.Labelmap) lies on the case volume's voxel grid.
+
+    Matrices may differ by a thousandth of a voxel (floating-point round trips through files).
+    """
+    shape, ijk_to_ras = case_grid(source_path, source_kind, series_uid)
+    if tuple(labelmap.array_kji.shape) != tuple(shape):
+        raise GridMismatchError(f"The labelmap has shape {tuple(labelmap.array_kji.shape)} (k, j, i) but case "
+                                f"{case_name!r} has {tuple(shape)}; save a labelmap on the case's own grid "
+                                "(resample it to the case volume first)")
+    tolerance = 1e-3 * float(np.linalg.norm(ijk_to_ras[:3, :3], axis=0).min())
+    if not np.allclose(np.asarray(labelmap.ijk_to_ras, float), ijk_to_ras, atol=tolerance):
+        raise GridMismatchError(f"The labelmap's spacing, origin or directions differ from case {case_name!r}'s "
+                                "volume; save a labelmap on the case's own grid (resample it to the case volume)")
 
 
 def dicom_files(source_path, series_uid):

@@ -123,6 +123,10 @@ def _run(service, args):
     elif command == "add-cases":
         added = service.add_cases(token, args.project, args.path, dicom=True if args.dicom else None)
         print(f"added {len(added)} case(s): {', '.join(added)}")
+        for _path, message in added.refused:
+            print(f"mva project add-cases: not added: {message}", file=sys.stderr)
+        if added.refused:
+            return 2
     elif command == "queue":
         queue = service.queue(token, args.project)
         _print_cases("mine", queue.mine)

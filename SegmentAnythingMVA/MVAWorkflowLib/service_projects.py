@@ -4,7 +4,7 @@ import re
 
 from sqlalchemy import func, select
 
-from MVAWorkflowLib.case_sources import find_case_sources
+from MVAWorkflowLib.case_sources import AddedCases, UnusableCaseError, find_case_sources, screen_case_sources
 from MVAWorkflowLib.errors import InvalidInputError, NotFoundError
 from MVAWorkflowLib.forms import check_question
 from MVAWorkflowLib.models import Case, FormQuestion, Label, Project
@@ -186,9 +186,22 @@ class ProjectsMixin:
     def add_cases(self, actor, project, path, dicom=None):
         """Admin: add every volume file (or DICOM series) found at `path` as a case "to annotate".
 
-        Cases whose name already exists in the project are skipped. Returns the names added.
+        Cases whose name already exists in the project are skipped. Files that cannot be annotated (unreadable,
+        truncated, 2D, 4D, RGB, bad spacing) are left out with a message each, the others are still added.
+
+        Returns
+        -------
+        AddedCases
+            The names added (a list) and `refused`: [(path, message)].
+
+        Raises
+        ------
+        UnusableCaseError
+            `path` is a single file that cannot be annotated.
         """
-        sources = find_case_sources(path, dicom)
+        sources, refused = screen_case_sources(find_case_sources(path, dicom))
+        if refused and not sources and os.path.isfile(path):
+            raise UnusableCaseError(refused[0][1])
 
         def work(session):
             admin = require(session, actor, "add_cases")
@@ -205,7 +218,7 @@ class ProjectsMixin:
                 audit(session, admin, "add_case", "case", case.id, name=source.name, path=source.path)
                 added.append(source.name)
             return added
-        return self._run(work)
+        return AddedCases(self._run(work), refused)
 
     # --- helpers ---------------------------------------------------------------------------------
     @staticmethod
