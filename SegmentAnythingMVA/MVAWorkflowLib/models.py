@@ -159,6 +159,18 @@ class Assignment(Base):
     __mapper_args__ = {"version_id_col": version}
 
 
+class AnnotationRevision(Base):
+    """One committed save of one assignment: its file (unique name, see `storage`) and that file's SHA-256."""
+    __tablename__ = "annotation_revisions"
+    __table_args__ = (UniqueConstraint("assignment_id", "revision"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id"), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    saved_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class FormQuestion(Base):
     __tablename__ = "form_questions"
     __table_args__ = (UniqueConstraint("project_id", "key"),)

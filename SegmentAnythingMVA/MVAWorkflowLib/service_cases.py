@@ -14,11 +14,10 @@ from MVAWorkflowLib.case_sources import read_case_volume
 from MVAWorkflowLib.errors import (ConflictError, InvalidInputError, InvalidStateError, NotFoundError,
                                    PermissionDeniedError)
 from MVAWorkflowLib.forms import normalise_answer
-from MVAWorkflowLib.models import (Assignment, AssignmentStatus, Case, CaseStatus, FormAnswer, FormQuestion, Label,
+from MVAWorkflowLib.models import (Assignment, AssignmentStatus, Case, CaseStatus, FormAnswer, FormQuestion,
                                    Project, Review, Role, ToolEvent, User, utcnow)
 from MVAWorkflowLib.service_base import (AssignmentInfo, CaseInfo, ReviewInfo, audit, get_or_raise, require,
                                         resolve_actor)
-from MVAWorkflowLib.storage import Labelmap, annotation_path, read_labelmap, write_labelmap
 
 OPEN_WORK = (AssignmentStatus.CLAIMED.value, AssignmentStatus.RETURNED.value)
 
@@ -51,7 +50,7 @@ def case_info(session, case):
 
 
 class CasesMixin:
-    """Queue, claim, save, submit, review."""
+    """Queue, claim, submit, review (saving and opening annotations: `service_annotations`)."""
 
     def queue(self, actor, project):
         """The user's `Queue` for a project (see `Queue`)."""
@@ -130,34 +129,6 @@ class CasesMixin:
                 continue  # someone else took the last slot meanwhile
         return None
 
-    def save_annotation(self, actor, case_id, labelmap, expected_version=None, answers=None):
-        """Annotator: save work in progress as a new revision (atomic; earlier revisions are kept).
-
-        Parameters
-        ----------
-        labelmap : Labelmap
-            Values must be labels of the project (or 0).
-        expected_version : int, optional
-            The `AssignmentInfo.version` the caller last saw; a mismatch raises `ConflictError` and nothing
-            (labelmap or answers) is saved.
-        answers : dict, optional
-            Form answers saved in the same transaction.
-
-        Returns
-        -------
-        AssignmentInfo
-        """
-        def work(session):
-            user, case, assignment = self._open_assignment(session, actor, case_id, expected_version)
-            if answers:
-                self._store_answers(session, case, assignment, answers)
-                audit(session, user, "save_answers", "case", case.id, keys=sorted(answers))
-            self._store(session, case, assignment, labelmap)
-            session.flush()
-            audit(session, user, "save_annotation", "case", case.id, revision=assignment.annotation_revision)
-            return case_info(session, case).assignment_of(user.id)
-        return self._run(work)
-
     def save_answers(self, actor, case_id, answers):
         """Annotator: store form answers ({question key: value}) without submitting. Returns all answers."""
         def work(session):
@@ -179,10 +150,12 @@ class CasesMixin:
         ConflictError
             `expected_version` differs from the assignment's version.
         """
+        staged = self._stage_annotation(actor, case_id, labelmap, expected_version)
+
         def work(session):
             user, case, assignment = self._open_assignment(session, actor, case_id, expected_version)
-            if labelmap is not None:
-                self._store(session, case, assignment, labelmap)
+            if staged is not None:
+                self._commit_revision(session, assignment, staged)
             if assignment.annotation_path is None:
                 raise InvalidInputError(f"Nothing to submit for case {case.name!r}: save an annotation first")
             self._store_answers(session, case, assignment, answers or {})
@@ -199,7 +172,7 @@ class CasesMixin:
             audit(session, user, "submit", "case", case.id, revision=assignment.annotation_revision,
                   case_status=case.status)
             return case_info(session, case)
-        return self._run(work, retry_conflicts=True)
+        return self._run_staged(work, staged)
 
     def review(self, actor, case_id, decision, comment="", expected_version=None):
         """Reviewer / admin: accept a case in review, or return it to its annotators with a comment.
@@ -260,26 +233,6 @@ class CasesMixin:
                                   interactions=int(interactions)))
         self._run(work)
 
-    def load_annotation(self, actor, case_id, annotator=None):
-        """The current revision of an annotation as a `Labelmap` (checksum verified).
-
-        `annotator` (user name) defaults to the caller; others' work is readable by reviewers and admins.
-        Raises `NotFoundError` when nothing was saved.
-        """
-        def work(session):
-            user = resolve_actor(session, actor)
-            case = get_or_raise(session, Case, case_id, "case")
-            target = user if annotator in (None, user.username) else self._user_by_name(session, annotator)
-            if target.id != user.id:
-                require(session, actor, "review")
-            assignment = session.scalar(select(Assignment).where(Assignment.case_id == case.id,
-                                                                 Assignment.annotator_id == target.id))
-            if assignment is None or assignment.annotation_path is None:
-                raise NotFoundError(f"{target.username} has saved no annotation of case {case.name!r}")
-            return assignment.annotation_path, assignment.annotation_sha256
-        path, checksum = self._run(work)
-        return read_labelmap(path, checksum)
-
     def load_volume(self, actor, case_id):
         """The case's image as `(array_kji, ijk_to_ras)`."""
         def work(session):
@@ -315,21 +268,6 @@ class CasesMixin:
             raise ConflictError(f"Your annotation of {case.name!r} was saved elsewhere meanwhile (version "
                                 f"{assignment.version}, you had {expected_version}): reload it")
         return user, case, assignment
-
-    def _store(self, session, case, assignment, labelmap):
-        if not isinstance(labelmap, Labelmap):
-            raise InvalidInputError("Pass a Labelmap (array_kji, ijk_to_ras)")
-        allowed = set(session.scalars(select(Label.value).where(Label.project_id == case.project_id)))
-        unknown = sorted(set(labelmap.label_values()) - allowed)
-        if unknown:
-            raise InvalidInputError(f"Label values {unknown} are not in the project's label set {sorted(allowed)}")
-        project = session.get(Project, case.project_id)
-        revision = assignment.annotation_revision + 1
-        path = annotation_path(project.storage_root, project.id, case.id, assignment.annotator_id, revision)
-        # The file is complete on disk before the row points to it; the previous revision stays.
-        assignment.annotation_sha256 = write_labelmap(path, labelmap)
-        assignment.annotation_path = path
-        assignment.annotation_revision = revision
 
     def _store_answers(self, session, case, assignment, answers):
         questions = {q.key: q for q in session.scalars(select(FormQuestion).where(

@@ -1,14 +1,20 @@
-"""Atomic, versioned files for annotations.
+"""Atomic, versioned, private files for annotations.
 
-Each save writes a new revision file next to the previous ones:
-``<root>/project-<p>/case-<c>/user-<u>/annotation-r0003.nrrd``. The data goes to a temporary file in the
-same folder, is flushed and fsync'ed, then `os.replace`d onto its final name and the folder is fsync'ed.
-The database points at the new revision only after its transaction commits, so a crash at any moment
-leaves the previous revision both on disk and referenced: nothing is corrupted or lost.
+Each save writes a new file under a name no other writer can use,
+``<root>/project-<p>/case-<c>/user-<u>/annotation-<host>-<pid>-<random>.nrrd`` (ids only, never user-chosen
+names). The data goes to a temporary file in the same folder, is flushed and fsync'ed, then `os.replace`d onto
+that name and the folder is fsync'ed; the file becomes a revision only in the database transaction that wins
+the version check, and a losing writer removes its file. A writer killed in between leaves a file no row points
+to; `remove_unfinished_files` deletes such files once their writer process is gone. Files are created 0600 and
+folders 0700: annotations are medical data.
 """
 import dataclasses
 import hashlib
+import logging
 import os
+import re
+import socket
+import time
 import uuid
 
 import numpy as np
@@ -17,6 +23,12 @@ import SimpleITK as sitk
 from MVAWorkflowLib.errors import InvalidInputError, WorkflowError
 
 LABEL_DTYPES = (np.uint8, np.uint16, np.int16, np.int32, np.uint32, np.int8)
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
+#: an unreferenced file of a writer on another machine (whose process cannot be checked) is removed after this
+STALE_SECONDS = 3600
+_WRITER_FILE = re.compile(r"^(?:annotation|\.tmp)-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]+(?:\.[A-Za-z.]+)?$")
+_log = logging.getLogger(__name__)
 
 
 class StorageError(WorkflowError):
@@ -66,10 +78,43 @@ class Labelmap:
         return [int(v) for v in np.unique(self.array_kji) if v != 0]
 
 
-def annotation_path(storage_root, project_id, case_id, user_id, revision):
-    """Path of one revision of one annotator's annotation of one case."""
-    folder = os.path.join(storage_root, f"project-{project_id}", f"case-{case_id}", f"user-{user_id}")
-    return os.path.join(folder, f"annotation-r{revision:04d}.nrrd")
+def _host_tag():
+    return hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+
+
+def writer_tag():
+    """`<host>-<pid>`: identifies this process in the names of the files it writes."""
+    return f"{_host_tag()}-{os.getpid()}"
+
+
+def annotation_folder(storage_root, project_id, case_id, user_id):
+    """Folder of one annotator's revisions of one case (built from ids only)."""
+    return os.path.join(storage_root, f"project-{int(project_id)}", f"case-{int(case_id)}", f"user-{int(user_id)}")
+
+
+def new_annotation_path(storage_root, project_id, case_id, user_id):
+    """A path no other writer (process, thread or call) can choose for a new revision file."""
+    return os.path.join(annotation_folder(storage_root, project_id, case_id, user_id),
+                        f"annotation-{writer_tag()}-{uuid.uuid4().hex}.nrrd")
+
+
+def private_folder(path):
+    """Create `path` and any missing parents with mode 0700 (existing folders are left as they are)."""
+    path = os.path.abspath(path)
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, FOLDER_MODE)
+        except FileExistsError:
+            continue  # made by a concurrent writer meanwhile
+        os.chmod(folder, FOLDER_MODE)  # the umask may have removed bits; make it exactly 0700
+    return missing[0] if missing else path
 
 
 def _fsync_folder(folder):
@@ -84,12 +129,13 @@ def _fsync_folder(folder):
 
 
 def atomic_write(path, write):
-    """Write a file atomically: `write(temporary_path)`, fsync, `os.replace` onto `path`, fsync the folder.
+    """Write a private file atomically: `write(temporary_path)`, fsync, chmod 0600, `os.replace` onto `path`.
 
     Parameters
     ----------
     path : str
         Final path. Its extension is kept on the temporary file (writers choose the format by extension).
+        Missing folders are created 0700.
     write : callable
         Called with the temporary path; must create that file.
 
@@ -99,12 +145,13 @@ def atomic_write(path, write):
         `path`. If anything fails, `path` is left as it was and the temporary file is removed.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    private_folder(folder)
     base = os.path.basename(path)
     extension = base[base.index("."):] if "." in base else ""
-    temporary = os.path.join(folder, f".tmp-{uuid.uuid4().hex}{extension}")
+    temporary = os.path.join(folder, f".tmp-{writer_tag()}-{uuid.uuid4().hex}{extension}")
     try:
         write(temporary)
+        os.chmod(temporary, FILE_MODE)
         with open(temporary, "rb+") as stream:
             stream.flush()
             os.fsync(stream.fileno())
@@ -114,6 +161,55 @@ def atomic_write(path, write):
         if os.path.exists(temporary):
             os.remove(temporary)
     return path
+
+
+def _writer_gone(host, pid):
+    if host != _host_tag():
+        return None  # another machine: unknown
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another account's
+    return False
+
+
+def unfinished_candidates(folder, now=None):
+    """Paths in `folder` written by a process that is gone (or, from another machine, older than an hour).
+
+    These are revision files or temporaries whose save never committed *unless* a database row points to them:
+    check that after calling this (a writer that committed and then died has its row already).
+    """
+    now = time.time() if now is None else now
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        match = _WRITER_FILE.match(name)
+        if not match:
+            continue
+        path = os.path.join(folder, name)
+        gone = _writer_gone(match["host"], int(match["pid"]))
+        try:
+            old = now - os.path.getmtime(path) > STALE_SECONDS
+        except FileNotFoundError:
+            continue
+        if gone or (gone is None and old):
+            found.append(path)
+    return found
+
+
+def discard(path):
+    """Remove a file of a save that did not commit (missing is fine)."""
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
 
 
 def file_sha256(path):
@@ -126,7 +222,7 @@ def file_sha256(path):
 
 
 def write_labelmap(path, labelmap):
-    """Atomically write `labelmap` as a compressed NRRD; returns its SHA-256."""
+    """Atomically write `labelmap` as a compressed NRRD (mode 0600); returns its SHA-256."""
     from MVABridgeLib.volume_io import sitk_from_array
     image = sitk_from_array(labelmap.array_kji, labelmap.ijk_to_ras)
     atomic_write(path, lambda temporary: sitk.WriteImage(image, temporary, True))
@@ -139,10 +235,17 @@ def read_labelmap(path, expected_sha256=None):
     Raises
     ------
     StorageError
-        The file is missing or its bytes differ from `expected_sha256`.
+        The file is missing, its bytes differ from `expected_sha256`, or it cannot be read as a labelmap. The
+        message does not name the file (it may reach a browser); the path is logged on the server.
     """
     if not os.path.exists(path):
-        raise StorageError(f"Annotation file is missing: {path}")
+        _log.warning("annotation file missing: %s", path)
+        raise StorageError("The annotation file is missing from the storage folder")
     if expected_sha256 and file_sha256(path) != expected_sha256:
-        raise StorageError(f"Annotation file {path} does not match its recorded checksum (changed on disk?)")
-    return Labelmap.from_file(path)
+        _log.warning("annotation file does not match its checksum: %s", path)
+        raise StorageError("The annotation file does not match its recorded checksum (changed or damaged on disk)")
+    try:
+        return Labelmap.from_file(path)
+    except InvalidInputError:
+        _log.warning("annotation file unreadable: %s", path)
+        raise StorageError("The annotation file cannot be read as a labelmap") from None
