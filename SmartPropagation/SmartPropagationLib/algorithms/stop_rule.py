@@ -13,6 +13,7 @@ class StopReason(str, Enum):
     LEFT_BOX = "left_box"              # the mask left the box grown from the seed's bounding box
     MAX_SLICES = "max_slices"          # the requested number of slices was reached
     VOLUME_END = "volume_end"          # the first or last slice of the volume was reached
+    OBJECT_ABSENT = "object_absent"    # the predictor's object score says the object is not on this slice (SAM 2)
 
 
 @dataclass
@@ -34,6 +35,9 @@ class StopRule:
         Margin added in-plane to the seed mask's bounding box; None switches the box test off.
     box_outside_fraction : float
         Fraction of the mask allowed outside the box before the box test fires.
+    min_object_score : float or None
+        Smallest acceptable object score logit, for predictors that give one (SAM 2: > 0 means the object is
+        present); slices of predictors without one are not tested.
     """
     min_area_mm2: float | None = 2.0
     area_ratio_band: tuple | None = (0.5, 1.5)
@@ -41,6 +45,7 @@ class StopRule:
     min_quality: float | None = 0.5
     box_margin_mm: float | None = 20.0
     box_outside_fraction: float = 0.05
+    min_object_score: float | None = 0.0
 
     def seed_box(self, seed_mask_2d, spacing_ji):
         """In-plane box (rows, columns slices) allowed for the propagated masks, or None when off."""
@@ -52,7 +57,7 @@ class StopRule:
         return (slice(max(rows[0] - grow[0], 0), rows[-1] + grow[0] + 1),
                 slice(max(cols[0] - grow[1], 0), cols[-1] + grow[1] + 1))
 
-    def check(self, mask_2d, previous_area_px, quality, box, spacing_ji):
+    def check(self, mask_2d, previous_area_px, quality, box, spacing_ji, object_score=None):
         """Evaluate one propagated slice.
 
         Parameters
@@ -67,12 +72,16 @@ class StopRule:
             From `seed_box`.
         spacing_ji : (float, float)
             In-plane spacing in mm.
+        object_score : float, optional
+            The predictor's object score logit (SAM 2), None when it has none.
 
         Returns
         -------
         StopReason or None
             None when the slice is accepted.
         """
+        if object_score is not None and self.min_object_score is not None and object_score < self.min_object_score:
+            return StopReason.OBJECT_ABSENT
         pixel_mm2 = float(spacing_ji[0] * spacing_ji[1])
         area_px = int(np.count_nonzero(mask_2d))
         if area_px == 0 or (self.min_area_mm2 is not None and area_px * pixel_mm2 < self.min_area_mm2):
