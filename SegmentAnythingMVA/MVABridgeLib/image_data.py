@@ -9,6 +9,9 @@ from vtk.util import numpy_support
 
 import slicer
 
+from MVABridgeLib.errors import InvalidGeometryError, InvalidMaskError
+from MVABridgeLib.volume_checks import geometry_problem
+
 
 def matrix_to_array(vtk_matrix):
     return np.array([[vtk_matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
@@ -54,7 +57,12 @@ def oriented_image_from_array(array_kji, ijk_to_ras, extent_start_ijk=(0, 0, 0),
     ijk_to_ras : (4, 4) image-to-world matrix of the *full* grid (index (0,0,0) = its first voxel).
     extent_start_ijk : where `array_kji` starts inside that grid (for sub-extent modifiers).
     """
+    problem = geometry_problem(ijk_to_ras, "The image")
+    if problem:  # Slicer's resampling aborts the process on a zero spacing
+        raise InvalidGeometryError(problem)
     array_kji = np.ascontiguousarray(array_kji)
+    if array_kji.ndim != 3:
+        raise InvalidMaskError(f"A 3D (k, j, i) array is needed, got {array_kji.ndim} dimensions")
     image = slicer.vtkOrientedImageData()
     nk, nj, ni = array_kji.shape
     i0, j0, k0 = (int(v) for v in extent_start_ijk)

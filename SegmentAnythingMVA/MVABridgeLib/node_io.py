@@ -3,6 +3,7 @@ import os
 
 
 from MVABridgeLib.errors import InvalidSegmentationError, InvalidVolumeError
+from MVABridgeLib.volume_file_checks import IncompleteFileError, check_file_complete
 from MVABridgeLib.volume_io import read_volume
 from MVABridgeLib.volumes import add_volume_node
 
@@ -39,10 +40,23 @@ def save_segmentation_node(scene, segmentation_node, path):
     return _write(scene, segmentation_node, "vtkMRMLSegmentationStorageNode", path)
 
 
+def check_segmentation_file(path):
+    """Raise InvalidSegmentationError if a `.seg.nrrd` holds fewer voxel bytes than its header declares."""
+    try:
+        check_file_complete(path)
+    except IncompleteFileError as error:
+        raise InvalidSegmentationError(str(error)) from None
+
+
 def load_segmentation_node(scene, path):
     """Read a `.seg.nrrd` file into a new segmentation node."""
     if not os.path.exists(path):
         raise InvalidSegmentationError(f"No such file: {path}")
+    if os.path.isdir(path):
+        raise InvalidSegmentationError(f"{path} is a folder; choose the .seg.nrrd file inside it")
+    if os.path.getsize(path) == 0:
+        raise InvalidSegmentationError(f"{path} is an empty file (0 bytes); it holds no segmentation")
+    check_segmentation_file(path)
     node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", os.path.basename(path).split(".")[0])
     storage = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
     storage.SetFileName(os.fspath(path))
