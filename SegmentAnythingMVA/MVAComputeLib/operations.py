@@ -80,10 +80,7 @@ class Operations:
         key = json.dumps(spec, sort_keys=True)
         engine = self._engines.get(key)
         if engine is None:
-            from SegmentAnythingLib.engine_factory import create_engine
-            engine = create_engine(spec["name"], checkpoint=spec["checkpoint"], device=spec["device"],
-                                   allow_download=False, input_size=spec["input_size"], cache_mb=256)
-            self._engines[key] = engine
+            engine = self._engines[key] = engine_for_spec(spec)
             while len(self._engines) > ENGINE_SLOTS:
                 self._engines.popitem(last=False)
         self._engines.move_to_end(key)
@@ -143,6 +140,28 @@ class Operations:
         labels, probability = model.predict_box(_box(params["box_kji"]), progress=context.progress,
                                                 cancel=context.cancelled)
         return {}, {"labels": labels.astype(np.int32), "probability": probability.astype(np.float32)}
+
+
+def engine_for_spec(spec, cache_mb=256):
+    """A SamEngine for a model spec; "vit_b-random" (any registry type + "-random") is a random-weight model
+    for speed measurements only. Checkpoints are never downloaded here."""
+    spec = normalised_model_spec(spec)
+    name = spec["name"]
+    if name.endswith("-random"):
+        from SegmentAnythingLib.algorithms.sam_embedding_cache import EmbeddingCache
+        from SegmentAnythingLib.algorithms.sam_engine import SamEngine
+        from SegmentAnythingLib.algorithms.sam_models import bf16_is_fast, build_random_sam, choose_device
+        device = choose_device(spec["device"])
+        model = build_random_sam(name[:-len("-random")], seed=0, device=device)
+        fast = bf16_is_fast(model.device)
+        side = spec["input_size"]
+        engine = SamEngine(model, EmbeddingCache(max_memory_mb=cache_mb), bf16_encoder=fast, bf16_decoder=fast,
+                           input_size=side if side in (None, "auto") else min(int(side), 1024))
+        engine.model_name = name
+        return engine
+    from SegmentAnythingLib.engine_factory import create_engine
+    return create_engine(name, checkpoint=spec["checkpoint"], device=spec["device"], allow_download=False,
+                         input_size=spec["input_size"], cache_mb=cache_mb)
 
 
 def normalised_model_spec(spec):

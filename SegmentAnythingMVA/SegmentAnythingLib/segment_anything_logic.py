@@ -29,7 +29,7 @@ class PromptSession:
 class SegmentAnythingLogic:
     """Point and box prompts on any slice plane, with cached embeddings and background prefetch."""
 
-    def __init__(self, bridge, engine, model_name="model", window_level=None, prefetcher=None):
+    def __init__(self, bridge, engine, model_name="model", window_level=None, prefetcher=None, embedding_store=None):
         self.bridge = bridge
         self.engine = engine
         self.model_name = model_name
@@ -40,12 +40,20 @@ class SegmentAnythingLogic:
         self.last_result = None  # EditResult of the last write (its message is the status text)
         self._window_stamp = None
         self._window_cache = None
+        self.stored = None  # StoredEmbeddings: slices embedded ahead of time by `mva embed`
+        if embedding_store is not None:
+            from SegmentAnythingLib.stored_embeddings import StoredEmbeddings
+            self.stored = StoredEmbeddings(embedding_store, engine)
 
     # --- slice images -------------------------------------------------------------------------------------
     def current_window_level(self):
         if self.window_level is not None:
             return self.window_level
         volume = self.bridge.work_volume()
+        if self.stored is not None:  # the store's fixed embedding window, whatever the display shows
+            stored_window = self.stored.window_for(volume)
+            if stored_window is not None:
+                return stored_window
         node = self.bridge.backend.source_volume_node()
         display = node.GetDisplayNode()
         stamp = (id(volume), display.GetMTime() if display is not None else 0)
@@ -57,9 +65,12 @@ class SegmentAnythingLogic:
     def slice_key(self, plane):
         node = self.bridge.backend.source_volume_node()
         window, level = self.current_window_level()
-        return (node.GetID(), node.GetImageData().GetMTime(), plane.pixel_to_ras_matrix.round(6).tobytes(),
-                plane.shape, round(window, 3), round(level, 3), self.model_name,
-                getattr(self.engine, "img_size", None))
+        key = (node.GetID(), node.GetImageData().GetMTime(), plane.pixel_to_ras_matrix.round(6).tobytes(),
+               plane.shape, round(window, 3), round(level, 3), self.model_name,
+               getattr(self.engine, "img_size", None))
+        if self.stored is not None:
+            self.stored.register(key, plane, self.bridge.work_volume(), (window, level))
+        return key
 
     def slice_image(self, plane):
         """uint8 RGB (rows, cols, 3) of the plane, windowed as the user sees it."""
@@ -169,4 +180,6 @@ class SegmentAnythingLogic:
             text += f"; last one {last[0]:.1f} s at {last[1]} px"
         if self.prefetcher is not None:
             text += "; " + self.prefetcher.status().summary()
+        if self.stored is not None:
+            text += "; " + self.stored.status()
         return text

@@ -69,6 +69,7 @@ class EmbeddingCache:
         self._entries: "OrderedDict[Hashable, CachedEmbedding]" = OrderedDict()
         self._bytes = 0
         self._lock = threading.RLock()
+        self._sources: list = []  # read-only lookups consulted on a miss (an embedding store)
 
     def __len__(self) -> int:
         with self._lock:
@@ -78,6 +79,8 @@ class EmbeddingCache:
         with self._lock:
             if key in self._entries:
                 return True
+        if any(source.contains(key) for source in list(self._sources)):
+            return True
         return self._disk_path(key) is not None and self._disk_path(key).exists()
 
     @property
@@ -94,9 +97,27 @@ class EmbeddingCache:
                 self._entries.move_to_end(key)
                 return entry
         entry = self._read_disk(key)
+        if entry is None:
+            entry = self._read_sources(key)
         if entry is not None:
             self._insert(key, entry)
         return entry
+
+    def add_source(self, source) -> None:
+        """Also answer misses from ``source`` (``contains(key)``, ``lookup(key)`` -> (embedding, original_size,
+        input_size) or None), e.g. SegmentAnythingLib.stored_embeddings; its entries are kept in memory only."""
+        with self._lock:
+            if source not in self._sources:
+                self._sources.append(source)
+
+    def _read_sources(self, key: Hashable) -> Optional[CachedEmbedding]:
+        for source in list(self._sources):
+            found = source.lookup(key)
+            if found is not None:
+                embedding, original_size, input_size = found
+                return CachedEmbedding(embedding.to(torch.float16).contiguous(), tuple(original_size),
+                                       tuple(input_size))
+        return None
 
     def put(self, key: Hashable, embedding: torch.Tensor, original_size: Tuple[int, int],
             input_size: Tuple[int, int]) -> CachedEmbedding:

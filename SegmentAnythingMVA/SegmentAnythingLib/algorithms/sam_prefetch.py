@@ -107,7 +107,9 @@ class EmbeddingPrefetcher:
                 key, provider = self._pending.pop(0)
                 self._current = key
             try:
-                if not self.engine.has_embedding(key):
+                if self.engine.has_embedding(key):
+                    self.engine.cache.get(key)  # brings a stored or on-disk embedding into memory
+                else:
                     self.engine.embed(key, provider)
             except (SamInputError, CheckpointError, OSError, RuntimeError, ValueError) as error:
                 # A slice that cannot be embedded is reported in the status, not raised here.

@@ -1,0 +1,174 @@
+"""Embedding store and `mva embed` in this process (workers=0): resume, invalidation, corruption, cancel, and
+the logic using stored embeddings exactly like fresh ones."""
+import threading
+
+import numpy as np
+import pytest
+from conftest import add_segmentation
+
+from MVABridgeLib.editor_session import SegmentEditorSession
+from MVABridgeLib.segments import segment_mask_in_volume
+from MVABridgeLib.volume_io import read_volume, write_volume
+from MVAComputeLib.embed_cases import cases_from_path, cases_from_project
+from MVAComputeLib.embed_job import EmbedSettings, run_embed, stored_slices
+from MVAComputeLib.operations import engine_for_spec
+from SegmentAnythingLib.algorithms.sam_embedding_store import EmbeddingStore, volume_digest
+from SegmentAnythingLib.segment_anything_logic import SegmentAnythingLogic
+
+MATRIX = np.array([[-0.9, 0, 0, 10.0], [0, -0.8, 0, -5.0], [0, 0, 2.0, 3.0], [0, 0, 0, 1]])
+INLINE = EmbedSettings(workers=0, axes=("axial", "coronal"))
+
+
+def a_volume(seed, shape=(5, 24, 20)):
+    k, j, i = np.mgrid[:shape[0], :shape[1], :shape[2]]
+    disc = ((j - 12) ** 2 + (i - 10) ** 2 < 30) * 300
+    return (disc + np.random.default_rng(seed).integers(0, 60, shape)).astype(np.int16)
+
+
+@pytest.fixture
+def a_case_folder(tmp_path):
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    for seed, name in ((1, "alpha"), (2, "beta")):
+        write_volume(str(folder / f"{name}.nrrd"), a_volume(seed), MATRIX)
+    return folder
+
+
+def all_records(store_path):
+    store = EmbeddingStore(store_path)
+    return {(digest, axis, index): store.case(digest).axis(axis).read(index).tobytes()
+            for digest, axes in stored_slices(store_path).items() for axis in axes
+            for index in store.case(digest).axis(axis).present()}
+
+
+def test_a_folder_is_embedded_once_and_a_second_run_does_nothing(a_case_folder, tmp_path):
+    store_path = tmp_path / "store.zarr"
+    cases = cases_from_path(a_case_folder)
+    first = run_embed(cases, store_path, INLINE)
+    assert first.slices_total == first.slices_computed == 2 * (5 + 24) and first.slices_skipped == 0
+    assert sorted(stored_slices(store_path).values(), key=str) == [{"k": 5, "j": 24}] * 2
+    records = all_records(store_path)
+    second = run_embed(cases, store_path, INLINE)
+    assert second.slices_computed == 0 and second.slices_skipped == first.slices_total
+    assert all_records(store_path) == records
+    assert "58 embedded" in first.text() and "58 already stored" in second.text()
+
+
+def test_an_interrupted_run_resumes_and_a_corrupt_record_is_recomputed(a_case_folder, tmp_path):
+    store_path = tmp_path / "store.zarr"
+    cases = cases_from_path(a_case_folder)
+    stop = threading.Event()
+    cancelled = run_embed(cases, store_path, INLINE, progress=lambda done, total: done >= 7 and stop.set(),
+                          cancel=stop)
+    assert cancelled.cancelled and cancelled.slices_computed == 7 and "resume" in cancelled.text()
+    partial = all_records(store_path)
+    assert len(partial) == 7  # every written record verifies
+    resumed = run_embed(cases, store_path, INLINE)
+    assert resumed.slices_computed == 58 - 7 and not resumed.cancelled
+    complete = all_records(store_path)
+    assert all(complete[key] == value for key, value in partial.items())
+
+    digest = sorted(stored_slices(store_path))[0]
+    axis = EmbeddingStore(store_path, "a").case(digest).axis("k")
+    damaged = np.asarray(axis.embeddings[2]).copy()
+    damaged.flat[0] += 1
+    axis.embeddings[2] = damaged  # bytes changed behind the checksum's back
+    with pytest.raises(Exception, match="corrupt"):
+        EmbeddingStore(store_path).case(digest).axis("k").read(2)
+    repaired = run_embed(cases, store_path, INLINE)
+    assert repaired.slices_computed == 1 and any("1 corrupt" in message for message in repaired.messages)
+    assert all_records(store_path) == complete
+
+
+def test_a_changed_window_or_model_invalidates_the_case(a_case_folder, tmp_path):
+    store_path = tmp_path / "store.zarr"
+    cases = cases_from_path(a_case_folder)[:1]
+    run_embed(cases, store_path, EmbedSettings(workers=0, axes=("axial",)))
+    rewindowed = run_embed(cases, store_path, EmbedSettings(workers=0, axes=("axial",), window=(200.0, 100.0)))
+    assert rewindowed.slices_computed == 5 and "window" in rewindowed.messages[0]
+    case = EmbeddingStore(store_path).case(stored_slices(store_path).popitem()[0])
+    assert case.window == (200.0, 100.0) and case.attrs["window_source"] == "given"
+    resized = run_embed(cases, store_path, EmbedSettings(workers=0, axes=("axial",), window=(200.0, 100.0),
+                                                         input_size=128))
+    assert resized.slices_computed == 5 and "encoder input" in resized.messages[0]
+
+
+def test_a_project_embeds_only_the_cases_it_lists(tmp_path):
+    from MVAWorkflowLib import security
+    from MVAWorkflowLib.service import WorkflowService
+    from MVAWorkflowLib.testing import write_case_volumes
+    security.configure_hasher(time_cost=1, memory_cost_kib=1024)
+    try:
+        url = f"sqlite:///{tmp_path / 'workflow.db'}"
+        service = WorkflowService.open(url)
+        service.create_first_admin("ada", "correct horse battery")
+        token = service.login("ada", "correct horse battery").token
+        project = service.create_project(token, "Brains", storage_root=str(tmp_path / "storage"))
+        write_case_volumes(tmp_path / "listed", names=("one", "two"))
+        write_case_volumes(tmp_path / "listed" / "not_added_later", names=("three",))
+        service.add_cases(token, project.id, str(tmp_path / "listed"))
+        service.database.dispose()
+    finally:
+        security.configure_hasher()
+    cases = cases_from_project(str(tmp_path / "workflow.db"), "Brains")
+    assert [case.name for case in cases] == ["one", "two"]
+    summary = run_embed(cases, tmp_path / "store.zarr", EmbedSettings(workers=0, axes=("axial",)))
+    assert summary.cases == 2 and summary.slices_computed == 12
+    names = {EmbeddingStore(tmp_path / "store.zarr").case(d).attrs["case_name"] for d in stored_slices(
+        tmp_path / "store.zarr")}
+    assert names == {"one", "two"}
+
+
+def logic_on(headless, path, engine, store=None):
+    from MVABridgeLib.volumes import add_volume_node
+    array, ijk_to_ras = read_volume(path)
+    volume = add_volume_node(headless.scene, array, ijk_to_ras)
+    segmentation, (segment_id,) = add_segmentation(headless, volume)
+    session = SegmentEditorSession(volume, segmentation, segment_id, headless.scene)
+    logic = SegmentAnythingLogic(session.bridge, engine, "tiny", embedding_store=store)
+    return logic, volume, segmentation, segment_id
+
+
+def test_the_logic_uses_a_stored_embedding_exactly_like_a_fresh_one(headless, a_case_folder, tmp_path):
+    from MVABridgeLib.slice_geometry import SlicePlane
+    store_path = tmp_path / "store.zarr"
+    run_embed(cases_from_path(a_case_folder), store_path, INLINE)
+    path = str(a_case_folder / "alpha.nrrd")
+    stored_engine = engine_for_spec("tiny")
+    encoded = []
+    original = stored_engine.compute_embedding
+    stored_engine.compute_embedding = lambda image: encoded.append(1) or original(image)
+    logic, volume, segmentation, segment_id = logic_on(headless, path, stored_engine, store_path)
+    window = logic.current_window_level()
+    plane = SlicePlane.for_anatomical_axis("axial", 2, MATRIX, (5, 24, 20))
+    logic.add_point(plane, (12, 10))
+    from_store = segment_mask_in_volume(segmentation, segment_id, volume).astype(bool)
+    assert encoded == [] and logic.stored.hits == 1 and "1 slices used" in logic.status()
+
+    fresh_logic, fresh_volume, fresh_segmentation, fresh_id = logic_on(headless, path, engine_for_spec("tiny"))
+    fresh_logic.window_level = window  # the store's embedding window, as the stored logic used
+    fresh_logic.add_point(plane, (12, 10))
+    fresh = segment_mask_in_volume(fresh_segmentation, fresh_id, fresh_volume).astype(bool)
+    assert from_store.any() and np.array_equal(from_store, fresh)
+
+
+def test_the_logic_says_why_it_embeds_on_demand(headless, a_case_folder, tmp_path):
+    from MVABridgeLib.slice_geometry import SlicePlane, slice_to_ras_for
+    store_path = tmp_path / "store.zarr"
+    run_embed(cases_from_path(a_case_folder)[:1], store_path, EmbedSettings(workers=0, axes=("axial",)))
+    logic, volume, *_ = logic_on(headless, str(a_case_folder / "alpha.nrrd"), engine_for_spec("tiny"), store_path)
+    work = logic.bridge.work_volume()
+    coronal = SlicePlane.for_anatomical_axis("coronal", 3, MATRIX, (5, 24, 20))
+    logic.slice_key(coronal)
+    assert "axis j of this volume was not embedded" in logic.stored.reason
+    tilted = slice_to_ras_for("axial", (10.0, -5.0, 7.0))
+    tilted[:3, :3] = tilted[:3, :3] @ np.array([[1, 0, 0], [0, 0.96, -0.28], [0, 0.28, 0.96]])
+    logic.slice_key(SlicePlane.voxel_aligned(tilted, work.index_to_ras, work.shape))
+    assert "oblique" in logic.stored.reason
+    logic.window_level = (50.0, 20.0)
+    logic.slice_key(SlicePlane.for_anatomical_axis("axial", 1, MATRIX, (5, 24, 20)))
+    assert "window" in logic.stored.reason
+    other, *_ = logic_on(headless, str(a_case_folder / "beta.nrrd"), engine_for_spec("tiny"), store_path)
+    other.slice_key(SlicePlane.for_anatomical_axis("axial", 1, MATRIX, (5, 24, 20)))
+    assert "no stored embeddings for this volume" in other.stored.reason
+    assert volume_digest(*read_volume(str(a_case_folder / "alpha.nrrd"))) in EmbeddingStore(store_path).case_digests()
