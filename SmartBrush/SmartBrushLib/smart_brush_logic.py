@@ -36,7 +36,7 @@ class SmartBrushLogic:
         self.segment_labels = {}  # segment id -> classifier label (>= 1)
         self.painted_box = {}  # id(axis model) -> (low, high) index of all strokes, slice-first layout
         self.positive_strokes = {}  # (plane key, segment id) -> bool 2D union of foreground strokes
-        self.erase_strokes = {}  # (plane key, segment id) -> (plane, bool 2D union of erase strokes)
+        self.erase_strokes = {}  # (plane key, segment id) -> (plane, bool 2D erase strokes not applied yet)
         self.written = {}  # (plane key, segment id) -> bool 2D mask last applied on that plane
         self.edits = ToolEdits("Smart Brush")
         self.preview = None
@@ -142,6 +142,7 @@ class SmartBrushLogic:
         result = self.bridge.write_plane_decision(self.edits, plane, add_2d=self.preview.mask_2d, erase_2d=erased,
                                                   region_2d=self.written.get(key))
         self.written[key] = np.asarray(self.preview.mask_2d, bool)
+        self.erase_strokes.pop(key, None)  # applied once: painting there again later is the user's newer decision
         return result
 
     def apply_volume(self, patch):
@@ -151,8 +152,11 @@ class SmartBrushLogic:
         block = np.asarray(patch.mask_kji, bool)
         erase = self._erase_voxels(volume).full(volume.shape)[
             tuple(slice(a, a + n) for a, n in zip(patch.start_kji, block.shape))]
-        return self.bridge.write_decision(self.edits, patch.start_kji, add=block, retract=~block,
-                                          erase=erase if erase.any() else None)
+        result = self.bridge.write_decision(self.edits, patch.start_kji, add=block, retract=~block,
+                                            erase=erase if erase.any() else None)
+        segment_id = self.bridge.backend.selected_segment_id()
+        self.erase_strokes = {key: value for key, value in self.erase_strokes.items() if key[1] != segment_id}
+        return result
 
     def _erase_voxels(self, volume):
         """Every erase stroke of the selected segment as voxels of the work volume."""
