@@ -1,8 +1,11 @@
 """Export annotations of a project: `.seg.nrrd` (Slicer, via MVABridgeLib.node_io), NIfTI labelmaps
 (SimpleITK) and DICOM SEG (highdicom), with the form answers as JSON and one CSV for the project.
 
-Layout: `<output>/<case>/<annotator>/{segmentation.seg.nrrd, labelmap.nii.gz, segmentation.dcm, answers.json}`,
-`<output>/answers.csv`, `<output>/labels.json`, `<output>/manifest.json`.
+Layout: `<output>/case-<case id>/user-<user id>/{segmentation.seg.nrrd, labelmap.nii.gz, segmentation.dcm,
+answers.json}`, `<output>/answers.csv`, `<output>/labels.json`, `<output>/manifest.json`. Folder names come from
+database ids only: case and user names are chosen by people (a case file `...nii.gz` is case "..", "a b" and
+"a_b" are different users) and appear only inside the files (manifest, answers, DICOM tags). Files are 0600,
+folders 0700.
 """
 import csv
 import dataclasses
@@ -17,7 +20,7 @@ from MVAWorkflowLib.case_sources import dicom_files, read_case_volume
 from MVAWorkflowLib.errors import InvalidInputError
 from MVAWorkflowLib.models import Assignment, Case, FormQuestion, User
 from MVAWorkflowLib.service_base import audit, require
-from MVAWorkflowLib.storage import atomic_write, read_labelmap
+from MVAWorkflowLib.storage import FILE_MODE, atomic_write, private_folder, read_labelmap
 
 FORMATS = ("seg.nrrd", "nifti", "dicom-seg")
 
@@ -64,14 +67,28 @@ def write_nifti(labelmap, path):
     return atomic_write(path, lambda temporary: write_volume(temporary, labelmap.array_kji, labelmap.ijk_to_ras))
 
 
+def case_folder(output, case_id):
+    """`<output>/case-<id>`: the export folder of one case."""
+    return os.path.join(output, f"case-{int(case_id)}")
+
+
+def annotation_folder(output, case_id, user_id):
+    """`<output>/case-<id>/user-<id>`: the export folder of one annotator's work on one case."""
+    return os.path.join(case_folder(output, case_id), f"user-{int(user_id)}")
+
+
 def _source_series(case, work_folder):
     """DICOM files of the case's image in k order (written from the volume for non-DICOM cases)."""
     from MVAWorkflowLib.dicom_io import write_dicom_series
     if case.source_kind == "dicom":
         return dicom_files(case.source_path, case.series_uid)
     array, ijk_to_ras = read_case_volume(case.source_path, case.source_kind)
-    return write_dicom_series(array, ijk_to_ras, work_folder, patient_id=_safe(case.name)[:64],
-                              series_description=case.name[:64])
+    private_folder(work_folder)
+    paths = write_dicom_series(array, ijk_to_ras, work_folder, patient_id=_safe(case.name)[:64],
+                               series_description=case.name[:64])
+    for path in paths:
+        os.chmod(path, FILE_MODE)
+    return paths
 
 
 def export_project(service, actor, project, output, formats=FORMATS, statuses=("accepted",)):
@@ -109,13 +126,13 @@ def export_project(service, actor, project, output, formats=FORMATS, statuses=("
         return row, labels, keys, items
     row, labels, keys, items = service._run(work)
 
-    os.makedirs(output, exist_ok=True)
+    private_folder(output)
     manifest = {"project": row.name, "formats": list(formats), "annotations": []}
     series_cache = {}
     answer_rows = []
     for case, assignment, username, answers in items:
-        folder = os.path.join(output, _safe(case.name), _safe(username))
-        os.makedirs(folder, exist_ok=True)
+        folder = annotation_folder(output, case.id, assignment.annotator_id)
+        private_folder(folder)
         labelmap = read_labelmap(assignment.annotation_path, assignment.annotation_sha256)
         files = []
         if "seg.nrrd" in formats:
@@ -125,21 +142,24 @@ def export_project(service, actor, project, output, formats=FORMATS, statuses=("
         if "dicom-seg" in formats:
             from MVAWorkflowLib.dicom_io import write_dicom_seg
             if case.id not in series_cache:
-                series_cache[case.id] = _source_series(case, os.path.join(output, _safe(case.name), "image-dicom"))
+                series_cache[case.id] = _source_series(case, os.path.join(case_folder(output, case.id),
+                                                                          "image-dicom"))
             target = os.path.join(folder, "segmentation.dcm")
             files.append(atomic_write(target, lambda temporary: write_dicom_seg(
                 labelmap, labels, series_cache[case.id], temporary)))
-        record = {"case": case.name, "annotator": username, "status": case.status,
+        record = {"case": case.name, "case_id": case.id, "annotator": username,
+                  "annotator_id": assignment.annotator_id, "status": case.status,
                   "revision": assignment.annotation_revision, "answers": answers,
-                  "files": [os.path.relpath(f, output) for f in files]}
+                  "folder": os.path.relpath(folder, output), "files": [os.path.relpath(f, output) for f in files]}
         atomic_write(os.path.join(folder, "answers.json"), lambda temporary: _write_json(temporary, record))
         manifest["annotations"].append(record)
-        answer_rows.append({"case": case.name, "annotator": username, "status": case.status,
-                            **{key: answers.get(key) for key in keys}})
+        answer_rows.append({"case_id": case.id, "case": case.name, "annotator_id": assignment.annotator_id,
+                            "annotator": username, "status": case.status, **{key: answers.get(key) for key in keys}})
     atomic_write(os.path.join(output, "labels.json"),
                  lambda temporary: _write_json(temporary, [dataclasses.asdict(label) for label in labels]))
     atomic_write(os.path.join(output, "answers.csv"),
-                 lambda temporary: _write_csv(temporary, ["case", "annotator", "status", *keys], answer_rows))
+                 lambda temporary: _write_csv(temporary, ["case_id", "case", "annotator_id", "annotator", "status", *keys],
+                                                 answer_rows))
     atomic_write(os.path.join(output, "manifest.json"), lambda temporary: _write_json(temporary, manifest))
     return manifest
 

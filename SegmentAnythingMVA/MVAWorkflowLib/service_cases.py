@@ -7,6 +7,7 @@ user cannot overwrite each other. Two *different* annotators submitting the same
 once never conflict: each has their own assignment and the case's status change is retried on fresh data.
 """
 import dataclasses
+import logging
 
 from sqlalchemy import select
 
@@ -18,7 +19,9 @@ from MVAWorkflowLib.models import (Assignment, AssignmentStatus, Case, CaseStatu
                                    Project, Review, Role, ToolEvent, User, utcnow)
 from MVAWorkflowLib.service_base import (AssignmentInfo, CaseInfo, ReviewInfo, audit, get_or_raise, require,
                                         resolve_actor)
+from MVAWorkflowLib.storage import StorageError
 
+_log = logging.getLogger(__name__)
 OPEN_WORK = (AssignmentStatus.CLAIMED.value, AssignmentStatus.RETURNED.value)
 
 
@@ -234,12 +237,24 @@ class CasesMixin:
         self._run(work)
 
     def load_volume(self, actor, case_id):
-        """The case's image as `(array_kji, ijk_to_ras)`."""
+        """The case's image as `(array_kji, ijk_to_ras)`, read from the source recorded for the case.
+
+        Raises
+        ------
+        StorageError
+            The image cannot be read; the message names the case, not the file (the path is logged).
+        """
         def work(session):
             resolve_actor(session, actor)
             case = get_or_raise(session, Case, case_id, "case")
-            return case.source_path, case.source_kind, case.series_uid
-        return read_case_volume(*self._run(work))
+            return case.name, case.source_path, case.source_kind, case.series_uid
+        name, path, kind, series_uid = self._run(work)
+        try:
+            return read_case_volume(path, kind, series_uid)
+        except (ValueError, OSError) as error:
+            _log.warning("case %s: cannot read %s: %s", case_id, path, error)
+            raise StorageError(f"The image of case {name!r} cannot be read (moved, deleted or damaged): ask an "
+                               "admin to check the case's source files") from None
 
     def answers(self, actor, case_id, annotator=None):
         """Form answers {key: value} of the caller (or, for reviewers / admins, of `annotator`)."""

@@ -1,5 +1,6 @@
 """`mva project ...` end to end on SQLite: init, users, labels, cases, queue, claim, submit, review, stats, export."""
 import argparse
+import json
 import os
 import sys
 
@@ -46,7 +47,9 @@ def test_the_project_commands_run_a_case_from_init_to_export(tmp_path, monkeypat
     assert os.path.exists(tmp_path / "stats" / "throughput_per_annotator.png")
     assert mva("project", "--db", db, "--user", "rita", "export", "Liver", "--output", str(tmp_path / "out"),
                "--format", "nifti") == 0
-    assert os.path.exists(tmp_path / "out" / "c1" / "ann" / "labelmap.nii.gz")
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert [(r["case"], r["annotator"]) for r in manifest["annotations"]] == [("c1", "ann")]
+    assert os.path.exists(tmp_path / "out" / manifest["annotations"][0]["folder"] / "labelmap.nii.gz")
 
 
 def test_a_wrong_password_exits_with_status_2_and_a_message(tmp_path, monkeypatch, capsys):

@@ -75,7 +75,8 @@ def test_export_writes_nifti_seg_nrrd_dicom_seg_and_answers(service, team, tmp_p
     out = tmp_path / "export"
     manifest = export_project(service, team["rita"], team["project"].id, str(out))
     assert len(manifest["annotations"]) == 2
-    folder = out / "case_a" / "ann"
+    folder = out / next(r["folder"] for r in manifest["annotations"] if r["annotator"] == "ann")
+    assert folder == out / f"case-{case.id}" / f"user-{service.whoami(team['ann']).id}"
     nifti = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "labelmap.nii.gz")))
     np.testing.assert_array_equal(nifti, truth.array_kji)
 
@@ -90,7 +91,8 @@ def test_export_writes_nifti_seg_nrrd_dicom_seg_and_answers(service, team, tmp_p
     assert "Segment0_Name:=Liver" in header and "10200004" in header
     answers = json.loads((folder / "answers.json").read_text())
     assert answers["answers"] == {"quality": "good", "lesions": 1.0}
-    assert (out / "answers.csv").read_text().splitlines()[0] == "case,annotator,status,quality,lesions"
+    assert (out / "answers.csv").read_text().splitlines()[0] == \
+        "case_id,case,annotator_id,annotator,status,quality,lesions"
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -114,8 +116,8 @@ def test_a_dicom_folder_becomes_one_case_per_series_and_exports_dicom_seg_on_it(
     mask[1:3, 2:4, 1:4] = 1
     service.submit(team["ann"], single.id, Labelmap(mask, ijk_to_ras))
     service.review(team["rita"], single.id, "accept")
-    export_project(service, team["rita"], project.id, str(tmp_path / "out"), formats=["dicom-seg"])
-    seg = hd.seg.segread(str(tmp_path / "out" / "series1" / "ann" / "segmentation.dcm"))
+    manifest = export_project(service, team["rita"], project.id, str(tmp_path / "out"), formats=["dicom-seg"])
+    seg = hd.seg.segread(str(tmp_path / "out" / manifest["annotations"][0]["folder"] / "segmentation.dcm"))
     source_uids = {ref.ReferencedSOPInstanceUID for item in seg.ReferencedSeriesSequence
                    for ref in item.ReferencedInstanceSequence}
     import pydicom
