@@ -5,8 +5,12 @@ the top of the view, as the user sees it. Volume arrays are (k, j, i) and `index
 index (i, j, k) to RAS (see image_data.index_to_ras).
 
 For planes whose normal is parallel to a volume axis, `voxel_aligned` puts pixel centres exactly on voxel centres
-of one voxel slice, so slicing and writing back are exact. Oblique planes are sampled at the finest in-plane
-spacing and written back into the voxels the plane passes through.
+of one voxel slice, so slicing and writing back are exact. On every plane, aligned or oblique, pixel (row, col)
+stands for its centre point: `mask_to_volume` writes the voxel that contains each mask pixel's centre, which is
+the voxel `sample(..., order=0)` reads there, so what a tool reads at a pixel is what its edit changes.
+Oblique planes are sampled at half the finest voxel spacing so that nearly every voxel the plane cuts holds a
+pixel centre. A plane may carry `world_to_segmentation` (world RAS -> the plane's frame, e.g. under a
+segmentation's parent transform) for `world_to_pixel`; the view -> voxel functions are in view_geometry.py.
 """
 from dataclasses import dataclass
 
@@ -14,8 +18,13 @@ import numpy as np
 from scipy import ndimage
 
 from MVABridgeLib.errors import InvalidMaskError, OutsideVolumeError
+from MVABridgeLib.oblique_voxels import oblique_mask_voxels
 
 AXIS_ALIGNED_TOLERANCE = 1e-4
+# a plane counts as one voxel slice only if its normal index drifts by less than this across the volume, so
+# snapping it to the slice changes no point's voxel (except points this close to a voxel face)
+ALIGNED_DRIFT_VOXELS = 1e-3
+OBLIQUE_OVERSAMPLING = 2  # oblique pixels per finest voxel spacing
 ANATOMICAL_AXES = ("axial", "coronal", "sagittal")
 
 
@@ -64,6 +73,26 @@ def nearest_volume_axis(direction_ras, index_to_ras):
     return axis, (1 if cosines[axis] > 0 else -1), float(abs(cosines[axis]))
 
 
+def aligned_volume_axis(slice_to_ras, index_to_ras, shape_kji):
+    """The array axis in (i, j, k) numbering that the plane of `slice_to_ras` is a voxel slice of, or None.
+
+    Nearly parallel is not enough: the plane's index along that axis must stay within ALIGNED_DRIFT_VOXELS
+    over the whole volume, or a point far from the origin would land on a neighbouring slice.
+    """
+    slice_to_ras = np.asarray(slice_to_ras, float)
+    normal_ras = np.cross(slice_to_ras[:3, 0], slice_to_ras[:3, 1])
+    axis, _, cosine = nearest_volume_axis(normal_ras, index_to_ras)
+    if cosine <= 1 - AXIS_ALIGNED_TOLERANCE:
+        return None
+    ras_to_index = np.linalg.inv(index_to_ras)
+    # change of the axis index per mm along the plane's two in-plane directions, times the volume's size
+    in_plane = np.stack([slice_to_ras[:3, 0] / np.linalg.norm(slice_to_ras[:3, 0]),
+                         slice_to_ras[:3, 1] / np.linalg.norm(slice_to_ras[:3, 1])], 1)
+    slope = ras_to_index[axis, :3] @ in_plane
+    diagonal_mm = float(np.linalg.norm(index_to_ras[:3, :3] @ np.asarray(shape_kji[::-1], float)))
+    return axis if float(np.abs(slope).sum()) * diagonal_mm < ALIGNED_DRIFT_VOXELS else None
+
+
 class SlicePlane:
     """A 2D pixel grid in RAS space.
 
@@ -71,13 +100,18 @@ class SlicePlane:
     ----------
     pixel_to_ras : (4, 4) array mapping (col, row, 0, 1) to RAS.
     shape : (rows, cols)
+    world_to_segmentation : (4, 4) array, optional
+        World RAS -> the RAS frame of `pixel_to_ras` (a segmentation's coordinates under its parent
+        transform); identity by default. Only `world_to_pixel` uses it.
     """
 
-    def __init__(self, pixel_to_ras, shape, aligned_axis=None, slice_index=None):
+    def __init__(self, pixel_to_ras, shape, aligned_axis=None, slice_index=None, world_to_segmentation=None):
         self.pixel_to_ras_matrix = np.asarray(pixel_to_ras, float)
         self.shape = (int(shape[0]), int(shape[1]))
         self.aligned_axis = aligned_axis  # array axis (0=k, 1=j, 2=i) when the plane is one voxel slice
         self.slice_index = slice_index
+        self.world_to_segmentation = np.eye(4) if world_to_segmentation is None \
+            else np.asarray(world_to_segmentation, float)
         basis = self.pixel_to_ras_matrix[:3, :3].copy()
         self.normal_ras = np.cross(basis[:, 0], basis[:, 1])
         self.normal_ras /= np.linalg.norm(self.normal_ras)
@@ -91,18 +125,23 @@ class SlicePlane:
 
     # --- construction -----------------------------------------------------------------------------------
     @classmethod
-    def from_slice_view(cls, xy_to_ras, dimensions_xy):
-        """The view's own pixel grid (vtkMRMLSliceNode.GetXYToRAS(), GetDimensions()[:2]); row 0 at the top."""
+    def from_slice_view(cls, xy_to_ras, dimensions_xy, world_to_segmentation=None):
+        """The view's own pixel grid (vtkMRMLSliceNode.GetXYToRAS(), GetDimensions()[:2]); row 0 at the top.
+
+        With `world_to_segmentation` the plane is in that frame (pixel (row, col) is view XY (col, height-1-row)).
+        """
         width, height = int(dimensions_xy[0]), int(dimensions_xy[1])
         flip = np.array([[1, 0, 0, 0], [0, -1, 0, height - 1], [0, 0, 1, 0], [0, 0, 0, 1]], float)
-        return cls(np.asarray(xy_to_ras, float) @ flip, (height, width))
+        to_frame = np.eye(4) if world_to_segmentation is None else np.asarray(world_to_segmentation, float)
+        return cls(to_frame @ np.asarray(xy_to_ras, float) @ flip, (height, width),
+                   world_to_segmentation=to_frame)
 
     @classmethod
     def voxel_aligned(cls, slice_to_ras, index_to_ras, shape_kji):
         """A plane through slice_to_ras's origin with slice_to_ras's orientation, at voxel resolution.
 
         If the slice normal is parallel to a volume axis, the plane snaps to the nearest voxel slice and pixels
-        are exactly its voxels. Otherwise an oblique grid at the finest in-plane spacing covers the volume.
+        are exactly its voxels. Otherwise an oblique grid at half the finest voxel spacing covers the volume.
 
         Raises
         ------
@@ -110,11 +149,11 @@ class SlicePlane:
             The plane does not cut the volume.
         """
         slice_to_ras = np.asarray(slice_to_ras, float)
-        x_ras, y_ras, normal_ras = slice_to_ras[:3, 0], slice_to_ras[:3, 1], slice_to_ras[:3, 2]
+        x_ras, y_ras = slice_to_ras[:3, 0], slice_to_ras[:3, 1]
         index_to_ras = np.asarray(index_to_ras, float)
         n_ijk = np.array(shape_kji[::-1])
-        axis, _, cosine = nearest_volume_axis(normal_ras, index_to_ras)
-        if cosine > 1 - AXIS_ALIGNED_TOLERANCE:
+        axis = aligned_volume_axis(slice_to_ras, index_to_ras, shape_kji)
+        if axis is not None:
             origin_ijk = np.linalg.solve(index_to_ras, np.append(slice_to_ras[:3, 3], 1.0))[:3]
             index = int(np.floor(origin_ijk[axis] + 0.5))
             if not 0 <= index < n_ijk[axis]:
@@ -137,10 +176,26 @@ class SlicePlane:
 
     @classmethod
     def _oblique(cls, slice_to_ras, index_to_ras, n_ijk):
-        spacing = float(np.linalg.norm(index_to_ras[:3, :3], axis=0).min())
+        spacing = float(np.linalg.norm(index_to_ras[:3, :3], axis=0).min()) / OBLIQUE_OVERSAMPLING
         u = slice_to_ras[:3, 0] / np.linalg.norm(slice_to_ras[:3, 0]) * spacing
         v = -slice_to_ras[:3, 1] / np.linalg.norm(slice_to_ras[:3, 1]) * spacing
-        origin = slice_to_ras[:3, 3]
+        return cls.covering_grid(u, v, slice_to_ras[:3, 3], index_to_ras, n_ijk)
+
+    @classmethod
+    def covering_grid(cls, u_ras, v_ras, origin_ras, index_to_ras, n_ijk, max_pixels=None, focus_ras=None,
+                      world_to_segmentation=None):
+        """The pixels of the lattice origin_ras + col * u_ras + row * v_ras that cover the volume's projection.
+
+        Every lattice point stays a pixel centre (the grid starts at a whole number of steps from
+        `origin_ras`). With `max_pixels`, a larger grid is cropped to a window of about that size around
+        `focus_ras`.
+
+        Raises
+        ------
+        OutsideVolumeError
+            The plane does not cut the volume.
+        """
+        u, v, origin = (np.asarray(a, float) for a in (u_ras, v_ras, origin_ras))
         corners = np.array([[a, b, c] for a in (-0.5, n_ijk[0] - 0.5) for b in (-0.5, n_ijk[1] - 0.5)
                             for c in (-0.5, n_ijk[2] - 0.5)])
         corners_ras = (index_to_ras @ _homogeneous(corners).T).T[:, :3]
@@ -149,14 +204,22 @@ class SlicePlane:
         distances = (corners_ras - origin) @ normal
         if distances.min() > 0 or distances.max() < 0:
             raise OutsideVolumeError("The oblique slice does not cut the volume")
-        plane_coords = np.linalg.lstsq(np.stack([u, v], 1), (corners_ras - origin).T, rcond=None)[0]
+        in_plane = np.stack([u, v], 1)
+        plane_coords = np.linalg.lstsq(in_plane, (corners_ras - origin).T, rcond=None)[0]
         low = np.floor(plane_coords.min(axis=1))
         high = np.ceil(plane_coords.max(axis=1))
+        if max_pixels is not None and np.prod(high - low + 1) > max_pixels:
+            centre = np.round(np.linalg.lstsq(in_plane, np.asarray(focus_ras, float) - origin, rcond=None)[0])
+            half = np.floor(np.sqrt(max_pixels) / 2)
+            low, high = np.maximum(low, centre - half), np.minimum(high, centre + half)
+            if np.any(high < low):
+                raise OutsideVolumeError("The visible part of the slice does not cut the volume")
         pixel_to_ras = np.eye(4)
-        pixel_to_ras[:3, 0], pixel_to_ras[:3, 1], pixel_to_ras[:3, 2] = u, v, normal * spacing
+        pixel_to_ras[:3, 0], pixel_to_ras[:3, 1] = u, v
+        pixel_to_ras[:3, 2] = normal * float(min(np.linalg.norm(u), np.linalg.norm(v)))
         pixel_to_ras[:3, 3] = origin + low[0] * u + low[1] * v
         shape = (int(high[1] - low[1]) + 1, int(high[0] - low[0]) + 1)
-        return cls(pixel_to_ras, shape)
+        return cls(pixel_to_ras, shape, world_to_segmentation=world_to_segmentation)
 
     @classmethod
     def for_anatomical_axis(cls, orientation, index, index_to_ras, shape_kji):
@@ -194,7 +257,7 @@ class SlicePlane:
             raise ValueError("Only voxel-aligned planes have neighbouring voxel slices")
         matrix = self.pixel_to_ras_matrix.copy()
         matrix[:3, 3] += delta * matrix[:3, 2]
-        return SlicePlane(matrix, self.shape, self.aligned_axis, self.slice_index + delta)
+        return SlicePlane(matrix, self.shape, self.aligned_axis, self.slice_index + delta, self.world_to_segmentation)
 
     def as_one_slice_volume(self):
         """IJK->RAS of a one-slice volume whose voxels are this plane's pixels (column = i, row = j), e.g. to
@@ -215,6 +278,11 @@ class SlicePlane:
         """(N, 3) RAS -> ((N, 2) pixel (row, col) as floats, (N,) signed distance from the plane in mm)."""
         local = (self._ras_to_pixel @ _homogeneous(points_ras).T).T
         return np.stack([local[:, 1], local[:, 0]], 1), local[:, 2]
+
+    def world_to_pixel(self, points_world):
+        """(N, 3) world RAS (e.g. a slice view's cursor) -> ((N, 2) pixel (row, col) floats, (N,) distance in mm),
+        through `world_to_segmentation`."""
+        return self.ras_to_pixel((self.world_to_segmentation @ _homogeneous(points_world).T).T[:, :3])
 
     def pixel_to_index_kji(self, points_rc, index_to_ras):
         """(N, 2) pixel (row, col) -> (N, 3) fractional array index (k, j, i)."""
@@ -280,17 +348,27 @@ class SlicePlane:
         plane = SlicePlane(self.pixel_to_ras_matrix, self.shape, self.aligned_axis, 0)
         return plane._aligned_view(np.expand_dims(np.asarray(slice_2d), self.aligned_axis), index_to_ras)
 
+    def pixel_voxels_kji(self, pixels_rc, index_to_ras):
+        """(N, 2) pixel (row, col), integer or fractional -> (N, 3) int index (k, j, i) of the voxel that contains
+        each point (Slicer's rounding, XyzToIjk); may lie outside the volume."""
+        return np.floor(self.pixel_to_index_kji(pixels_rc, index_to_ras) + 0.5).astype(int)
+
     def mask_to_volume(self, mask_2d, index_to_ras, shape_kji, region_2d=None):
         """Voxels of the volume grid that a 2D mask in this plane covers.
+
+        Each mask pixel stands for its centre point and selects the voxel containing it (the voxel
+        `sample(..., order=0)` reads there): one pixel is one voxel, on aligned and oblique planes alike.
+        Pixels whose centre lies outside the volume select nothing. On oblique planes, a voxel the plane cuts
+        that holds no pixel centre (a thin corner) is added when the mask covers ORPHAN_FILL_PIXELS pixels all
+        around where it projects, so painted areas have no holes.
 
         Returns
         -------
         selected : VoxelPatch
-            Voxel-aligned planes: exactly the mask on one voxel slice. Oblique planes: the voxels the plane passes
-            through whose centre projects onto a mask pixel.
+            The voxels of the mask's pixels.
         covered : VoxelPatch
-            Same block: all voxels of the plane (restricted to `region_2d` pixels when given, oblique only), i.e.
-            what a "replace" edit in this plane may clear.
+            Same block: voxel-aligned planes: the whole voxel slice; oblique planes: the voxels of the mask's and
+            `region_2d`'s pixels, i.e. what a "replace" edit in this plane may clear.
         """
         mask_2d = np.asarray(mask_2d)
         if mask_2d.shape != self.shape:
@@ -309,28 +387,9 @@ class SlicePlane:
         return self._oblique_mask_to_volume(mask_2d, region_2d, index_to_ras, shape_kji)
 
     def _oblique_mask_to_volume(self, mask_2d, region_2d, index_to_ras, shape_kji):
-        empty = VoxelPatch((0, 0, 0), np.zeros((0, 0, 0), bool))
-        rows, cols = np.nonzero(region_2d)
-        if len(rows) == 0:
+        found = oblique_mask_voxels(self, mask_2d, region_2d, index_to_ras, shape_kji)
+        if found is None:
+            empty = VoxelPatch((0, 0, 0), np.zeros((0, 0, 0), bool))
             return empty, empty
-        # candidate voxels: the index box of the region's pixels, grown by one voxel
-        corners = np.array([[r, c] for r in (rows.min() - 1, rows.max() + 1) for c in (cols.min() - 1, cols.max() + 1)])
-        corner_index = self.pixel_to_index_kji(corners, index_to_ras)
-        low = np.maximum(np.floor(corner_index.min(0)) - 1, 0).astype(int)
-        high = np.minimum(np.ceil(corner_index.max(0)) + 1, np.array(shape_kji) - 1).astype(int)
-        if np.any(high < low):
-            return empty, empty
-        grid = np.stack(np.meshgrid(*[np.arange(lo, hi + 1) for lo, hi in zip(low, high)], indexing="ij"), -1)
-        pixel, distance = self.index_kji_to_pixel(grid.reshape(-1, 3), index_to_ras)
-        # a voxel (a box with edge vectors a_i) meets the plane when |distance| <= half its extent along the normal
-        half_thickness = 0.5 * np.abs(index_to_ras[:3, :3].T @ self.normal_ras).sum()
-        pixel = np.round(pixel).astype(int)
-        inside = (np.abs(distance) <= half_thickness + 1e-9) & (pixel[:, 0] >= 0) & (pixel[:, 0] < self.shape[0]) \
-            & (pixel[:, 1] >= 0) & (pixel[:, 1] < self.shape[1])
-        selected = np.zeros(len(pixel), bool)
-        covered = np.zeros(len(pixel), bool)
-        selected[inside] = mask_2d[pixel[inside, 0], pixel[inside, 1]]
-        covered[inside] = region_2d[pixel[inside, 0], pixel[inside, 1]]
-        start = tuple(int(v) for v in low)
-        return VoxelPatch(start, selected.reshape(grid.shape[:3])), VoxelPatch(start, covered.reshape(grid.shape[:3]))
-
+        start, selected, covered = found
+        return VoxelPatch(start, selected), VoxelPatch(start, covered)

@@ -123,35 +123,39 @@ def test_mask_written_from_a_standard_view_lands_on_exactly_one_voxel_slice(head
     assert np.array_equal(plane.sample(written, matrix) > 0, mask_2d)
 
 
-def test_mask_written_from_an_oblique_view_touches_only_voxels_the_plane_passes_through(headless):
+def test_mask_written_from_an_oblique_view_holds_the_voxel_under_each_pixel_and_no_holes(headless):
     matrix = GEOMETRIES["lps_anisotropic"]
     volume = smooth_volume((10, 14, 16)).astype(np.int16)
     node, segmentation, segment_id, session = session_for(headless, volume, matrix)
-    slice_to_ras = slice_to_ras_for("axial", center_ras(matrix, volume.shape))
+    # through a point off every voxel face, so no pixel centre sits on one
+    slice_to_ras = slice_to_ras_for("axial", center_ras(matrix, volume.shape) + [0.123, 0.271, 0.0917])
     slice_to_ras[:3, :3] = rotation(0, 30) @ slice_to_ras[:3, :3]
     plane = SlicePlane.voxel_aligned(slice_to_ras, matrix, volume.shape)
     assert not plane.is_voxel_aligned
     rows, cols = np.mgrid[0:plane.shape[0], 0:plane.shape[1]]
     center = np.array(plane.shape) / 2
-    mask_2d = (rows - center[0]) ** 2 + (cols - center[1]) ** 2 < 5 ** 2
+    mask_2d = (rows - center[0]) ** 2 + (cols - center[1]) ** 2 < 8 ** 2
     session.bridge.apply_slice_mask(plane, mask_2d, EditMode.ADD)
-    written = segment_mask_in_volume(segmentation, segment_id, node)
-    voxels = np.argwhere(written)
-    assert len(voxels) > mask_2d.sum() * 0.3
-    pixel, distance = plane.index_kji_to_pixel(voxels, matrix)
-    half_thickness = 0.5 * np.abs(matrix[:3, :3].T @ plane.normal_ras).sum()
-    assert np.all(np.abs(distance) <= half_thickness + 1e-6)
-    pixel = np.round(pixel).astype(int)
-    assert mask_2d[pixel[:, 0], pixel[:, 1]].all()
-    # every voxel whose centre lies on the plane under the mask is included
-    all_index = np.argwhere(np.ones(volume.shape, bool))
-    all_pixel, all_distance = plane.index_kji_to_pixel(all_index, matrix)
-    all_pixel = np.round(all_pixel).astype(int)
-    in_grid = (all_pixel[:, 0] >= 0) & (all_pixel[:, 0] < plane.shape[0]) & (all_pixel[:, 1] >= 0) & \
-        (all_pixel[:, 1] < plane.shape[1])
-    on_plane = in_grid & (np.abs(all_distance) < 0.3)
-    on_plane[on_plane] = mask_2d[all_pixel[on_plane, 0], all_pixel[on_plane, 1]]
-    assert written[tuple(all_index[on_plane].T)].all()
+    written = segment_mask_in_volume(segmentation, segment_id, node).astype(bool)
+    # the voxel containing each mask pixel's centre (index from the matrix, rounded as Slicer's XyzToIjk)
+    centres_ras = plane.pixel_to_ras(np.argwhere(mask_2d))
+    ijk = (np.linalg.inv(matrix) @ np.column_stack([centres_ras, np.ones(len(centres_ras))]).T).T[:, :3]
+    under_pixels = {tuple(v) for v in np.floor(ijk + 0.5).astype(int)[:, ::-1]}
+    assert under_pixels <= {tuple(v) for v in np.argwhere(written)}
+    assert np.array_equal(plane.sample(written, matrix, order=0)[mask_2d], np.ones(mask_2d.sum(), bool))
+    # every other voxel written is one the plane cuts, inside the disc, holding no pixel centre
+    extra = np.array([v for v in map(tuple, np.argwhere(written)) if v not in under_pixels])
+    assert len(extra) < 0.2 * len(under_pixels)
+    if len(extra):
+        pixel, distance = plane.index_kji_to_pixel(extra, matrix)
+        assert np.all(np.abs(distance) <= 0.5 * np.abs(matrix[:3, :3].T @ plane.normal_ras).sum() + 1e-9)
+        assert np.all(np.linalg.norm(pixel - center, axis=1) < 8)
+    # no holes: dense points of the disc's inner part all lie in written voxels
+    rng = np.random.default_rng(0)
+    angle, radius = rng.uniform(0, 2 * np.pi, 5000), 6.5 * np.sqrt(rng.uniform(0, 1, 5000))
+    points_rc = center + np.stack([radius * np.sin(angle), radius * np.cos(angle)], 1)
+    inside = plane.pixel_voxels_kji(points_rc, matrix)
+    assert written[tuple(inside.T)].all()
 
 
 def test_slice_outside_the_volume_raises():
