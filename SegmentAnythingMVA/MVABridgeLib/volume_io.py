@@ -46,19 +46,62 @@ def sitk_from_array(array_kji, ijk_to_ras):
     return image
 
 
-def _read_sitk(path):
+def check_volume_file(path, allow_vector=False, min_slices=1):
+    """Raise VolumeFileError (or a subclass) unless `path` is a complete 3D scalar image, judged from its header.
+
+    Cheap (no voxels are read except to verify a compressed stream's length), so callers can check inputs
+    before slow work. A folder is left to `read_volume` (DICOM).
+
+    Parameters
+    ----------
+    path : str or path-like
+    allow_vector : bool
+        Accept several components per voxel.
+    min_slices : int
+        Fewest slices (third axis) accepted; 2 refuses a single-slice "3D" file as 2D.
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise VolumeFileError(f"No such file or folder: {path}")
-    if os.path.isfile(path):
-        if os.path.getsize(path) == 0:
-            raise VolumeFileError(f"{path} is an empty file (0 bytes); choose the image file itself")
-        try:
-            check_file_complete(path)
-        except IncompleteFileError as error:
-            raise TruncatedVolumeFileError(str(error)) from None
-        except OSError as error:
-            raise VolumeFileError(f"Cannot read {path}: {error.strerror or error}") from None
+    if os.path.isdir(path):
+        return
+    if os.path.getsize(path) == 0:
+        raise VolumeFileError(f"{path} is an empty file (0 bytes); choose the image file itself")
+    try:
+        check_file_complete(path)
+    except IncompleteFileError as error:
+        raise TruncatedVolumeFileError(str(error)) from None
+    except OSError as error:
+        raise VolumeFileError(f"Cannot read {path}: {error.strerror or error}") from None
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(path)
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as error:
+        raise VolumeFileError(f"Cannot read {path} as an image: {_reason(error)}") from None
+    _check_image(path, reader, reader.GetNumberOfComponents(), allow_vector, min_slices)
+
+
+def _reason(error):
+    return str(error).strip().splitlines()[-1]
+
+
+def _check_image(path, image, components, allow_vector, min_slices):
+    """Dimension, components, slices and geometry of a SimpleITK image or header reader."""
+    if components != 1 and not allow_vector:
+        raise VolumeFileError(f"{path} has {components} components per voxel (RGB/vector); a scalar volume is needed")
+    size = tuple(image.GetSize())
+    listed = " x ".join(map(str, size))
+    if image.GetDimension() == 2 or (image.GetDimension() == 3 and size[2] < min_slices):
+        raise VolumeFileError(f"{path} is a 2D image (size {listed}); a 3D volume is needed")
+    if image.GetDimension() != 3:
+        raise VolumeFileError(f"{path} is {image.GetDimension()}D (size {listed}); a 3D volume is needed")
+    problem = geometry_problem(ijk_to_ras_from_sitk(image), str(path))
+    if problem:
+        raise VolumeFileGeometryError(problem)
+
+
+def _read_sitk(path):
     try:
         if os.path.isdir(path):
             reader = sitk.ImageSeriesReader()
@@ -69,7 +112,7 @@ def _read_sitk(path):
             return reader.Execute()
         return sitk.ReadImage(path)
     except RuntimeError as error:
-        reason = str(error).strip().splitlines()[-1]
+        reason = _reason(error)
         if os.path.isfile(path) and "No such file or directory" in reason:
             # MetaImage says this both for a cut file and for a missing detached data file
             raise TruncatedVolumeFileError(f"Cannot read {path}: its voxel data is incomplete (a truncated file) or "
@@ -92,19 +135,11 @@ def read_volume(path, allow_vector=False):
         TruncatedVolumeFileError (fewer voxels than the header declares, a cut or corrupt compressed stream)
         and VolumeFileGeometryError (zero, NaN, tiny or huge spacing, degenerate directions).
     """
+    path = os.fspath(path)
+    check_volume_file(path, allow_vector)
     image = _read_sitk(path)
-    if image.GetNumberOfComponentsPerPixel() != 1 and not allow_vector:
-        raise VolumeFileError(
-            f"{path} has {image.GetNumberOfComponentsPerPixel()} components per voxel; a scalar volume is needed")
-    if image.GetDimension() == 2:
-        raise VolumeFileError(f"{path} is a 2D image; a 3D volume is needed")
-    if image.GetDimension() != 3:
-        raise VolumeFileError(f"{path} is {image.GetDimension()}D; a 3D volume is needed")
-    ijk_to_ras = ijk_to_ras_from_sitk(image)
-    problem = geometry_problem(ijk_to_ras, str(path))
-    if problem:
-        raise VolumeFileGeometryError(problem)
-    return sitk.GetArrayFromImage(image), ijk_to_ras
+    _check_image(path, image, image.GetNumberOfComponentsPerPixel(), allow_vector, 1)
+    return sitk.GetArrayFromImage(image), ijk_to_ras_from_sitk(image)
 
 
 def write_volume(path, array_kji, ijk_to_ras, compress=True):

@@ -97,3 +97,18 @@ def _check_bench(args):
     check_choices(args.only, list(BENCHES), "--only")
     check_output_file(args.json, "--json")
     check_output_file(args.markdown, "--markdown")
+
+
+def check_eval_inputs(args):
+    """The message for an unusable `mva eval` volume, truth or checkpoint file (from headers only), or None."""
+    from MVABridgeLib.volume_io import VolumeFileError, check_volume_file
+    from SegmentAnythingLib.algorithms.sam_checkpoints import check_checkpoint_file
+    from SegmentAnythingLib.algorithms.sam_errors import CheckpointLoadError
+    try:
+        for path in (args.volume, args.truth):
+            check_volume_file(path)
+        if args.checkpoint is not None and os.path.exists(args.checkpoint):
+            check_checkpoint_file(args.checkpoint)
+    except (VolumeFileError, CheckpointLoadError) as error:
+        return str(error)
+    return None

@@ -6,7 +6,7 @@ import sys
 
 os.environ.setdefault("ITK_GLOBAL_DEFAULT_THREADER", "Pool")
 
-from MVACommandLineLib.arguments import check_command_paths, int_range  # noqa: E402
+from MVACommandLineLib.arguments import check_command_paths, check_eval_inputs, int_range  # noqa: E402
 
 EVAL_TOOLS = ("brush", "regions", "sam", "propagate", "interpolate", "growcut", "fillbetween", "copy")
 
@@ -69,6 +69,10 @@ def encoder_input_size(text):
 
 
 def run_eval(args):
+    problem = check_eval_inputs(args)
+    if problem:  # before the slow imports: a wrong file costs a second, not the scene and model set-up
+        print(f"mva eval: {problem}", file=sys.stderr)
+        return 2
     from MVAEvaluationLib.evaluation import EvalOptions, EvaluationError, evaluate
     from MVAEvaluationLib.tool_runners import TOOLS
     options = EvalOptions(tool=args.tool, volume=args.volume, truth=args.truth, label=args.label,

@@ -114,48 +114,20 @@ def read_case_volume(source_path, source_kind, series_uid=None):
 
 
 def case_problem(source):
-    """Why a CaseSource cannot be annotated (read from its header, without reading the voxels), or None."""
-    from MVABridgeLib.volume_checks import geometry_problem
-    from MVABridgeLib.volume_file_checks import IncompleteFileError, check_file_complete
-    from MVABridgeLib.volume_io import ijk_to_ras_from_sitk
-    path = source.path
-    reader = sitk.ImageFileReader()
+    """Why a CaseSource cannot be annotated (judged from its header, without reading the voxels), or None."""
+    from MVABridgeLib.volume_io import VolumeFileError, check_volume_file
     if source.kind == "dicom":
-        files = dicom_files(path, source.series_uid)
+        files = dicom_files(source.path, source.series_uid)
         if len(files) < 2:
-            return f"{path}: DICOM series {source.series_uid} has {len(files)} image(s); a 3D series is needed"
-        reader.SetFileName(files[0])
-    else:
-        if not os.path.isfile(path):
-            return f"{path} is not a file"
-        if os.path.getsize(path) == 0:
-            return f"{path} is empty (0 bytes)"
-        try:
-            check_file_complete(path)
-        except (IncompleteFileError, OSError) as error:
-            return str(error)
-        reader.SetFileName(path)
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as error:
-        return f"{path} cannot be read as an image ({str(error).strip().splitlines()[-1]})"
-    size = reader.GetSize()
-    if reader.GetNumberOfComponents() != 1:
-        return f"{path} has {reader.GetNumberOfComponents()} components per voxel (RGB/vector); a scalar volume is needed"
-    if source.kind == "dicom":
+            return f"{source.path}: DICOM series {source.series_uid} has {len(files)} image(s); a 3D series is needed"
         return None
-    if reader.GetDimension() < 3 or (reader.GetDimension() == 3 and size[2] < 2):
-        return f"{path} is a 2D image (size {' x '.join(map(str, size))}); a 3D volume is needed"
-    if reader.GetDimension() > 3:
-        return f"{path} is {reader.GetDimension()}D (size {' x '.join(map(str, size))}); a 3D volume is needed"
-    image = sitk.Image([1, 1, 1], sitk.sitkUInt8)
-    image.SetSpacing(reader.GetSpacing())
-    image.SetOrigin(reader.GetOrigin())
+    if not os.path.isfile(source.path):
+        return f"{source.path} is not a file"
     try:
-        image.SetDirection(reader.GetDirection())
-    except RuntimeError:
-        return f"{path} has a degenerate direction matrix; fix the image header"
-    return geometry_problem(ijk_to_ras_from_sitk(image), path)
+        check_volume_file(source.path, min_slices=2)
+    except VolumeFileError as error:
+        return str(error)
+    return None
 
 
 def screen_case_sources(sources):

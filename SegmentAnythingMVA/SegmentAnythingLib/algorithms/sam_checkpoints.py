@@ -22,6 +22,7 @@ from typing import Callable, Optional
 
 from .sam_errors import (
     CheckpointDownloadError,
+    CheckpointLoadError,
     CheckpointMissingError,
     ChecksumMismatchError,
     DownloadCancelledError,
@@ -217,6 +218,27 @@ def _verify_existing(info: CheckpointInfo, target: Path, verify_sha256: bool) ->
                 f"{target} has SHA-256 {digest}, expected {info.sha256}; the file is corrupt, "
                 f"delete it so that it is downloaded again."
             )
+
+
+def check_checkpoint_file(path: os.PathLike) -> None:
+    """Raise CheckpointLoadError unless `path` is a file that starts like a PyTorch checkpoint (no torch import).
+
+    torch.save writes a zip archive (PyTorch >= 1.6) or, in the legacy format, a pickle stream (first byte 0x80).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointLoadError(f"{path} is a folder; choose the checkpoint file (.pth) inside it.")
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(4)
+    except OSError as error:
+        raise CheckpointLoadError(f"Cannot read checkpoint {path}: {error.strerror or error}.") from error
+    if not head:
+        raise CheckpointLoadError(f"{path.name} is empty (0 bytes); choose a SAM checkpoint (.pth), or download "
+                                  "it again.")
+    if not (head.startswith(b"PK") or head.startswith(b"\x80")):
+        raise CheckpointLoadError(f"{path.name} is not a PyTorch checkpoint (neither a torch.save zip archive nor a "
+                                  "pickle); choose a SAM checkpoint file such as sam_vit_b_01ec64.pth.")
 
 
 def file_sha256(path: os.PathLike, cancel: Optional[CancelCallable] = None) -> str:

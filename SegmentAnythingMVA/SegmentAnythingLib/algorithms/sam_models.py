@@ -23,6 +23,7 @@ from segment_anything.modeling import (
     TwoWayTransformer,
 )
 
+from .sam_checkpoints import check_checkpoint_file
 from .sam_errors import CheckpointLoadError, DeviceUnavailableError, UnknownModelError
 
 # Width of the ViT encoder -> registry model type, used to name the model a checkpoint belongs to.
@@ -132,7 +133,7 @@ def load_state_dict(checkpoint_path: Union[str, os.PathLike]) -> dict:
         The file cannot be read as a PyTorch checkpoint or holds no tensors.
     """
     path = Path(checkpoint_path)
-    _check_checkpoint_format(path)
+    check_checkpoint_file(path)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, zipfile.BadZipFile, UnicodeDecodeError,
@@ -150,26 +151,6 @@ def load_state_dict(checkpoint_path: Union[str, os.PathLike]) -> dict:
     if not isinstance(loaded, dict) or not any(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise CheckpointLoadError(f"{path.name} holds no model weights (found {type(loaded).__name__}).")
     return loaded
-
-
-def _check_checkpoint_format(path: Path) -> None:
-    """Raise CheckpointLoadError unless `path` is a file that starts like a PyTorch checkpoint.
-
-    torch.save writes a zip archive (PyTorch >= 1.6) or, in the legacy format, a pickle stream (first byte 0x80).
-    """
-    if path.is_dir():
-        raise CheckpointLoadError(f"{path} is a folder; choose the checkpoint file (.pth) inside it.")
-    try:
-        with open(path, "rb") as stream:
-            head = stream.read(4)
-    except OSError as error:
-        raise CheckpointLoadError(f"Cannot read checkpoint {path}: {error.strerror or error}.") from error
-    if not head:
-        raise CheckpointLoadError(f"{path.name} is empty (0 bytes); choose a SAM checkpoint (.pth), or download "
-                                  "it again.")
-    if not (head.startswith(b"PK") or head.startswith(b"\x80")):
-        raise CheckpointLoadError(f"{path.name} is not a PyTorch checkpoint (neither a torch.save zip archive nor a "
-                                  "pickle); choose a SAM checkpoint file such as sam_vit_b_01ec64.pth.")
 
 
 def _encoder_width(state_dict: dict) -> Optional[int]:
