@@ -52,14 +52,19 @@ def oblique_mask_voxels(plane, mask_2d, region_2d, index_to_ras, shape_kji):
     selected, covered = np.zeros(size, bool), np.zeros(size, bool)
     selected[tuple((voxels[in_mask] - low).T)] = True
     covered[tuple((voxels[in_region] - low).T)] = True
-    selected |= _orphans_inside(plane, mask_2d, held, low, index_to_ras)
-    covered |= selected if region_2d is mask_2d else _orphans_inside(plane, region, held, low, index_to_ras)
+    window = (slice(top, bottom), slice(left, right))  # beyond it both masks are empty: erode only the window
+    selected |= _orphans_inside(plane, mask_2d[window], (top, left), held, low, index_to_ras)
+    if region_2d is mask_2d:
+        covered |= selected
+    else:
+        covered |= _orphans_inside(plane, region[window], (top, left), held, low, index_to_ras)
     return tuple(int(v) for v in low), selected, covered
 
 
-def _orphans_inside(plane, mask_2d, held, low, index_to_ras):
+def _orphans_inside(plane, mask_window, window_start, held, low, index_to_ras):
     """Voxels of the block (`held`'s shape at `low`) that the plane cuts but that hold no pixel centre, where the
-    mask covers ORPHAN_FILL_PIXELS pixels all around the cut."""
+    mask (`mask_window`: the plane's pixels from `window_start` on) covers ORPHAN_FILL_PIXELS pixels all around
+    the cut."""
     # an orphan touches voxels that hold pixel centres: only their neighbours are candidates
     candidates = np.argwhere(ndimage.binary_dilation(held, np.ones((3, 3, 3), bool)) & ~held) + low
     if len(candidates) == 0:
@@ -78,10 +83,10 @@ def _orphans_inside(plane, mask_2d, held, low, index_to_ras):
         point -= np.outer((point @ normal_ijk - offset) / (normal_ijk @ normal_ijk), normal_ijk)
         point = np.clip(point, centre_ijk - 0.5, centre_ijk + 0.5)
     point_ras = (index_to_ras @ np.column_stack([point, np.ones(len(point))]).T).T[:, :3]
-    pixel = np.floor(plane.ras_to_pixel(point_ras)[0] + 0.5).astype(int)
+    pixel = np.floor(plane.ras_to_pixel(point_ras)[0] + 0.5).astype(int) - np.asarray(window_start)
     width = 2 * ORPHAN_FILL_PIXELS + 1
-    interior = ndimage.binary_erosion(mask_2d, np.ones((width, width), bool), border_value=0)
-    on_mask = np.all((pixel >= 0) & (pixel < np.asarray(plane.shape)), 1)
+    interior = ndimage.binary_erosion(mask_window, np.ones((width, width), bool), border_value=0)
+    on_mask = np.all((pixel >= 0) & (pixel < np.asarray(interior.shape)), 1)
     on_mask[on_mask] = interior[pixel[on_mask, 0], pixel[on_mask, 1]]
     orphans = np.zeros(held.shape, bool)
     orphans[tuple((candidates[on_mask] - low).T)] = True

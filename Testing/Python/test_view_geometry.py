@@ -82,9 +82,10 @@ def random_view(slice_node, orientation, volume_ijk_to_world, rng):
     slice_node.UpdateMatrices()
 
 
-def oracle_voxels(slice_node, xy_points, image, transform_node, shape_kji):
-    """Slicer's XyToIjk for each view pixel, as 0-based (k, j, i), and whether the point is inside the volume,
-    more than FACE_MARGIN voxel from every voxel face (continuous index from VTK's own matrices)."""
+def oracle_voxels(slice_node, xy_points, image, transform_node, shape_kji, count):
+    """The first `count` view pixels whose point lies inside the volume, more than FACE_MARGIN voxel from every
+    voxel face (continuous index from VTK's own matrices), with Slicer's XyToIjk voxel for each as 0-based
+    (k, j, i)."""
     extent_start = np.array(image.GetExtent()[0::2])
     world_to_image = vtk.vtkMatrix4x4()
     image.GetImageToWorldMatrix(world_to_image)
@@ -92,18 +93,21 @@ def oracle_voxels(slice_node, xy_points, image, transform_node, shape_kji):
     world_to_parent = vtk.vtkMatrix4x4()
     if transform_node is not None:
         transform_node.GetMatrixTransformFromWorld(world_to_parent)
-    voxels, usable = [], []
-    for x, y in xy_points:
+    xy_to_image = vtk.vtkMatrix4x4()
+    vtk.vtkMatrix4x4.Multiply4x4(world_to_parent, slice_node.GetXYToRAS(), xy_to_image)
+    vtk.vtkMatrix4x4.Multiply4x4(world_to_image, xy_to_image, xy_to_image)
+    xy_points = np.asarray(xy_points)
+    homogeneous = np.column_stack([xy_points, np.zeros(len(xy_points)), np.ones(len(xy_points))])
+    continuous = (matrix_to_array(xy_to_image) @ homogeneous.T).T[:, :3] - extent_start
+    from_face = np.abs(continuous - np.floor(continuous) - 0.5)  # 0.5 at a face, 0 at a centre
+    inside = np.all((continuous >= -0.5) & (continuous < np.array(shape_kji[::-1]) - 0.5), axis=1)
+    usable = xy_points[inside & np.all(from_face < 0.5 - FACE_MARGIN, axis=1)][:count]
+    voxels = []
+    for x, y in usable:
         ijk = [0, 0, 0]
         slicer.vtkSlicerSegmentEditorLogic.XyToIjk([int(x), int(y)], ijk, slice_node, image, transform_node)
-        world = slice_node.GetXYToRAS().MultiplyPoint([float(x), float(y), 0.0, 1.0])
-        continuous = np.array(world_to_image.MultiplyPoint(world_to_parent.MultiplyPoint(world))[:3]) - extent_start
-        index_kji = (np.array(ijk) - extent_start)[::-1]
-        from_face = np.abs(continuous - np.floor(continuous) - 0.5)  # 0.5 at a face, 0 at a centre
-        inside = np.all(continuous >= -0.5) and np.all(continuous[::-1] < np.array(shape_kji) - 0.5)
-        voxels.append(index_kji)
-        usable.append(bool(inside and np.all(from_face < 0.5 - FACE_MARGIN)))
-    return np.array(voxels), np.array(usable)
+        voxels.append((np.array(ijk) - extent_start)[::-1])
+    return usable, np.array(voxels)
 
 
 def written_voxels(segmentation, segment_id, index_to_ras):
@@ -150,8 +154,8 @@ def test_a_view_pixel_maps_edits_and_clicks_the_voxel_slicer_puts_under_it(headl
         random_view(slice_node, orientation, to_world @ volume.index_to_ras, rng)
         width, height = slice_node.GetDimensions()[:2]
         candidates = np.column_stack([rng.integers(0, width, 4000), rng.integers(0, height, 4000)])
-        expected, usable = oracle_voxels(slice_node, candidates, source_image, transform_node, volume.shape)
-        xy, expected = candidates[usable][:POINTS_PER_VIEW], expected[usable][:POINTS_PER_VIEW]
+        xy, expected = oracle_voxels(slice_node, candidates, source_image, transform_node, volume.shape,
+                                     POINTS_PER_VIEW)
         assert len(xy) >= 10, "the random view should show the volume"
         # (a) the function
         ours = view_xy_to_index_kji(slice_node, xy, volume.index_to_ras, segmentation)
