@@ -8,7 +8,7 @@ os.environ.setdefault("ITK_GLOBAL_DEFAULT_THREADER", "Pool")
 
 from MVACommandLineLib.arguments import check_command_paths, check_eval_inputs, int_range  # noqa: E402
 
-EVAL_TOOLS = ("brush", "regions", "sam", "propagate", "interpolate", "growcut", "fillbetween", "copy")
+EVAL_TOOLS = ("brush", "regions", "sam", "propagate", "interpolate", "growcut", "fillbetween", "copy", "annotate3d")
 
 
 def build_parser():
@@ -36,6 +36,9 @@ def build_parser():
                           help="sam: image encoder input side: a multiple of 16 such as 512, or auto "
                                "(the smallest of 512/768/1024 that holds the slice); default the model's own 1024")
     evaluate.add_argument("--json", default=None, help="also write the result to this file")
+    evaluate.add_argument("--tools", default="brush3d", help="annotate3d: comma-separated tool combinations, e.g. "
+                          "brush3d,brush+propagate,regions,sam+propagate,paint+fillbetween,growcut3d")
+    evaluate.add_argument("--budget", type=int, default=30, help="annotate3d: interactions allowed per session")
 
     report = commands.add_parser("report", help="standard suite for every tool and baseline: table and plots")
     report.add_argument("--output", default="results")
@@ -69,6 +72,9 @@ def encoder_input_size(text):
 
 
 def run_eval(args):
+    if args.tool == "annotate3d":
+        from MVAEvaluationLib.annotate3d_cli import run_annotate3d_command
+        return run_annotate3d_command(args)
     problem = check_eval_inputs(args)
     if problem:  # before the slow imports: a wrong file costs a second, not the scene and model set-up
         print(f"mva eval: {problem}", file=sys.stderr)

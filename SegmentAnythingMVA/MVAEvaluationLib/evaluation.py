@@ -13,7 +13,7 @@ from MVABridgeLib.segments import replace_segment_from_mask, segment_mask_in_vol
 from MVABridgeLib.slice_geometry import ANATOMICAL_AXES, SlicePlane, nearest_volume_axis, slice_to_ras_for
 from MVABridgeLib.volume_io import VolumeFileError, read_volume
 from MVABridgeLib.volumes import add_volume_node
-from MVAEvaluationLib.metrics import dice, number_of_clicks
+from MVAEvaluationLib.metrics import dice, number_of_clicks, worst_drop
 from MVAEvaluationLib.simulated_user import Click, SimulatedUser, slice_to_correct
 
 
@@ -118,6 +118,8 @@ def summarise(tool, case, label, dice_values, latencies_s, seconds_total, **extr
         "latency_ms_p95": round(float(np.percentile(latencies_ms, 95)), 1) if len(latencies_ms) else None,
         "seconds_total": round(seconds_total, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
     }
+    if "dice_by_distance" not in extra and "gap" not in extra:  # interactive: Dice after each interaction
+        result["worst_drop"] = worst_drop(dice_values)
     result.update(extra)
     return result
 

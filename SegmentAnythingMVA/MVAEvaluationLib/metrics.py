@@ -64,3 +64,9 @@ def slice_extent_error(predicted_slices, truth_slices):
     p = np.asarray(predicted_slices, bool)
     t = np.asarray(truth_slices, bool)
     return int(np.logical_xor(p, t).sum())
+
+
+def worst_drop(dice_per_interaction):
+    """The largest Dice decrease one interaction caused (0.0 when the curve never goes down)."""
+    values = np.asarray(dice_per_interaction, float)
+    return round(float(max(0.0, np.max(values[:-1] - values[1:]))), 4) if values.size > 1 else 0.0

@@ -1,0 +1,107 @@
+"""Smart Brush in 3D through the bridge: strokes on any slice view update one 3D preview; Apply writes it.
+
+Every stroke (any orientation) trains the same `VolumeBrushModel`; the preview starts from the segment as it
+is and changes only where the stroke asks for it (`targeted_update`): a stroke adds the tissue it marks and
+what is connected to it, an erase stroke removes what it marks and what is connected to it, nothing else moves.
+*Apply* writes the voxels the preview changed, as one undo step.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from SmartBrushLib.algorithms import BACKGROUND
+from SmartBrushLib.algorithms.corrections import CorrectionHistory
+from SmartBrushLib.algorithms.volume_brush import VolumeBrushModel
+
+
+@dataclass
+class VolumePreview:
+    """The 3D preview: the whole selected segment as it would be after Apply (bool (k, j, i)) and the ROI."""
+    mask_kji: np.ndarray
+    roi: tuple
+
+
+class VolumeBrushLogic:
+    """3D Smart Brush on the bridge's selected segment.
+
+    Parameters
+    ----------
+    bridge : SegmentEditBridge
+    seed : int
+    margin_mm : float
+        Context around the strokes that the 3D prediction covers (and grows by).
+    """
+
+    def __init__(self, bridge, seed=0, margin_mm=20.0):
+        self.bridge = bridge
+        self.seed = int(seed)
+        self.margin_mm = float(margin_mm)
+        self._model = (None, None)  # (work volume, model)
+        self.segment_labels = {}
+        self.base = None  # the segment when the preview started
+        self.history = None
+        self.preview = None
+
+    def _model_for(self, volume):
+        if self._model[0] is not volume:
+            self._model = (volume, VolumeBrushModel(volume.array, volume.spacing_kji, self.seed, self.margin_mm))
+        return self._model[1]
+
+    def _label(self, segment_id):
+        return self.segment_labels.setdefault(segment_id, len(self.segment_labels) + 1)
+
+    def add_stroke(self, plane, stroke_2d, erase=False):
+        """Learn from a stroke drawn in `plane` (bool, plane shape) and update the 3D preview.
+
+        Returns
+        -------
+        VolumePreview
+        """
+        volume = self.bridge.work_volume()
+        self.bridge.checked_segment()
+        label = self._label(self.bridge.backend.selected_segment_id())
+        selected, _ = plane.mask_to_volume(np.asarray(stroke_2d, bool), volume.index_to_ras, volume.shape)
+        if not selected.mask_kji.any():
+            return self.preview
+        model = self._model_for(volume)
+        if self.base is None:
+            self.base = self.bridge.selected_mask().astype(bool)
+            self.history = CorrectionHistory(self.base)
+        model.add_stroke(selected.start_kji, selected.mask_kji, BACKGROUND if erase else label)
+        roi, predicted = model.predict(label)
+        stroke = selected.full(volume.shape)
+        if roi is None:  # only erase strokes so far: nothing is predicted, the stroke itself is erased
+            box = tuple(slice(a, a + n) for a, n in zip(selected.start_kji, selected.mask_kji.shape))
+            predicted = self.history.mask[box] & ~selected.mask_kji
+        else:
+            box = tuple(slice(a, b) for a, b in roi)
+        mask = self.history.update(predicted, stroke[box], positive=not erase, box=box)
+        self.preview = VolumePreview(mask.copy(), roi)
+        return self.preview
+
+    def visible_mask(self):
+        """The segment as the user sees it: the preview when there is one, else the segment."""
+        if self.preview is not None:
+            return self.preview.mask_kji
+        return self.bridge.selected_mask().astype(bool)
+
+    def apply(self):
+        """Write what the preview changed as one undo step; returns the number of voxels written."""
+        if self.preview is None:
+            raise ValueError("Nothing to apply: paint a stroke first")
+        changed = self.preview.mask_kji ^ self.base
+        self.preview, base, self.base = None, self.base, None
+        if not changed.any():
+            return 0
+        where = np.argwhere(changed)
+        low, high = where.min(0), where.max(0) + 1
+        box = tuple(slice(a, b) for a, b in zip(low, high))
+        after = base ^ changed
+        return self.bridge.write_blocks(tuple(int(v) for v in low), add=after[box] & ~base[box],
+                                        remove=base[box] & ~after[box])
+
+    def clear(self):
+        """Forget every stroke and the preview."""
+        if self._model[1] is not None:
+            self._model[1].clear()
+        self.preview, self.base = None, None

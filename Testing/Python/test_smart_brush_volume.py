@@ -1,0 +1,133 @@
+"""Smart Brush in 3D: targeted corrections, one classifier for strokes in any orientation, ROI growth, bridge."""
+import numpy as np
+import pytest
+from conftest import GEOMETRIES, add_segmentation
+
+from MVABridgeLib.editor_session import SegmentEditorSession
+from MVABridgeLib.segments import segment_mask_in_volume
+from MVABridgeLib.slice_geometry import SlicePlane
+from MVABridgeLib.volumes import add_volume_node
+from MVAEvaluationLib.metrics import dice
+from MVAEvaluationLib.simulated_user import dab_mask
+from SmartBrushLib.algorithms import BACKGROUND, SmartBrushInputError
+from SmartBrushLib.algorithms.corrections import CorrectionHistory, targeted_update
+from SmartBrushLib.algorithms.volume_brush import VolumeBrushModel
+from SmartBrushLib.volume_brush_logic import VolumeBrushLogic
+
+
+def ball_volume(shape=(40, 48, 48), radius=13, seed=0):
+    grid = np.ogrid[tuple(slice(0, n) for n in shape)]
+    centre = [n / 2 for n in shape]
+    ball = sum((g - c) ** 2 for g, c in zip(grid, centre)) < radius ** 2
+    rng = np.random.default_rng(seed)
+    return (np.where(ball, 180.0, 60.0) + rng.normal(0, 10, shape)).astype(np.float32), ball
+
+
+def test_a_positive_stroke_only_adds_and_a_negative_one_only_removes_what_it_touches():
+    previous = np.zeros((1, 20, 20), bool)
+    previous[0, 2:8, 2:8] = True  # a piece the stroke does not touch
+    proposed = np.zeros_like(previous)
+    proposed[0, 10:18, 10:18] = True  # the stroke's piece; the untouched piece is dropped by the proposal
+    stroke = np.zeros_like(previous)
+    stroke[0, 14, 14] = True
+    added = targeted_update(previous, proposed, stroke, positive=True)
+    assert added[0, 2:8, 2:8].all() and added[0, 10:18, 10:18].all() and added.sum() == 36 + 64
+    removed = targeted_update(added, np.zeros_like(added), stroke, positive=False)
+    assert removed.sum() == 36 and removed[0, 2:8, 2:8].all()
+
+
+def test_what_a_negative_stroke_removed_is_not_added_back_by_a_positive_stroke_elsewhere():
+    start = np.zeros((1, 10, 30), bool)
+    start[0, 2:8, 2:28] = True
+    history = CorrectionHistory(start)
+    left_stroke = np.zeros_like(start)
+    left_stroke[0, 5, 4] = True
+    after_erase = history.update(start & (np.arange(30) >= 10), left_stroke, positive=False)
+    assert not after_erase[0, :, :10].any() and after_erase[0, 2:8, 10:28].all()
+    right_stroke = np.zeros_like(start)
+    right_stroke[0, 5, 29] = True
+    after_add = history.update(np.ones_like(start), right_stroke, positive=True)
+    assert not after_add[0, 2:8, 2:10].any(), "the erased part came back"
+    assert after_add[0, 0, 20], "the positive stroke's own piece was not added"
+
+
+def test_strokes_on_axial_and_coronal_slices_train_one_model_that_predicts_the_ball_in_3d():
+    image, ball = ball_volume()
+    model = VolumeBrushModel(image, (1.0, 1.0, 1.0), margin_mm=8.0)
+    inside = np.zeros((1, 48, 48), bool)
+    inside[0, 18:30, 18:30] = True  # a scribble inside the ball on one axial slice
+    assert model.add_stroke((20, 0, 0), inside, 1) == 144
+    coronal_outside = np.zeros((40, 1, 48), bool)
+    coronal_outside[2:10, 0, 2:10] = True
+    model.add_stroke((0, 24, 0), coronal_outside, BACKGROUND)
+    roi, mask = model.predict(1)
+    full = np.zeros(ball.shape, bool)
+    full[tuple(slice(a, b) for a, b in roi)] = mask
+    assert dice(full, ball) > 0.9
+    assert model.painted_labels() == [0, 1]
+
+
+def test_the_roi_grows_until_it_holds_the_object():
+    image, ball = ball_volume(shape=(48, 64, 64), radius=20)
+    model = VolumeBrushModel(image, (1.0, 1.0, 1.0), margin_mm=4.0)
+    stroke = np.zeros((1, 4, 4), bool)
+    stroke[0] = True
+    model.add_stroke((24, 30, 30), stroke, 1)
+    model.add_stroke((2, 2, 2), stroke, BACKGROUND)
+    roi, mask = model.predict(1)
+    low = [a for a, _ in roi]
+    high = [b for _, b in roi]
+    where = np.argwhere(ball)
+    assert all(lo <= w for lo, w in zip(low, where.min(0))) and all(hi > w for hi, w in zip(high, where.max(0)))
+    assert mask.sum() > 0.9 * ball.sum()
+
+
+def test_the_volume_brush_refuses_bad_input():
+    image, _ = ball_volume(shape=(8, 8, 8), radius=3)
+    with pytest.raises(SmartBrushInputError):
+        VolumeBrushModel(image[0], (1.0, 1.0))
+    with pytest.raises(SmartBrushInputError):
+        VolumeBrushModel(image, (1.0, 0.0, 1.0))
+    model = VolumeBrushModel(image)
+    with pytest.raises(SmartBrushInputError):
+        model.add_stroke((6, 0, 0), np.ones((4, 1, 1), bool), 1)
+    with pytest.raises(SmartBrushInputError):
+        model.add_stroke((0, 0, 0), np.ones((1, 1, 1), bool), -1)
+    assert model.predict(1) == (None, None)
+
+
+@pytest.fixture
+def brush3d_case(headless):
+    image, ball = ball_volume(shape=(24, 40, 40), radius=10, seed=2)
+    volume = add_volume_node(headless.scene, image.astype(np.int16), GEOMETRIES["lps_anisotropic"])
+    segmentation, ids = add_segmentation(headless, volume, ("Ball",))
+    session = SegmentEditorSession(volume, segmentation, ids[0], headless.scene)
+    return session, volume, segmentation, ids[0], ball
+
+
+def test_the_3d_preview_writes_nothing_until_apply_which_is_one_undo_step(brush3d_case):
+    session, volume, segmentation, segment_id, ball = brush3d_case
+    work = session.bridge.work_volume()
+    logic = VolumeBrushLogic(session.bridge, margin_mm=10.0)
+    axial = SlicePlane.for_anatomical_axis("axial", 12, work.index_to_ras, work.shape)
+    truth_2d = axial.sample(ball, work.index_to_ras, order=0) > 0
+    centre = tuple(int(v) for v in np.argwhere(truth_2d).mean(0))
+    logic.add_stroke(axial, dab_mask(axial.shape, centre))
+    preview = logic.add_stroke(axial, dab_mask(axial.shape, (3, 3)), erase=True)
+    assert segment_mask_in_volume(segmentation, segment_id, volume).sum() == 0
+    assert preview.mask_kji.any(axis=(1, 2)).sum() > 10, "the preview stayed on the painted slice"
+    logic.apply()
+    written = segment_mask_in_volume(segmentation, segment_id, volume).astype(bool)
+    assert np.array_equal(written, preview.mask_kji) and dice(written, ball) > 0.8
+    assert session.undo() and segment_mask_in_volume(segmentation, segment_id, volume).sum() == 0
+
+
+def test_an_erase_stroke_in_3d_never_adds_and_keeps_what_was_there(brush3d_case):
+    session, volume, segmentation, segment_id, ball = brush3d_case
+    work = session.bridge.work_volume()
+    logic = VolumeBrushLogic(session.bridge, margin_mm=10.0)
+    axial = SlicePlane.for_anatomical_axis("axial", 12, work.index_to_ras, work.shape)
+    centre = tuple(int(v) for v in np.argwhere(axial.sample(ball, work.index_to_ras, order=0) > 0).mean(0))
+    before = logic.add_stroke(axial, dab_mask(axial.shape, centre)).mask_kji.copy()
+    after = logic.add_stroke(axial, dab_mask(axial.shape, (3, 3)), erase=True).mask_kji
+    assert not (after & ~before).any()
