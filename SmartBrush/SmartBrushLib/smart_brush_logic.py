@@ -57,7 +57,7 @@ class SmartBrushLogic:
             key = ("plane", plane.pixel_to_ras_matrix.tobytes(), plane.shape, id(volume))
             if key not in self.models:
                 spacing = tuple(float(np.linalg.norm(plane.pixel_to_ras_matrix[:3, c])) for c in (1, 0))
-                image = plane.sample(volume.array, volume.index_to_ras)
+                image = plane.sample(volume.array, volume.index_to_ras, order=0)  # the voxels its edits write
                 self.models[key] = SliceBrushModel(image, spacing, self.options.seed)
         return self.models[key]
 
@@ -175,12 +175,12 @@ class SmartBrushLogic:
         model = self._model_for(plane)
         if plane.is_voxel_aligned:
             volume = self.bridge.work_volume()
-            start_kji = np.round(plane.pixel_to_index_kji([start_rc], volume.index_to_ras)[0]).astype(int)
+            start_kji = plane.pixel_voxels_kji([start_rc], volume.index_to_ras)[0]
             moved_start = (start_kji[plane.aligned_axis],) + tuple(
                 start_kji[a] for a in range(3) if a != plane.aligned_axis)
             restricted = model.assist(self._to_moved(plane, footprint_2d)[0], moved_start)
             return self._from_moved_slice(plane, restricted[plane.slice_index]).astype(bool)
-        return model.assist(np.asarray(footprint_2d, bool), tuple(int(v) for v in start_rc))
+        return model.assist(np.asarray(footprint_2d, bool), tuple(int(np.floor(v + 0.5)) for v in start_rc))
 
     def paint_assisted(self, plane, footprint_2d, start_rc, erase=False):
         """Assist mode: write the restricted footprint directly (one undo step) and learn from it."""

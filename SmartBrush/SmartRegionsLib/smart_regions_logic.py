@@ -60,7 +60,7 @@ class SmartRegionsLogic:
         key = (plane.pixel_to_ras_matrix.tobytes(), plane.shape, self.volume_token(), self.options.parameters())
         if key not in self._plane_labels:
             volume = self.bridge.work_volume()
-            image = plane.sample(volume.array, volume.index_to_ras)
+            image = plane.sample(volume.array, volume.index_to_ras, order=0)  # the voxels its edits write
             spacing = tuple(float(np.linalg.norm(plane.pixel_to_ras_matrix[:3, c])) for c in (1, 0))
             labels = compute_superpixels(image, spacing, self.options.parameters())
             self._plane_labels = {key: labels}
@@ -126,7 +126,7 @@ class SmartRegionsLogic:
         """(start, clicked, merged) voxel blocks of a 3D-mode click (supervoxels)."""
         volume = self.bridge.work_volume()
         labels = self.volume_labels()
-        indices = np.round(plane.pixel_to_index_kji(np.asarray(pixels_rc, float), volume.index_to_ras)).astype(int)
+        indices = plane.pixel_voxels_kji(np.asarray(pixels_rc, float), volume.index_to_ras)
         indices = np.clip(indices, 0, np.array(labels.shape) - 1)
         clicked = {int(labels[tuple(index)]) for index in indices} - {0}
         if not clicked:
