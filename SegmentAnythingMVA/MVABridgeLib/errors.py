@@ -29,5 +29,9 @@ class OutsideVolumeError(BridgeError):
     """A point or slice lies outside the source volume."""
 
 
+class NothingToApplyError(BridgeError):
+    """Apply or cycle was asked before a stroke, preview or prompt gave the tool something to write."""
+
+
 class InvalidMaskError(BridgeError):
     """A mask has the wrong shape, dimension or values."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from MVABridgeLib.errors import NothingToApplyError
 from MVABridgeLib.tool_edits import ToolEdits
 from MVABridgeLib.windowing import display_window_level, window_to_rgb
 
@@ -106,7 +107,7 @@ class SegmentAnythingLogic:
         """Show the next of the three candidate masks (one undo step)."""
         session = self.session
         if session is None or session.prediction is None:
-            raise ValueError("No Segment Anything prediction to cycle: click on a slice first")
+            raise NothingToApplyError("No Segment Anything prediction to cycle: click on a slice first")
         candidate = (session.candidate + 1) % len(session.prediction)
         self._write(session, session.prediction, candidate)
         session.candidate = candidate

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from MVABridgeLib.edit_backend import EditMode
+from MVABridgeLib.errors import InvalidMaskError, NothingToApplyError
 from MVABridgeLib.slice_geometry import VoxelPatch
 from MVABridgeLib.tool_edits import ToolEdits
 from SmartBrushLib.algorithms import BACKGROUND, SliceBrushModel, SmartBrushModel, uncertainty
@@ -88,6 +89,8 @@ class SmartBrushLogic:
         model = self._model_for(plane)
         key = (self._plane_key(plane), segment_id)
         stroke_2d = np.asarray(stroke_2d, bool)
+        if stroke_2d.shape != plane.shape:
+            raise InvalidMaskError(f"Stroke shape {stroke_2d.shape} differs from the slice shape {plane.shape}")
         strokes = self.positive_strokes.get(key, np.zeros(plane.shape, bool))
         erased = self.erase_strokes.get(key, (plane, np.zeros(plane.shape, bool)))[1]
         strokes, erased = (strokes & ~stroke_2d, erased | stroke_2d) if erase else (strokes | stroke_2d, erased & ~stroke_2d)
@@ -135,7 +138,7 @@ class SmartBrushLogic:
         Returns the bridge's EditResult (voxels added and removed, and a status message).
         """
         if self.preview is None:
-            raise ValueError("Nothing to apply: paint a stroke first")
+            raise NothingToApplyError("Nothing to apply: paint a stroke first")
         plane = self.preview.plane
         key = (self._plane_key(plane), self.bridge.backend.selected_segment_id())
         erased = self.erase_strokes.get(key, (plane, None))[1]
@@ -195,7 +198,7 @@ class SmartBrushLogic:
         model = self._model_for(plane)
         label = self._label(self.bridge.backend.selected_segment_id())
         if id(model) not in self.painted_box:
-            raise ValueError("Nothing painted yet in this orientation")
+            raise NothingToApplyError("Nothing painted yet in this orientation: paint a stroke in this view first")
         painted_low, painted_high = self.painted_box[id(model)]
         low = np.maximum(painted_low - margin_voxels, 0)
         high = np.minimum(painted_high + margin_voxels + 1, model.image.shape)

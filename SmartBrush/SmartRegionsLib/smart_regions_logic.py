@@ -12,6 +12,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import find_boundaries
 
+from MVABridgeLib.errors import InvalidMaskError
 from MVABridgeLib.tool_edits import EditResult, ToolEdits
 from MVABridgeLib.slice_geometry import VoxelPatch
 from SmartRegionsLib.algorithms.region_graph import RegionGraph
@@ -74,6 +75,8 @@ class SmartRegionsLogic:
 
     def drag(self, plane, pixels_rc, add=True):
         """Add (or remove) every region a stroke passes over, as one undo step; returns the EditResult."""
+        if len(pixels_rc) == 0:
+            raise InvalidMaskError("A click or drag needs at least one pixel (row, col); got none")
         for pixel in pixels_rc:
             plane.check_pixel(pixel)
         if self.options.mode == "2d":

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from MVABridgeLib.errors import BridgeError
+from MVABridgeLib.errors import BridgeError, NothingToApplyError
 from MVABridgeLib.tool_edits import EditResult, ToolEdits
 from SmartPropagationLib.propagation_options import STRATEGIES, PropagationOptions
 from SmartPropagationLib.algorithms import (
@@ -137,7 +137,7 @@ class SmartPropagationLogic:
         are; on the others the preview replaces only propagation's own earlier, unedited voxels.
         """
         if self.preview is None:
-            raise ValueError("Nothing to apply: compute a preview first")
+            raise NothingToApplyError("Nothing to apply: compute a preview first")
         preview = self.preview
         shape = self.bridge.work_volume().shape
         drawn = self.drawn_slices(preview.axis)
