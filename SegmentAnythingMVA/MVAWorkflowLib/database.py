@@ -1,11 +1,18 @@
 """Database connection and migrations: SQLite by default, PostgreSQL through the same code.
 
->>> db = Database("sqlite:///annotations.db")   # or "postgresql+psycopg://user:pw@127.0.0.1:5432/mva"
+>>> db = Database("sqlite:///annotations.db")   # or "postgresql+psycopg://mva@127.0.0.1:5432/mva"
 >>> db.migrate()                                 # Alembic upgrade to the newest schema
 >>> with db.transaction() as session: ...
+
+The PostgreSQL password belongs in `$MVA_DATABASE_PASSWORD` or in a file named by `$MVA_DATABASE_PASSWORD_FILE`
+(used when the URL has none), never on a command line, where `ps` shows it to every local user; the URL itself
+may come from `$MVA_DATABASE_URL` or `$MVA_DATABASE_URL_FILE`. `Database.display_url` is the URL without its
+password, for messages. An SQLite file is created 0600 in a 0700 folder (tightened to 0600 if it exists).
 """
 import contextlib
+import logging
 import os
+import stat
 
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import make_url
@@ -13,15 +20,46 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import sessionmaker
 
 from MVAWorkflowLib.errors import InvalidInputError
+from MVAWorkflowLib.security import read_secret
 
 DEFAULT_URL_ENV = "MVA_DATABASE_URL"
+PASSWORD_ENV = "MVA_DATABASE_PASSWORD"
 DEFAULT_SQLITE_FILE = "mva-workflow.db"
 MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
+_log = logging.getLogger(__name__)
 
 
 def default_url():
-    """`$MVA_DATABASE_URL`, else an SQLite file `mva-workflow.db` in the current folder."""
-    return os.environ.get(DEFAULT_URL_ENV) or f"sqlite:///{os.path.abspath(DEFAULT_SQLITE_FILE)}"
+    """`$MVA_DATABASE_URL` (or the file in `$MVA_DATABASE_URL_FILE`), else `./mva-workflow.db` (SQLite)."""
+    return read_secret(DEFAULT_URL_ENV) or f"sqlite:///{os.path.abspath(DEFAULT_SQLITE_FILE)}"
+
+
+def url_has_password(url):
+    """True when a database URL carries a password (which must then not be given on a command line)."""
+    try:
+        return "://" in str(url) and make_url(str(url)).password is not None
+    except ArgumentError:
+        return False
+
+
+def hide_password(url):
+    """The URL with its password replaced by ***, for messages and logs."""
+    try:
+        return make_url(str(url)).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a database URL)"
+
+
+def _private_sqlite_file(path):
+    from MVAWorkflowLib.storage import private_folder
+    private_folder(os.path.dirname(os.path.abspath(path)))
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if mode & 0o077 and os.stat(path).st_uid == os.getuid():
+            os.chmod(path, 0o600)
+            _log.warning("database file was readable by others (mode %o); now 0600", mode)
 
 
 def _configure_sqlite_connection(dbapi_connection, _record):
@@ -60,19 +98,25 @@ class Database:
             url = f"sqlite:///{os.path.abspath(url)}"
         try:
             parsed = make_url(url)
-        except ArgumentError as error:
-            raise InvalidInputError(f"Not a database URL: {url!r} ({error})") from None
+        except ArgumentError:
+            raise InvalidInputError("Not a database URL: give an SQLite file or a URL such as "
+                                    "postgresql+psycopg://user@host:5432/name") from None
+        #: the URL as given (without the password when that came from the environment): pass it to other processes
         self.url = url
+        #: the URL without any password: for messages
+        self.display_url = parsed.render_as_string(hide_password=True)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        if not self.is_sqlite and parsed.password is None and read_secret(PASSWORD_ENV):
+            parsed = parsed.set(password=read_secret(PASSWORD_ENV))
         options = {"echo": echo, "future": True}
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
-                os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+                _private_sqlite_file(parsed.database)
             # Concurrent writers wait for the file lock instead of failing at once.
             options["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
             options["pool_pre_ping"] = True
-        self.engine = create_engine(url, **options)
+        self.engine = create_engine(parsed, **options)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _configure_sqlite_connection)
             event.listen(self.engine, "begin", _begin_immediate)

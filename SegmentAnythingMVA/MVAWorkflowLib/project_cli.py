@@ -1,7 +1,10 @@
 """`mva project ...`: scripting access to the annotation workflow. Thin: parse, call `WorkflowService`.
 
-The caller is `--user` (default `$MVA_USER`); the password comes from `$MVA_PASSWORD` or a prompt.
-The database is `--db` (default `$MVA_DATABASE_URL`, else `./mva-workflow.db`).
+The caller is `--user` (default `$MVA_USER`); the password comes from `$MVA_PASSWORD` (or the file named by
+`$MVA_PASSWORD_FILE`) or a prompt. The database is `--db` (default `$MVA_DATABASE_URL`, else
+`./mva-workflow.db`); a PostgreSQL password goes in `$MVA_DATABASE_PASSWORD` or `$MVA_DATABASE_PASSWORD_FILE`,
+never in `--db` (refused: every local user can read a command line with `ps`). Each command logs in for at most
+`CLI_SESSION_SECONDS` and logs out when done. Errors are one line on stderr and exit status 2.
 """
 import getpass
 import json
@@ -9,6 +12,8 @@ import os
 import sys
 
 from MVAWorkflowLib.errors import WorkflowError
+
+ERROR_EXIT = 2
 
 
 def add_project_command(subparsers):
@@ -69,23 +74,39 @@ def add_project_command(subparsers):
     export.add_argument("--format", nargs="+", default=["seg.nrrd", "nifti", "dicom-seg"],
                         choices=("seg.nrrd", "nifti", "dicom-seg"))
     export.add_argument("--status", nargs="+", default=["accepted"])
+
+    users = commands.add_parser("users", help="admin: list users, disable / enable one, reset a password")
+    users_commands = users.add_subparsers(dest="users_command", required=True)
+    users_commands.add_parser("list", help="every user with role, supplier and whether active")
+    for name, text in (("disable", "disable a user (their sessions end at once)"), ("enable", "enable a user again"),
+                       ("reset-password", "set a new password ($MVA_NEW_PASSWORD or prompt); sessions end")):
+        users_commands.add_parser(name, help=text).add_argument("username")
+
+    audit = commands.add_parser("audit", help="admin: the audit log, newest first")
+    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--action", default=None, help="only this action (e.g. login_failed, save_annotation)")
+    audit.add_argument("--entity", default=None, help="only this kind of record (user, case, project, ...)")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line")
     return project
 
 
 def _password(variable, prompt):
-    value = os.environ.get(variable)
+    from MVAWorkflowLib.security import read_secret
+    value = read_secret(variable)
     if value:
         return value
     if not sys.stdin.isatty():
-        raise WorkflowError(f"Set ${variable} (no terminal to ask for the password)")
+        raise WorkflowError(f"Set ${variable} or ${variable}_FILE (no terminal to ask for the password)")
     return getpass.getpass(prompt)
 
 
 def _login(service, args):
+    from MVAWorkflowLib.service_accounts import CLI_SESSION_SECONDS
     username = args.user or os.environ.get("MVA_USER")
     if not username:
         raise WorkflowError("Say who you are: --user NAME or $MVA_USER")
-    return service.login(username, _password("MVA_PASSWORD", f"Password for {username}: ")).token
+    return service.login(username, _password("MVA_PASSWORD", f"Password for {username}: "),
+                         address=f"cli:{getpass.getuser()}"[:64], lifetime_s=CLI_SESSION_SECONDS).token
 
 
 def _print_cases(title, cases):
@@ -110,6 +131,56 @@ def _run(service, args):
         print(f"project {project.name} (id {project.id}); annotation files in {project.storage_root}")
         return 0
     token = _login(service, args)
+    try:
+        return _run_logged_in(service, args, token)
+    finally:
+        service.logout(token)
+
+
+def _print_users(users):
+    print(f"  {'id':>5s}  {'user':20s} {'role':10s} {'supplier':20s} active")
+    for user in users:
+        print(f"  {user.id:5d}  {user.username:20s} {user.role:10s} {user.supplier or '-':20s} "
+              f"{'yes' if user.active else 'NO'}")
+
+
+def _run_users(service, args, token):
+    command = args.users_command
+    if command == "list":
+        _print_users(service.list_users(token))
+        return 0
+    if command == "reset-password":
+        password = _password("MVA_NEW_PASSWORD", f"New password for {args.username}: ")
+        user = service.update_user(token, args.username, password=password)
+        print(f"user {user.username}: password changed, their sessions ended")
+    else:
+        user = service.update_user(token, args.username, active=command == "enable")
+        print(f"user {user.username}: {'enabled' if user.active else 'disabled, their sessions ended'}")
+    return 0
+
+
+def _run_audit(service, args, token):
+    entries = service.audit_log(token, entity=args.entity, action=args.action, limit=max(1, args.limit))
+    for entry in entries:
+        if args.json:
+            print(json.dumps({"at": entry.at.isoformat(), "actor": entry.actor, "action": entry.action,
+                              "entity": entry.entity, "entity_id": entry.entity_id, "detail": entry.detail},
+                             default=str))
+        else:
+            target = f"{entry.entity} {entry.entity_id}" if entry.entity_id is not None else entry.entity
+            detail = " ".join(f"{key}={value}" for key, value in sorted(entry.detail.items()))
+            print(f"{entry.at:%Y-%m-%d %H:%M:%S}  {entry.actor or '-':15s} {entry.action:18s} {target:12s} {detail}")
+    if not entries:
+        print("(no entries)")
+    return 0
+
+
+def _run_logged_in(service, args, token):
+    command = args.project_command
+    if command == "users":
+        return _run_users(service, args, token)
+    if command == "audit":
+        return _run_audit(service, args, token)
     if command == "add-user":
         if args.supplier and args.supplier not in {s.name for s in service.list_suppliers(token)}:
             service.create_supplier(token, args.supplier)
@@ -167,15 +238,46 @@ def _run(service, args):
     return 0
 
 
+def _fail(message, secret=None):
+    if secret:
+        message = message.replace(secret, "***")
+    print(f"mva project: {message}", file=sys.stderr)
+    return ERROR_EXIT
+
+
 def run_project(args):
-    """Run a parsed `mva project ...` command; returns the exit code (2 on a workflow error)."""
+    """Run a parsed `mva project ...` command; returns the exit code (2 on any error, with a one-line message)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+    from MVAWorkflowLib.database import PASSWORD_ENV, default_url, hide_password, url_has_password
+    from MVAWorkflowLib.security import read_secret
     from MVAWorkflowLib.service import WorkflowService
+    if args.db and url_has_password(args.db):
+        return _fail(f"do not put the database password in --db (every local user can read command lines with "
+                     f"ps): set ${PASSWORD_ENV} or ${PASSWORD_ENV}_FILE, or put the URL in $MVA_DATABASE_URL_FILE")
+    try:
+        secret = read_secret(PASSWORD_ENV)
+        if args.db is None and read_secret("MVA_DATABASE_URL"):
+            secret = secret or make_url(read_secret("MVA_DATABASE_URL")).password
+    except (WorkflowError, ArgumentError):
+        secret = None
+    service = None
     try:
         service = WorkflowService.open(args.db)
-        try:
-            return _run(service, args)
-        finally:
-            service.database.dispose()
+        return _run(service, args)
     except WorkflowError as error:
-        print(f"mva project: {error}", file=sys.stderr)
-        return 2
+        return _fail(str(error), secret)
+    except OperationalError as error:
+        where = hide_password(args.db or default_url())
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+        return _fail(f"cannot use {where}: {reason}", secret)
+    except SQLAlchemyError as error:
+        return _fail(f"database error ({type(error).__name__}); nothing was changed", secret)
+    except OSError as error:
+        return _fail(f"{error.strerror or error}{f': {error.filename}' if error.filename else ''}", secret)
+    except KeyboardInterrupt:
+        return _fail("interrupted; nothing was changed by the unfinished step")
+    finally:
+        if service is not None:
+            service.database.dispose()

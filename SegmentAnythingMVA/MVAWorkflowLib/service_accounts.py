@@ -220,8 +220,10 @@ class AccountsMixin:
         UserInfo
         """
         role = _role(role)
-        if not username or not username.strip():
+        if not isinstance(username, str) or not username.strip():
             raise InvalidInputError("A user needs a user name")
+        if len(username.strip()) > 100 or any(ord(c) < 32 or ord(c) == 127 for c in username):
+            raise InvalidInputError("A user name has at most 100 characters and no control characters")
 
         def work(session):
             admin = require(session, actor, "manage_users")
@@ -238,7 +240,8 @@ class AccountsMixin:
     def update_user(self, actor, username, role=None, supplier=None, active=None, password=None):
         """Admin: change a user's role, supplier, active flag or password (only the arguments given).
 
-        Disabling a user also revokes their sessions. Returns the new `UserInfo`.
+        Disabling a user or setting their password revokes their sessions; setting the password or enabling
+        the user lifts the login backoff of their user name. Returns the new `UserInfo`.
         """
         role = _role(role) if role is not None else None
 
@@ -259,9 +262,13 @@ class AccountsMixin:
             if active is not None and bool(active) != user.active:
                 changes["active"] = bool(active)
                 user.active = bool(active)
-                if not active:
-                    for login in session.scalars(select(LoginSession).where(LoginSession.user_id == user.id)):
-                        login.revoked = True
+            if password is not None or active is False:
+                for login in session.scalars(select(LoginSession).where(LoginSession.user_id == user.id,
+                                                                        LoginSession.revoked.is_(False))):
+                    login.revoked = True
+            if password is not None or active:
+                # an admin's reset or re-enable also lifts the user name's login backoff
+                record_attempt(session, user.username, "admin", True, utcnow())
             audit(session, admin, "update_user", "user", user.id, **changes)
             session.flush()
             session.refresh(user)
@@ -276,13 +283,16 @@ class AccountsMixin:
         return self._run(work)
 
     # --- audit -----------------------------------------------------------------------------------
-    def audit_log(self, actor, entity=None, entity_id=None, limit=1000):
-        """Admin: audit entries, newest first, optionally for one entity ("case", "user", ...)."""
+    def audit_log(self, actor, entity=None, entity_id=None, limit=1000, action=None):
+        """Admin: audit entries (`AuditInfo`), newest first, optionally of one entity ("case", "user", ...)
+        and / or one action ("login_failed", "save_annotation", ...)."""
         def work(session):
             require(session, actor, "view_audit")
             query = select(AuditEntry, User.username).outerjoin(User, AuditEntry.actor_id == User.id)
             if entity is not None:
                 query = query.where(AuditEntry.entity == entity)
+            if action is not None:
+                query = query.where(AuditEntry.action == action)
             if entity_id is not None:
                 query = query.where(AuditEntry.entity_id == entity_id)
             rows = session.execute(query.order_by(AuditEntry.id.desc()).limit(limit))

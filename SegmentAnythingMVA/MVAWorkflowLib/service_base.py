@@ -185,6 +185,30 @@ def get_or_raise(session, model, key, what):
     return row
 
 
+# table -> what a duplicate of it is, in words; longest names first so "form_answers" wins over "answers"
+_DUPLICATES = (("annotation_revisions", "that revision was saved by someone else at the same time: save again"),
+               ("form_questions", "the case form already has a question with that key"),
+               ("form_answers", "that answer was saved at the same time elsewhere: save again"),
+               ("login_sessions", "that session already exists: log in again"),
+               ("assignments", "this case is already assigned to that annotator"),
+               ("suppliers", "a supplier with that name already exists"),
+               ("projects", "a project with that name already exists"),
+               ("labels", "the project already has a label with that value or name"),
+               ("users", "a user with that name already exists"),
+               ("cases", "the project already has a case with that name"))
+
+
+def integrity_message(error):
+    """A sentence for a unique / foreign-key violation, without the database's internal wording."""
+    text = str(getattr(error, "orig", error)).lower()
+    if "foreign key" in text:
+        return "This refers to a record that no longer exists (removed meanwhile?): reload and try again"
+    for table, sentence in _DUPLICATES:
+        if table in text:
+            return sentence[0].upper() + sentence[1:]
+    return "A record with the same unique values already exists"
+
+
 class ServiceBase:
     """Holds the `Database`; runs units of work with conflict handling."""
 
@@ -214,5 +238,5 @@ class ServiceBase:
                     raise ConflictError("Someone else changed this case at the same time: reload it and try again"
                                         ) from None
             except IntegrityError as error:
-                raise InvalidInputError(f"Already exists or refers to a missing record: {error.orig}") from None
+                raise InvalidInputError(integrity_message(error)) from None
         raise AssertionError("unreachable")

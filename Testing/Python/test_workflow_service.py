@@ -57,7 +57,7 @@ def test_only_admins_manage_users_and_labels(service, team):
 def test_bad_labels_and_roles_are_rejected_with_a_reason(service, team):
     with pytest.raises(InvalidInputError, match="colour must be #rrggbb"):
         service.add_labels(team["admin"], team["project"].id, ["3:Vessel:blue"])
-    with pytest.raises(InvalidInputError, match="Already exists"):
+    with pytest.raises(InvalidInputError, match="already has a label with that value or name"):
         service.add_labels(team["admin"], team["project"].id, ["1:Other:#000000"])
     with pytest.raises(InvalidInputError, match="Unknown role"):
         service.create_user(team["admin"], "eve", PASSWORD, "superuser")
