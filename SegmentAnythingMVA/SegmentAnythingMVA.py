@@ -33,7 +33,7 @@ class SegmentAnythingMVALogic(ScriptedLoadableModuleLogic):
     def ensure_dependencies(self):
         """Install missing Python packages after asking the user (never at import time)."""
         from MVASlicerLib.dependencies import ensure_dependencies
-        ensure_dependencies()
+        ensure_dependencies(torch=True, ask_again=True)
 
 
 class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
@@ -97,11 +97,13 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
 
     def updateCacheStatus(self):
         from MVASlicerLib import sam_session
-        self.cacheLabel.text = sam_session.status()
+        self.cacheLabel.text = sam_session.engines().status()
 
     def onClearCache(self):
         from MVASlicerLib import sam_session
-        sam_session.clear_cache()
+        engine = sam_session.engines().loaded()
+        if engine is not None:
+            engine.cache.clear()
         self.updateCacheStatus()
 
     def cleanup(self):
@@ -116,15 +118,16 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
 
     def loadSettings(self):
         try:
+            from MVAControllersLib.sam_engines import offered_models
             from MVASlicerLib import sam_session
-            from SegmentAnythingLib.engine_factory import INPUT_SIZE_LABELS, MODEL_NAMES
+            from SegmentAnythingLib.engine_factory import INPUT_SIZE_LABELS
         except ImportError as error:
             self.statusLabel.text = f"Python packages missing ({error.name}): press 'Install or update'."
             return
         for widget in (self.modelCombo, self.deviceCombo, self.inputSizeCombo, self.cacheSpin, self.prefetchCheck):
             widget.blockSignals(True)
         self.modelCombo.clear()
-        self.modelCombo.addItems(list(MODEL_NAMES))
+        self.modelCombo.addItems(offered_models(sam_session.developer_mode()))  # "tiny" (random) for developers only
         self.modelCombo.currentText = sam_session.setting("Model")
         self.deviceCombo.currentText = sam_session.setting("Device")
         self.inputSizeCombo.clear()
@@ -139,32 +142,27 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
 
     def saveSettings(self, *args):
         from MVASlicerLib import sam_session
-        sam_session.set_setting("Model", self.modelCombo.currentText)
-        sam_session.set_setting("Device", self.deviceCombo.currentText)
+        for name, value in (("Model", self.modelCombo.currentText), ("Device", self.deviceCombo.currentText),
+                            ("CacheMB", self.cacheSpin.value), ("Prefetch", self.prefetchCheck.checked),
+                            ("Checkpoint", self.checkpointPath.currentPath)):
+            sam_session.set_setting(name, value)
         if self.inputSizeCombo.currentIndex >= 0:
             sam_session.set_setting("InputSize", self.inputSizeCombo.currentData)
-        sam_session.set_setting("CacheMB", self.cacheSpin.value)
-        sam_session.set_setting("Prefetch", self.prefetchCheck.checked)
-        sam_session.set_setting("Checkpoint", self.checkpointPath.currentPath)
 
     def onLoadModel(self):
         from MVASlicerLib import sam_session
-        try:
-            self.logic.ensure_dependencies()
-        except RuntimeError as error:
-            slicer.util.errorDisplay(str(error))
-            return
         progress = slicer.util.createProgressDialog(labelText="Preparing the model...", maximum=100)
 
-        def report(done, total):
-            progress.labelText = f"Downloading: {done / 1e6:.0f} of {(total or 0) / 1e6:.0f} MB"
-            progress.value = int(100 * done / total) if total else 0
+        def report(fraction):
+            progress.value = int(100 * fraction)
             slicer.app.processEvents()
 
         try:
-            engine = sam_session.load_engine(progress=report, cancel=lambda: progress.wasCanceled)
-            self.statusLabel.text = f"{engine.model_name} loaded on {engine.device}, encoder input {engine.input_size or engine.native_size}"
-        except (OSError, ValueError, RuntimeError) as error:
+            self.logic.ensure_dependencies()
+            engine = sam_session.engines().load(progress=report, cancel=lambda: progress.wasCanceled)
+            self.statusLabel.text = (f"{engine.model_name} loaded on {engine.device}, "
+                                     f"encoder input {engine.input_size or engine.native_size}")
+        except Exception as error:  # noqa: BLE001 - shown to the user (missing packages, checkpoint, memory...)
             logging.warning("Loading the Segment Anything model failed: %s", error)
             slicer.util.errorDisplay(f"The model could not be loaded:\n{error}")
             self.statusLabel.text = str(error)

@@ -1,42 +1,76 @@
-"""Python packages the effects need, installed on first use after the user agrees (never at import time)."""
-import importlib.util
+"""Python packages the effects need, installed on first use after the user agrees (never at import time).
+
+- `slicer/__init__.py` does not import `slicer.packaging`: import it before `pip_ensure` (Slicer 5.11+,
+  Base/Python/slicer/packaging.py; it asks, installs with progress, and skips in testing mode). Slicer 5.10 has
+  no `slicer.packaging`: ask, then `slicer.util.pip_install`.
+- torch comes from the PyTorch extension: `PyTorchUtils.PyTorchUtilsLogic().torch` imports it and installs it
+  *without asking* when missing (fepegar/SlicerPyTorch PyTorchUtils.py:150-155, importTorch -> installTorch()
+  with askConfirmation=False), so the user is asked here first.
+- A declined prompt is remembered: the next action says so instead of asking again (the module's
+  "Install or update" button asks again).
+"""
 import os
 
 import slicer
 
 REQUIREMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Resources",
                             "requirements.txt")
-IMPORT_NAMES = {"segment-anything": "segment_anything", "scikit-image": "skimage", "scikit-learn": "sklearn",
-                "SimpleITK": "SimpleITK", "onnxruntime": "onnxruntime", "scipy": "scipy",
-                "SQLAlchemy": "sqlalchemy", "argon2-cffi": "argon2", "highdicom": "highdicom", "alembic": "alembic"}
-_checked = False
+_declined = set()
 
 
-def missing_requirements():
-    names = [line.split("#")[0].strip() for line in open(REQUIREMENTS)]
-    return [name for name in names if name and importlib.util.find_spec(IMPORT_NAMES.get(name, name)) is None]
-
-
-def ensure_dependencies():
-    """Install what is missing, asking first (slicer.packaging.pip_ensure on Slicer 5.11+, pip_install on 5.10).
+def ensure_dependencies(torch=False, ask_again=False):
+    """Make the packages of requirements.txt (and torch, if asked) importable, asking the user once.
 
     Raises
     ------
-    RuntimeError
-        The user declined or the installation failed; the effect cannot run.
+    DependencyError
+        Declined now or before, or the installation failed; nothing was changed.
     """
-    global _checked
-    if _checked or not missing_requirements():
-        _checked = True
-        return
-    if hasattr(slicer, "packaging"):
-        slicer.packaging.pip_ensure(slicer.packaging.load_requirements(REQUIREMENTS), requester="SegmentAnythingMVA")
-    else:
-        missing = missing_requirements()
+    from MVAControllersLib.dependency_plan import DependencyError, install_request, requirement_lines
+    if ask_again:
+        _declined.clear()
+    request = install_request(requirement_lines(REQUIREMENTS))
+    if request:
+        if "packages" in _declined:
+            raise DependencyError("Python packages are missing (installation declined): use 'Install or update "
+                                  "Python packages' in the SegmentAnythingMVA module")
+        if not _install(request):
+            _declined.add("packages")
+            raise DependencyError("SegmentAnythingMVA needs " + ", ".join(request) + "; they were not installed")
+        if install_request(requirement_lines(REQUIREMENTS)):
+            raise DependencyError("Installing the Python packages failed: see the Python console")
+    if torch:
+        _ensure_torch(DependencyError)
+
+
+def _install(request):
+    try:
+        import slicer.packaging  # noqa: F401 - Slicer 5.11+; not imported by slicer/__init__.py
+    except ImportError:
         if not slicer.util.confirmOkCancelDisplay(
-                "SegmentAnythingMVA needs these Python packages: " + ", ".join(missing) + ". Install them now?"):
-            raise RuntimeError("SegmentAnythingMVA needs " + ", ".join(missing) + "; they were not installed")
-        slicer.util.pip_install(missing)
-    if missing_requirements():
-        raise RuntimeError("Missing Python packages: " + ", ".join(missing_requirements()))
-    _checked = True
+                "SegmentAnythingMVA needs these Python packages: " + ", ".join(request) + ". Install them now?"):
+            return False
+        slicer.util.pip_install(" ".join(f'"{r}"' for r in request))
+        return True
+    slicer.packaging.pip_ensure(request, requester="SegmentAnythingMVA")
+    return True
+
+
+def _ensure_torch(DependencyError):
+    import importlib.util
+    if importlib.util.find_spec("torch") is not None:
+        return
+    if "torch" in _declined:
+        raise DependencyError("PyTorch is not installed (declined): use 'Install or update Python packages' "
+                              "in the SegmentAnythingMVA module")
+    try:
+        import PyTorchUtils
+    except ImportError as error:
+        raise DependencyError("The PyTorch extension is missing: install 'PyTorch' with the Extensions Manager "
+                              "and restart Slicer") from error
+    if not slicer.util.confirmOkCancelDisplay("This tool needs PyTorch. Install it now with the PyTorch extension "
+                                              "(a large download, several minutes)?"):
+        _declined.add("torch")
+        raise DependencyError("PyTorch was not installed: this tool cannot run without it")
+    if PyTorchUtils.PyTorchUtilsLogic().torch is None:
+        raise DependencyError("Installing PyTorch failed: see the Python console")

@@ -3,17 +3,20 @@ import logging
 import os
 import traceback
 
+EFFECT_FILES = {"SegmentEditorSmartBrushLib": "SegmentEditorSmartBrushEffect.py"}  # the paint effect: unique name
+
+
+def effect_file(module_file, package):
+    folder = os.path.dirname(os.path.abspath(module_file))
+    return os.path.join(folder, package, EFFECT_FILES.get(package, "SegmentEditorEffect.py")).replace("\\", "/")
+
 
 def register_effects(module_file, effect_packages):
-    """Register `<module dir>/<package>/SegmentEditorEffect.py` for each package name.
-
-    One failing effect is logged with its traceback and does not stop the others.
-    """
+    """Register each package's effect file; one failing effect is logged and does not stop the others."""
     import qSlicerSegmentationsEditorEffectsPythonQt as effects
 
-    folder = os.path.dirname(os.path.abspath(module_file))
     for package in effect_packages:
-        path = os.path.join(folder, package, "SegmentEditorEffect.py").replace("\\", "/")
+        path = effect_file(module_file, package)
         try:
             instance = effects.qSlicerSegmentEditorScriptedEffect(None)
             instance.setPythonSource(path)

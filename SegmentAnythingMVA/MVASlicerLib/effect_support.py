@@ -1,64 +1,17 @@
-"""Qt-side helpers shared by the effects: the bridge for a scripted effect, the plane of a slice view,
-mouse position -> plane pixel, and error display that never leaves a wait cursor behind."""
-import contextlib
-import logging
+"""Small Qt-side helpers of the effect files: clone, icon, slice node observers, parameter-bound widgets."""
+import os
 
 import qt
 import slicer
-
-
-
-class EffectContext:
-    """What an effect needs from Slicer to call the Qt-free tool logic."""
-
-    def __init__(self, scripted_effect):
-        from MVASlicerLib.dependencies import ensure_dependencies
-        ensure_dependencies()  # the bridge needs scipy: ask before the first use, not at startup
-        from MVABridgeLib.edit_backend import EffectBackend, SegmentEditBridge
-        self.scripted_effect = scripted_effect
-        self.bridge = SegmentEditBridge(EffectBackend(scripted_effect))
-
-    def plane_of_view(self, view_widget):
-        """The voxel-resolution SlicePlane of a slice view (exact voxel slice when the view is axis-aligned)."""
-        from MVABridgeLib.image_data import matrix_to_array
-        from MVABridgeLib.slice_geometry import SlicePlane
-        slice_node = view_widget.sliceLogic().GetSliceNode()
-        volume = self.bridge.work_volume()
-        return SlicePlane.voxel_aligned(matrix_to_array(slice_node.GetSliceToRAS()), volume.index_to_ras, volume.shape)
-
-    def pixel_at(self, effect, xy, view_widget, plane):
-        """Plane pixel (row, col) under the mouse position `xy` of `view_widget`."""
-        ras = effect.xyToRas(xy, view_widget)
-        pixel, _ = plane.ras_to_pixel([ras])
-        plane.check_pixel(pixel[0])
-        return tuple(int(round(v)) for v in pixel[0])
-
-    def window_level(self):
-        node = self.bridge.backend.source_volume_node()
-        display = node.GetDisplayNode() if node else None
-        if display is None:
-            return None
-        return float(display.GetWindow()), float(display.GetLevel())
-
-
-@contextlib.contextmanager
-def user_action(title):
-    """Wait cursor during the action; bridge errors shown to the user, nothing half-applied is left behind."""
-    qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
-    try:
-        yield
-    except (ValueError, RuntimeError) as error:  # bridge and tool input errors are ValueErrors
-        logging.warning("%s: %s", title, error)
-        slicer.util.errorDisplay(f"{title}: {error}")
-    finally:
-        qt.QApplication.restoreOverrideCursor()
-
+import vtk
 
 
 def clone_effect(effect_file, paint=False):
-    """A new scripted effect adaptor running `effect_file` (what every effect's clone() returns)."""
-    import os
+    """A new scripted effect adaptor running `effect_file` (what every effect's clone() returns).
 
+    Paint effects need qSlicerSegmentEditorScriptedPaintEffect, which names the Python module after the file's
+    base name (EditorEffects/qSlicerSegmentEditorScriptedPaintEffect.cxx:135): hence a unique file name there.
+    """
     import qSlicerSegmentationsEditorEffectsPythonQt as effects
     adaptor = effects.qSlicerSegmentEditorScriptedPaintEffect if paint else effects.qSlicerSegmentEditorScriptedEffect
     clone = adaptor(None)
@@ -68,64 +21,82 @@ def clone_effect(effect_file, paint=False):
 
 def effect_icon(effect_file):
     """The SegmentEditorEffect.png beside `effect_file`, or an empty icon."""
-    import os
     path = os.path.join(os.path.dirname(effect_file), "SegmentEditorEffect.png")
     return qt.QIcon(path) if os.path.exists(path) else qt.QIcon()
 
 
-@contextlib.contextmanager
-def progress_dialog(label):
-    """A progress dialog with a Cancel button: yields (report(fraction), cancel() -> bool)."""
-    dialog = slicer.util.createProgressDialog(labelText=label, maximum=100)
-
-    def report(fraction):
-        dialog.value = int(100 * fraction)
-        slicer.app.processEvents()
-
-    try:
-        yield report, lambda: bool(dialog.wasCanceled)
-    finally:
-        dialog.close()
+def observe_slice_nodes(callback):
+    """Call `callback(slice_widget)` when a slice view's node changes (for paint effects, whose adaptor forwards no
+    processViewNodeEvents). Returns the observations for `remove_observations`."""
+    layout = slicer.app.layoutManager()
+    observations = []
+    for name in layout.sliceViewNames():
+        widget = layout.sliceWidget(name)
+        node = widget.mrmlSliceNode()
+        tag = node.AddObserver(vtk.vtkCommand.ModifiedEvent, lambda caller, event, widget=widget: callback(widget))
+        observations.append((node, tag))
+    return observations
 
 
-class BackgroundTask:
-    """Run `work(progress, cancel)` in a worker thread; `done(result)` / `failed(error)` run on the Qt thread.
+def remove_observations(observations):
+    for node, tag in observations:
+        node.RemoveObserver(tag)
+    return []
 
-    The work must not touch VTK or Qt (numpy only); a progress bar and a Cancel button stay responsive.
-    """
 
-    def __init__(self, label, work, done, failed=None):
-        import threading
-        self.dialog = slicer.util.createProgressDialog(labelText=label, maximum=100)
-        self.fraction, self.result, self.error, self.cancelled = 0.0, None, None, False
-        self.done, self.failed = done, failed
-        self.thread = threading.Thread(target=self._run, args=(work,), daemon=True)
-        self.timer = qt.QTimer()
-        self.timer.setInterval(100)
-        self.timer.connect("timeout()", self._poll)
-        self.thread.start()
-        self.timer.start()
+class ParameterWidgets:
+    """Widgets bound to effect parameters: defaults, GUI <- MRML (signals blocked), MRML <- GUI."""
 
-    def _run(self, work):
-        try:
-            self.result = work(self._report, lambda: self.cancelled)
-        except Exception as error:  # noqa: BLE001 - handed to the Qt thread, which reports it
-            self.error = error
+    def __init__(self, scripted_effect):
+        self.effect, self.widgets = scripted_effect, []  # (parameter, widget, kind, default)
 
-    def _report(self, fraction):
-        self.fraction = fraction
+    def combo(self, label, parameter, items, default):
+        widget = qt.QComboBox()
+        widget.addItems(list(items))
+        return self._add(label, parameter, widget, "text", default, "currentIndexChanged(int)")
 
-    def _poll(self):
-        self.cancelled = self.cancelled or bool(self.dialog.wasCanceled)
-        self.dialog.value = int(100 * self.fraction)
-        if self.thread.is_alive():
-            return
-        self.timer.stop()
-        self.dialog.close()
-        if self.error is None:
-            self.done(self.result)
-        elif self.failed is not None:
-            self.failed(self.error)
+    def check(self, text, parameter, default, tooltip=""):
+        widget = qt.QCheckBox(text)
+        widget.toolTip = tooltip
+        return self._add(None, parameter, widget, "checked", default, "toggled(bool)")
+
+    def number(self, label, parameter, default, minimum, maximum, step=1.0, suffix=""):
+        widget = slicer.qMRMLSliderWidget()
+        widget.minimum, widget.maximum, widget.singleStep, widget.suffix = minimum, maximum, step, suffix
+        return self._add(label, parameter, widget, "value", default, "valueChanged(double)")
+
+    def _add(self, label, parameter, widget, kind, default, signal):
+        self.widgets.append((parameter, widget, kind, default))
+        if label:
+            self.effect.addLabeledOptionsWidget(label, widget)
         else:
-            logging.warning("Background task failed: %s", self.error)
-            slicer.util.errorDisplay(str(self.error))
+            self.effect.addOptionsWidget(widget)
+        widget.connect(signal, lambda *args: self.to_mrml())
+        return widget
+
+    def set_defaults(self):
+        for parameter, _widget, kind, default in self.widgets:
+            self.effect.setParameterDefault(parameter, int(default) if kind == "checked" else default)
+
+    def to_gui(self):
+        for parameter, widget, kind, _default in self.widgets:
+            widget.blockSignals(True)
+            if kind == "text":
+                widget.currentText = self.effect.parameter(parameter)
+            elif kind == "checked":
+                widget.checked = self.effect.integerParameter(parameter) != 0
+            else:
+                widget.value = self.effect.doubleParameter(parameter)
+            widget.blockSignals(False)
+
+    def to_mrml(self):
+        for parameter, widget, kind, _default in self.widgets:
+            value = {"text": lambda: widget.currentText, "checked": lambda: int(bool(widget.checked)),
+                     "value": lambda: widget.value}[kind]()
+            self.effect.setParameter(parameter, value)
+
+    def values(self):
+        """{parameter: typed value} read from the parameter node."""
+        read = {"text": self.effect.parameter, "checked": lambda p: self.effect.integerParameter(p) != 0,
+                "value": self.effect.doubleParameter}
+        return {parameter: read[kind](parameter) for parameter, _w, kind, _d in self.widgets}

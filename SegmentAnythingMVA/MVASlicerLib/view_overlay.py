@@ -1,12 +1,11 @@
-"""A coloured mask drawn over a slice view (preview, region boundaries, hover highlight)."""
+"""A coloured mask drawn over a slice view (preview, region boundaries, hover highlight), in view pixels."""
 import numpy as np
 import vtk
 from vtk.util import numpy_support
 
 
-
 class ViewOverlay:
-    """One RGBA image actor per slice view, in the view's own pixel grid."""
+    """One RGBA image actor in one slice view; the mask comes from a controller's `view_overlays`."""
 
     def __init__(self, slice_widget, colour=(1.0, 0.85, 0.2), opacity=0.5):
         self.slice_widget = slice_widget
@@ -25,18 +24,8 @@ class ViewOverlay:
     def renderer(self):
         return self.slice_widget.sliceView().renderWindow().GetRenderers().GetFirstRenderer()
 
-    def view_plane(self):
-        from MVABridgeLib.image_data import matrix_to_array
-        from MVABridgeLib.slice_geometry import SlicePlane
-        node = self.slice_widget.mrmlSliceNode()
-        return SlicePlane.from_slice_view(matrix_to_array(node.GetXYToRAS()), node.GetDimensions()[:2])
-
-    def show_volume_mask(self, mask_kji, index_to_ras):
-        """Draw a (k, j, i) mask of the work volume as it cuts this view."""
-        plane = self.view_plane()
-        self.show_view_mask(plane.sample(mask_kji, index_to_ras, order=0) > 0)
-
     def show_view_mask(self, mask_rows_cols):
+        """Draw a bool (rows, cols) mask of the view's pixels, row 0 at the top."""
         rows, cols = mask_rows_cols.shape
         rgba = np.zeros((rows, cols, 4), np.uint8)
         rgba[mask_rows_cols, :3] = self.colour

@@ -1,16 +1,13 @@
-"""Smart Propagation effect: carry the slice's segment to neighbouring slices; preview, then Apply."""
+"""Smart Propagation effect (Qt shell over MVAControllersLib's SmartPropagationController): preview from the
+slice of the chosen view (in the background, with progress), Apply as one undo step, re-propagate."""
 import qt
 import slicer
 from slicer.i18n import tr as _
 from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
 
-from MVASlicerLib.effect_support import EffectContext, clone_effect, effect_icon, progress_dialog, user_action
-from MVASlicerLib.view_overlay import ViewOverlay
-from SmartPropagationLib.propagation_options import STRATEGIES, PropagationOptions
-
-STRATEGY = "Strategy"
-DIRECTION = "Direction"
-MAX_SLICES = "MaxSlices"
+from MVASlicerLib.effect_shell import EffectShell
+from MVASlicerLib.effect_support import ParameterWidgets, clone_effect, effect_icon
+from SmartPropagationLib.propagation_options import STRATEGIES
 
 
 class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
@@ -19,8 +16,12 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         scriptedEffect.title = _("Smart Propagation")
         scriptedEffect.perSegment = True
         AbstractScriptedSegmentEditorEffect.__init__(self, scriptedEffect)
-        self.logic = None
-        self.overlays = {}
+        self.shell = EffectShell(scriptedEffect, self.makeController)
+        self.parameters = ParameterWidgets(scriptedEffect)
+
+    def makeController(self, bridge, confirm_edit):
+        from MVAControllersLib.smart_propagation_controller import SmartPropagationController
+        return SmartPropagationController(bridge, confirm_edit=confirm_edit)
 
     def clone(self):
         return clone_effect(__file__)
@@ -37,110 +38,45 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             "between them.</html>")
 
     def setupOptionsFrame(self):
-        self.strategyCombo = qt.QComboBox()
-        self.strategyCombo.addItems(list(STRATEGIES))
-        self.scriptedEffect.addLabeledOptionsWidget(_("Strategy:"), self.strategyCombo)
-        self.directionCombo = qt.QComboBox()
-        self.directionCombo.addItems(["both", "forward", "backward"])
-        self.scriptedEffect.addLabeledOptionsWidget(_("Direction:"), self.directionCombo)
-        self.maxSlices = qt.QSpinBox()
-        self.maxSlices.setRange(1, 1000)
-        self.scriptedEffect.addLabeledOptionsWidget(_("At most:"), self.maxSlices)
+        self.parameters.combo(_("Strategy:"), "Strategy", STRATEGIES, "auto")
+        self.parameters.combo(_("Direction:"), "Direction", ["both", "forward", "backward"], "both")
+        self.parameters.number(_("At most:"), "MaxSlices", 50, 1, 1000, 1, " slices")
         self.viewCombo = qt.QComboBox()
         self.viewCombo.addItems(slicer.app.layoutManager().sliceViewNames())
         self.scriptedEffect.addLabeledOptionsWidget(_("View:"), self.viewCombo)
-        buttons = qt.QHBoxLayout()
-        self.previewButton = qt.QPushButton(_("Preview"))
-        self.applyButton = qt.QPushButton(_("Apply"))
-        self.repropagateButton = qt.QPushButton(_("Re-propagate from here"))
-        self.cancelButton = qt.QPushButton(_("Cancel"))
-        for button in (self.previewButton, self.applyButton, self.repropagateButton, self.cancelButton):
-            buttons.addWidget(button)
-        self.scriptedEffect.addOptionsWidget(buttons)
-        self.statusLabel = qt.QLabel()
+        for text, action in ((_("Preview"), lambda c: c.preview(self.sliceNode())),
+                             (_("Apply"), lambda c: c.apply()),
+                             (_("Re-propagate from here"), lambda c: c.preview(self.sliceNode(), repropagate=True)),
+                             (_("Cancel"), lambda c: c.clear_preview())):
+            self.scriptedEffect.addOptionsWidget(self.shell.button(text, lambda c, a=action: self.withOptions(c, a)))
+        self.shell.status_label = self.statusLabel = qt.QLabel()
         self.statusLabel.wordWrap = True
         self.scriptedEffect.addOptionsWidget(self.statusLabel)
-        for widget in (self.strategyCombo, self.directionCombo):
-            widget.connect("currentIndexChanged(int)", self.updateMRMLFromGUI)
-        self.maxSlices.connect("valueChanged(int)", self.updateMRMLFromGUI)
-        self.previewButton.connect("clicked()", lambda: self.runPreview(repropagate=False))
-        self.repropagateButton.connect("clicked()", lambda: self.runPreview(repropagate=True))
-        self.applyButton.connect("clicked()", self.onApply)
-        self.cancelButton.connect("clicked()", self.clearPreview)
+
+    def sliceNode(self):
+        widget = slicer.app.layoutManager().sliceWidget(self.viewCombo.currentText)
+        if widget is None:
+            raise ValueError(f"There is no slice view named {self.viewCombo.currentText!r} in this layout")
+        return widget.mrmlSliceNode()
 
     def setMRMLDefaults(self):
-        defaults = PropagationOptions()
-        self.scriptedEffect.setParameterDefault(STRATEGY, defaults.strategy)
-        self.scriptedEffect.setParameterDefault(DIRECTION, defaults.direction)
-        self.scriptedEffect.setParameterDefault(MAX_SLICES, defaults.max_slices)
+        self.parameters.set_defaults()
 
     def updateGUIFromMRML(self):
-        for widget in (self.strategyCombo, self.directionCombo, self.maxSlices):
-            widget.blockSignals(True)
-        self.strategyCombo.currentText = self.scriptedEffect.parameter(STRATEGY)
-        self.directionCombo.currentText = self.scriptedEffect.parameter(DIRECTION)
-        self.maxSlices.value = self.scriptedEffect.integerParameter(MAX_SLICES)
-        for widget in (self.strategyCombo, self.directionCombo, self.maxSlices):
-            widget.blockSignals(False)
-        self.applyButton.enabled = self.logic is not None and self.logic.preview is not None
+        self.parameters.to_gui()
 
     def updateMRMLFromGUI(self):
-        self.scriptedEffect.setParameter(STRATEGY, self.strategyCombo.currentText)
-        self.scriptedEffect.setParameter(DIRECTION, self.directionCombo.currentText)
-        self.scriptedEffect.setParameter(MAX_SLICES, self.maxSlices.value)
+        self.parameters.to_mrml()
 
-    def propagationLogic(self):
-        if self.logic is None:
-            context = EffectContext(self.scriptedEffect)  # installs missing packages (asks) before the import
-            from SmartPropagationLib.smart_propagation_logic import SmartPropagationLogic
-            self.logic = SmartPropagationLogic(context.bridge)
-        self.logic.options = PropagationOptions(strategy=self.scriptedEffect.parameter(STRATEGY),
-                                                direction=self.scriptedEffect.parameter(DIRECTION),
-                                                max_slices=self.scriptedEffect.integerParameter(MAX_SLICES))
-        return self.logic
+    def withOptions(self, controller, action):
+        values, options = self.parameters.values(), controller.options
+        options.strategy, options.direction = values["Strategy"], values["Direction"]
+        options.max_slices = int(values["MaxSlices"])
+        return action(controller)
 
-    def runPreview(self, repropagate):
-        from SmartPropagationLib.algorithms import PropagationCancelled
-        widget = slicer.app.layoutManager().sliceWidget(self.viewCombo.currentText)
-        with progress_dialog(_("Propagating...")) as (report, cancel), user_action(_("Smart Propagation")):
-            try:
-                logic = self.propagationLogic()
-                plane = EffectContext(self.scriptedEffect).plane_of_view(widget)
-                run = logic.repropagate_from if repropagate else logic.compute_preview
-                self.showPreview(run(plane, progress=report, cancel=cancel))
-            except PropagationCancelled:
-                self.statusLabel.text = _("Cancelled")
-        self.updateGUIFromMRML()
-
-    def showPreview(self, preview):
-        volume = self.logic.bridge.work_volume()
-        mask = preview.volume_mask(volume.shape)
-        layout = slicer.app.layoutManager()
-        for name in layout.sliceViewNames():
-            overlay = self.overlays.setdefault(name, ViewOverlay(layout.sliceWidget(name)))
-            overlay.show_volume_mask(mask, volume.index_to_ras)
-        slices = sorted(preview.masks)
-        self.statusLabel.text = (_("Preview: slices {first} to {last} ({strategy}).").format(
-            first=slices[0], last=slices[-1], strategy=preview.strategy) + " "
-            + " ".join(preview.stop_messages() + self.logic.notes))
-        self.logic.notes.clear()
-
-    def onApply(self):
-        with user_action(_("Smart Propagation")):
-            self.scriptedEffect.confirmCurrentSegmentVisible()
-            self.propagationLogic().apply()
-        self.clearPreview()
-
-    def clearPreview(self):
-        if self.logic is not None:
-            self.logic.preview = None
-        for overlay in self.overlays.values():
-            overlay.hide()
-        self.statusLabel.text = ""
-        self.updateGUIFromMRML()
+    def processViewNodeEvents(self, callerViewNode, eventId, viewWidget):
+        if viewWidget.className() == "qMRMLSliceWidget":
+            self.shell.redraw([viewWidget])  # the preview follows scroll, pan and zoom
 
     def deactivate(self):
-        self.clearPreview()
-        for overlay in self.overlays.values():
-            overlay.remove()
-        self.overlays = {}
+        self.shell.deactivate()

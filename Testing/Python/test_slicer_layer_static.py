@@ -78,10 +78,14 @@ def test_all_python_compiles():
 
 
 def effect_files():
+    """Each SegmentEditor*Lib's effect file: SegmentEditorEffect.py, or SegmentEditor<Tool>Effect.py for paint
+    effects (the paint adaptor names the module after the file, so that name must be unique)."""
     for module in MODULES:
         for entry in sorted(os.listdir(os.path.join(ROOT, module))):
             if entry.startswith("SegmentEditor") and entry.endswith("Lib"):
-                yield os.path.join(ROOT, module, entry, "SegmentEditorEffect.py")
+                folder = os.path.join(ROOT, module, entry)
+                yield next(os.path.join(folder, f) for f in sorted(os.listdir(folder))
+                           if f.startswith("SegmentEditor") and f.endswith("Effect.py"))
 
 
 def test_there_is_an_effect_for_each_smart_tool():
@@ -94,7 +98,8 @@ def test_there_is_an_effect_for_each_smart_tool():
 def test_effect_file_defines_segment_editor_effect_with_absolute_imports_only(path):
     tree = ast.parse(open(path).read(), path)
     classes = [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
-    assert "SegmentEditorEffect" in classes
+    base = os.path.splitext(os.path.basename(path))[0]
+    assert base in classes  # the class the adaptors look for: the file's base name (ending in "Effect")
     relative = [module for module, level in imported_modules(path) if level > 0]
     assert not relative, f"relative imports fail when Slicer loads {path}: {relative}"
     assert os.path.exists(os.path.join(os.path.dirname(path), "SegmentEditorEffect.png"))

@@ -1,0 +1,208 @@
+"""The four desktop effects driven through stand-ins of Slicer's scripted adaptors and Segment Editor widget
+(slicer_effect_standins.py: only behaviour verified in Slicer's source, each with its file and line).
+
+MVA_EFFECT_ROOT=<a checkout> runs the same tests against another version of the effect files (how the
+findings of issue 15 were reproduced on the code before the controllers)."""
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import GEOMETRIES
+from controller_scene import make_scene, slice_node
+
+import slicer_effect_standins as standins
+from MVAControllersLib.view_planes import ras_to_xy
+
+ROOT = os.environ.get("MVA_EFFECT_ROOT") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PACKAGES = {"Smart Brush": ("SmartBrush", "SegmentEditorSmartBrushLib"),
+            "Smart Regions": ("SmartBrush", "SegmentEditorSmartRegionsLib"),
+            "Smart Propagation": ("SmartPropagation", "SegmentEditorSmartPropagationLib"),
+            "Segment Anything": ("SegmentAnythingMVA", "SegmentEditorSegmentAnythingLib")}
+
+
+def effect_path(name):
+    module, package = PACKAGES[name]
+    folder = os.path.join(ROOT, module, package)
+    return os.path.join(folder, next(f for f in sorted(os.listdir(folder)) if f.startswith("SegmentEditor")
+                                     and f.endswith("Effect.py")))
+
+
+@pytest.fixture
+def slicer_app(headless, monkeypatch):
+    """A scene with the ball volume, Red (axial) and Green (coronal) slice views, and a Segment Editor."""
+    if os.environ.get("MVA_EFFECT_ROOT"):
+        monkeypatch.syspath_prepend(os.path.join(ROOT, "SegmentAnythingMVA"))
+        for name in [m for m in sys.modules if m.startswith("MVASlicerLib")]:
+            monkeypatch.delitem(sys.modules, name)
+    scene = make_scene(headless, GEOMETRIES["lps_anisotropic"], names=("A", "B"))
+    centre = scene.centre_ras()
+    widgets = {"Red": standins.SliceWidget(slice_node("axial", centre, "Red")),
+               "Green": standins.SliceWidget(slice_node("coronal", centre, "Green"))}
+    app = standins.Application(widgets, standins.Settings({"SegmentAnythingMVA/Model": "tiny"}))
+    standins.install(monkeypatch, app)
+    for name in [m for m in sys.modules if m.startswith("SegmentEditorS") or m.startswith("MVASlicerLib")]:
+        monkeypatch.delitem(sys.modules, name)  # loaded fresh against the stand-ins
+    monkeypatch.setattr("MVASlicerLib.dependencies.ensure_dependencies", lambda **kwargs: None, raising=False)
+    editor = standins.SegmentEditor(scene.session, widgets)
+    for name in PACKAGES:
+        registered = standins.ScriptedEffect()  # MVASlicerLib.effect_registration uses the plain adaptor
+        registered.setPythonSource(effect_path(name))
+        editor.add_effect(registered)
+    app.scene, app.editor, app.widgets, app.centre = scene, editor, widgets, centre
+    return app
+
+
+def drag(app, widget, points, **modifiers):
+    editor, node = app.editor, widget.mrmlSliceNode()
+    results = [editor.interact(standins.LEFT_PRESS, widget, standins.Interactor(ras_to_xy(node, points[0]), **modifiers))]
+    for point in points[1:]:
+        results.append(editor.interact(standins.MOUSE_MOVE, widget, standins.Interactor(ras_to_xy(node, point), **modifiers)))
+    results.append(editor.interact(standins.LEFT_RELEASE, widget, standins.Interactor(ras_to_xy(node, points[-1]), **modifiers)))
+    return results
+
+
+def run_jobs(effect, timeout=60):
+    """Fire the effect's poll timer until its background job is done (the QTimer of the Qt shell)."""
+    shell = effect.python.shell
+    deadline = time.time() + timeout
+    while shell.controller is not None and shell.controller.busy and time.time() < deadline:
+        shell.controller.runner.wait(1)
+        shell.timer.fire()
+
+
+def segment(app):
+    return app.scene.segment()
+
+
+def test_a_smart_brush_stroke_reaches_paint_apply_and_previews_without_plain_paint(slicer_app):
+    app = slicer_app
+    app.editor.setActiveEffectByName("Smart Brush")
+    effect = app.editor.active
+    drag(app, app.widgets["Red"], [app.centre, app.centre + (1.0, 0, 0)])
+    assert effect.failures == [] and effect.fallback_paints == 0  # today's code: TypeError in showPreview
+    assert segment(app).sum() == 0  # a preview writes nothing
+    assert "Preview" in effect.python.statusLabel.text
+    assert app.widgets["Red"].actors() >= 1
+
+
+def test_a_shift_stroke_never_reaches_the_brush_so_erase_is_a_mode(slicer_app):
+    app = slicer_app
+    app.editor.setActiveEffectByName("Smart Brush")
+    effect = app.editor.active
+    drag(app, app.widgets["Red"], [app.centre], shift=True)
+    assert effect.strokes == [] and not effect.painting  # the paint adaptor refused the stroke
+    effect.setParameter("Erase", 1)
+    effect.call("updateGUIFromMRML")
+    drag(app, app.widgets["Red"], [app.centre])
+    assert effect.failures == []
+    controller = effect.python.shell.controller
+    assert controller.options.erase and controller.logic.preview is not None
+
+
+def test_brush_strokes_in_a_3d_view_are_ignored_not_painted_plainly(slicer_app):
+    app = slicer_app
+    app.editor.setActiveEffectByName("Smart Brush")
+    effect = app.editor.active
+    effect.setParameter("EditIn3DViews", 1)
+    three_d = standins.ThreeDWidget()
+    for event_id in (standins.LEFT_PRESS, standins.LEFT_RELEASE):
+        app.editor.interact(event_id, three_d, standins.Interactor((5, 5)))
+    assert effect.failures == [] and effect.fallback_paints == 0 and segment(app).sum() == 0
+
+
+def test_predict_3d_runs_in_the_view_painted_in_and_writes_one_undo_step(slicer_app):
+    app = slicer_app
+    del app.widgets["Red"]  # a layout without the Red view
+    app.editor.setActiveEffectByName("Smart Brush")
+    effect = app.editor.active
+    drag(app, app.widgets["Green"], [app.centre])
+    buttons = {w.text: w for w in effect.options_widgets if hasattr(w, "text")}
+    buttons["Predict 3D"].click()
+    run_jobs(effect)
+    assert app.errors == [] and effect.failures == []
+    written = segment(app)
+    assert written.sum() > 0 and len({j for _, j, _ in np.argwhere(written)}) > 1  # beyond the coronal slice
+    app.scene.session.undo()
+    assert segment(app).sum() == 0
+
+
+def test_escape_belongs_to_the_segment_editor_and_n_starts_a_new_object(slicer_app):
+    app = slicer_app
+    app.editor.setActiveEffectByName("Segment Anything")
+    effect = app.editor.active
+    assert "Esc</b> starts" not in effect.call("helpText")  # the help tells what really happens
+    widget = app.widgets["Red"]
+    assert app.editor.press_key("n", widget)
+    assert app.editor.press_key("Escape", widget) and app.editor.active is None
+
+
+def test_a_hidden_segment_declined_in_the_dialog_is_not_edited(slicer_app):
+    app = slicer_app
+    app.editor.setActiveEffectByName("Smart Regions")
+    effect = app.editor.active
+    effect.setParameter("Mode", "2d")
+    effect.call("updateGUIFromMRML")
+    drag(app, app.widgets["Red"], [app.centre])
+    assert segment(app).sum() > 0 and app.errors == []  # visible: the click writes
+    app.scene.session.undo()
+    app.scene.segmentation.GetDisplayNode().SetSegmentVisibility(app.scene.segment_ids[0], False)
+    app.editor.hidden_segment_answer = standins.NOT_CONFIRMED  # the user presses Cancel
+    drag(app, app.widgets["Red"], [app.centre])
+    assert app.editor.visibility_questions >= 1 and segment(app).sum() == 0
+
+
+def test_regions_redraw_on_slice_node_changes_without_adding_actors(slicer_app):
+    app = slicer_app
+    app.editor.setActiveEffectByName("Smart Regions")
+    effect = app.editor.active
+    effect.setParameter("Mode", "2d")
+    effect.call("updateGUIFromMRML")
+    widget = app.widgets["Red"]
+    drag(app, widget, [app.centre])
+    assert segment(app).sum() > 0 and effect.failures == [] and app.errors == []
+    actors = widget.actors()
+    overlay = effect.python.shell.overlays[("Red", "boundaries")]
+    before = overlay.image.GetPointData().GetScalars().GetNumberOfTuples()
+    for step in range(5):  # hover moves and slice changes
+        app.editor.interact(standins.MOUSE_MOVE, widget,
+                            standins.Interactor(ras_to_xy(widget.mrmlSliceNode(), app.centre + (step, 0, 0))))
+    widget.mrmlSliceNode().SetFieldOfView(30.0, 25.0, 1.0)  # zoom in: the overlay must be redrawn for it
+    app.editor.view_node_modified(widget)
+    assert widget.actors() == actors  # one actor per view and layer
+    scalars = overlay.image.GetPointData().GetScalars()
+    drawn = np.frombuffer(memoryview(scalars), np.uint8).reshape(-1, 4)[:, 3] > 0
+    assert scalars.GetNumberOfTuples() == before and drawn.sum() > 0
+    shown = effect.python.shell.controller.view_overlays(widget.mrmlSliceNode())["boundaries"]
+    assert np.array_equal(drawn.reshape(shown.shape)[::-1], shown)  # what the zoomed view shows now
+
+
+def test_one_bridge_per_effect_reads_the_volume_once(slicer_app):
+    app = slicer_app
+    calls = []
+    app.editor.setActiveEffectByName("Smart Regions")
+    effect = app.editor.active
+    original = effect.sourceVolumeImageData
+    effect.sourceVolumeImageData = lambda: calls.append(1) or original()
+    effect.setParameter("Mode", "2d")
+    for offset in (0.0, 1.0, -1.0):
+        drag(app, app.widgets["Red"], [app.centre + (offset, 0, 0)])
+    assert len(calls) == 1 and app.errors == []
+
+
+def test_errors_in_actions_are_shown_as_messages_not_raised(slicer_app):
+    app = slicer_app
+    app.scene.session.logic.SetSourceVolumeNode(None)
+    app.scene.session.editor_node.SetAndObserveSourceVolumeNode(None)
+    for name in ("Smart Regions", "Segment Anything"):
+        app.editor.setActiveEffectByName(name)
+        drag(app, app.widgets["Red"], [app.centre])
+        assert app.editor.active.failures == []
+    assert len(app.errors) == 2 and all("source volume" in text.lower() for text in app.errors)
+
+
+def test_the_paint_effect_file_gives_a_module_name_no_other_effect_uses(slicer_app):
+    brush = slicer_app.editor.effects["Smart Brush"]
+    assert brush.paint and brush.module_name not in ("SegmentEditorEffect",)
+    assert brush.module_name == os.path.splitext(os.path.basename(brush.source))[0]
