@@ -226,9 +226,10 @@ def _run_logged_in(service, args, token):
             print(format_table(rows, title=f"== {name}"))
             print()
         if args.output:
-            os.makedirs(args.output, exist_ok=True)
-            with open(os.path.join(args.output, "statistics.json"), "w") as stream:
-                json.dump(statistics, stream, indent=2, default=str)
+            from MVAWorkflowLib.storage import atomic_write, private_folder
+            private_folder(args.output)  # 0700: the tables name people and cases
+            atomic_write(os.path.join(args.output, "statistics.json"), lambda temporary: _write_json(
+                temporary, statistics))
             for path in write_plots(statistics, args.output):
                 print(f"wrote {path}")
     elif command == "export":
@@ -236,6 +237,11 @@ def _run_logged_in(service, args, token):
         manifest = export_project(service, token, args.project, args.output, args.format, args.status)
         print(f"exported {len(manifest['annotations'])} annotation(s) to {args.output}")
     return 0
+
+
+def _write_json(path, value):
+    with open(path, "w") as stream:
+        json.dump(value, stream, indent=2, default=str)
 
 
 def _fail(message, secret=None):

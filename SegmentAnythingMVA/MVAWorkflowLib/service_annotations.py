@@ -139,8 +139,9 @@ class AnnotationsMixin:
     def remove_unfinished_saves(self):
         """Delete revision files and temporaries left by saves whose process died before committing.
 
-        Only files whose writer process is gone (or, written on another machine, older than an hour) and that
-        no revision points to are removed. Returns how many files were removed.
+        Only files that no revision points to and whose writer process is gone (or that are older than
+        `storage.STALE_SECONDS`, when the writer ran on another machine or its process id was reused) are
+        removed. Returns how many files were removed.
         """
         roots = self._run(lambda session: [(p.id, p.storage_root) for p in session.scalars(select(Project))])
         candidates = []

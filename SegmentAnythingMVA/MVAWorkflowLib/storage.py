@@ -25,7 +25,8 @@ from MVAWorkflowLib.errors import InvalidInputError, WorkflowError
 LABEL_DTYPES = (np.uint8, np.uint16, np.int16, np.int32, np.uint32, np.int8)
 FILE_MODE = 0o600
 FOLDER_MODE = 0o700
-#: an unreferenced file of a writer on another machine (whose process cannot be checked) is removed after this
+#: an unreferenced writer file older than this is removed even when its writer cannot be checked (another
+#: machine) or its process id was reused
 STALE_SECONDS = 3600
 _WRITER_FILE = re.compile(r"^(?:annotation|\.tmp)-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]+(?:\.[A-Za-z.]+)?$")
 _log = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ def _writer_gone(host, pid):
 
 
 def unfinished_candidates(folder, now=None):
-    """Paths in `folder` written by a process that is gone (or, from another machine, older than an hour).
+    """Paths in `folder` written by a process that is gone, or older than `STALE_SECONDS`.
 
     These are revision files or temporaries whose save never committed *unless* a database row points to them:
     check that after calling this (a writer that committed and then died has its row already).
@@ -199,7 +200,7 @@ def unfinished_candidates(folder, now=None):
             old = now - os.path.getmtime(path) > STALE_SECONDS
         except FileNotFoundError:
             continue
-        if gone or (gone is None and old):
+        if gone or old:  # a save takes seconds: an hour-old unfinished file is litter even if its pid is reused
             found.append(path)
     return found
 

@@ -117,6 +117,27 @@ def test_processes_killed_during_saves_leave_the_last_revisions_and_no_litter(se
         assert service.save_annotation(team["ann"], case.id, tagged_labelmap(9, 2)).revision == 3
 
 
+def test_the_clean_up_removes_only_files_of_dead_or_long_gone_writers_that_no_revision_uses(service, team):
+    import time
+    case, user_id = claimed_case(service, team)
+    service.save_annotation(team["ann"], case.id, box_labelmap(value=1))
+    folder = storage.annotation_folder(team["project"].storage_root, team["project"].id, case.id, user_id)
+    committed = os.listdir(folder)
+    host = storage.writer_tag().split("-")[0]
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    names = {"dead": f"annotation-{host}-{dead.pid}-ab12.nrrd", "live": f"annotation-{host}-{os.getpid()}-cd34.nrrd",
+             "old": f"annotation-{host}-{os.getpid()}-ef56.nrrd", "temporary": f".tmp-{host}-{dead.pid}-0a1b.nrrd",
+             "foreign": "annotation-0000ffff-1-aa.nrrd", "not ours": "notes.txt"}
+    for name in names.values():
+        open(os.path.join(folder, name), "w").close()
+    two_hours_ago = time.time() - 7200
+    os.utime(os.path.join(folder, names["old"]), (two_hours_ago, two_hours_ago))
+    assert service.remove_unfinished_saves() == 3
+    assert sorted(os.listdir(folder)) == sorted(committed + [names["live"], names["foreign"], names["not ours"]])
+    assert service.load_annotation(team["ann"], case.id).label_values() == [1]
+
+
 def test_a_save_that_loses_the_version_check_leaves_no_file(service, team):
     from MVAWorkflowLib.errors import ConflictError
     case, user_id = claimed_case(service, team)
