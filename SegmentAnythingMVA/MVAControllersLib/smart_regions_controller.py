@@ -118,7 +118,7 @@ class SmartRegionsController(ToolController):
         if self.options.show_boundaries:
             plane = self.plane_of(slice_node)
             if self.has_regions(plane):
-                grid = view_planes.view_pixels(slice_node, self.world_to_local())
+                grid = view_planes.view_pixels(slice_node, self.segmentation_node())
                 shown[BOUNDARIES] = view_planes.plane_mask_in_view(plane, self.logic.boundaries(plane), grid)
         return shown
 

@@ -101,15 +101,15 @@ class ToolController:
         return Reaction()
 
     # --- geometry -------------------------------------------------------------------------------------------
-    def world_to_local(self):
-        return view_planes.world_to_segmentation(self.bridge.backend.segmentation_node())
+    def segmentation_node(self):
+        return self.bridge.backend.segmentation_node()
 
     def plane_of(self, slice_node):
-        """The voxel-resolution plane of a slice view in the work volume (segmentation coordinates)."""
-        return view_planes.tool_plane(slice_node, self.bridge.work_volume(), self.world_to_local())
+        """The plane tools compute on for a slice view (voxel slice or oblique grid, segmentation coordinates)."""
+        return view_planes.tool_plane(slice_node, self.bridge.work_volume(), self.segmentation_node())
 
     def pixel_of(self, plane, event):
-        return view_planes.pixel_at(plane, event.slice_node, event.xy, self.world_to_local())
+        return view_planes.pixel_at(plane, event.slice_node, event.xy)
 
     def pixel_or_none(self, plane, event):
         try:
@@ -151,7 +151,7 @@ class ToolController:
     def _view_overlays(self, slice_node):
         if not self.drawings:
             return {}
-        grid = view_planes.view_pixels(slice_node, self.world_to_local())
+        grid = view_planes.view_pixels(slice_node, self.segmentation_node())
         volume = self.bridge.work_volume()
         shown = {}
         for layer, drawing in self.drawings.items():
