@@ -47,20 +47,25 @@ class _Action:
     start: tuple
     before: np.ndarray  # segment block before the action
     after: np.ndarray  # segment block after the action
-    ledger_before: tuple  # (owned, after, known) blocks of the ledger before the action
+    ledger_before: tuple  # the ledger's blocks (owned, after, known, others) before the action
 
 
 class SegmentLedger:
     """What one tool wrote into one segment of one volume grid."""
 
     def __init__(self, shape_kji):
-        self.owned = SparseMask(shape_kji)
-        self.after = SparseMask(shape_kji)
-        self.known = SparseMask(shape_kji)
+        self.owned = SparseMask(shape_kji)  # voxels the tool added
+        self.after = SparseMask(shape_kji)  # the segment right after the tool's last write there
+        self.known = SparseMask(shape_kji)  # where `after` is known
+        self.others = SparseMask(shape_kji)  # voxels someone else changed after the tool wrote there (kept)
         self.actions = deque(maxlen=HISTORY)
 
+    @property
+    def _stores(self):
+        return (self.owned, self.after, self.known, self.others)
+
     def _blocks(self, start, shape):
-        return tuple(store.get(start, shape) for store in (self.owned, self.after, self.known))
+        return tuple(store.get(start, shape) for store in self._stores)
 
     def sync(self, read_block):
         """Forget the tool's own actions that were undone since (their blocks are back to their `before`)."""
@@ -69,19 +74,18 @@ class SegmentLedger:
             current = read_block(action.start, action.before.shape)
             if np.array_equal(current, action.after) or not np.array_equal(current, action.before):
                 return
-            for store, block in zip((self.owned, self.after, self.known), action.ledger_before):
+            for store, block in zip(self._stores, action.ledger_before):
                 store.set(action.start, block)
             self.actions.pop()
 
     def edited(self, start, current):
-        """Voxels of the block changed by someone else since the tool last wrote them."""
-        _, after, known = self._blocks(start, current.shape)
-        return known & (after != current)
+        """Voxels of the block changed by someone else since the tool wrote there (now or earlier)."""
+        _, after, known, others = self._blocks(start, current.shape)
+        return others | (known & (after != current))
 
     def own(self, start, current):
         """Voxels of the block the tool wrote and that are still as it left them."""
-        owned, after, known = self._blocks(start, current.shape)
-        return owned & current & ~(known & (after != current))
+        return self.owned.get(start, current.shape) & current & ~self.edited(start, current)
 
     def foreign(self, start, current):
         """Voxels of the block that hold someone else's decision: their voxels, or their erasures since."""
@@ -99,11 +103,13 @@ class SegmentLedger:
 
     def record(self, start, before, after):
         """Remember an action that changed the block from `before` to `after`."""
-        owned, _, _ = saved = self._blocks(start, before.shape)
+        owned, last_after, known, others = saved = self._blocks(start, before.shape)
         self.actions.append(_Action(tuple(start), before, after, saved))
-        self.owned.set(start, (owned & after) | (after & ~before))
+        edited = others | (known & (last_after != before))
+        self.owned.set(start, ((owned & ~edited) & after) | (after & ~before))
         self.after.set(start, after)
         self.known.set(start, np.ones(before.shape, bool))
+        self.others.set(start, edited)
 
 
 class ToolEdits:
