@@ -1,0 +1,98 @@
+"""Shared pieces of the fuzz suite (test_fuzz_inputs_*.py): a segmentation with work in it, a snapshot of
+everything a failed action must leave alone, and `mva` run as a subprocess."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+from conftest import GEOMETRIES, ROOT, add_segmentation
+
+import slicer
+from MVABridgeLib.editor_session import SegmentEditorSession
+from MVABridgeLib.image_data import array_view
+from MVABridgeLib.segments import replace_segment_from_mask
+from MVABridgeLib.volumes import add_volume_node
+
+MATRIX = GEOMETRIES["lps_anisotropic"]
+SHAPE_KJI = (8, 24, 24)
+
+
+def disc_image(dtype=np.int16, inside=200, outside=20):
+    _, j, i = np.mgrid[0:SHAPE_KJI[0], 0:SHAPE_KJI[1], 0:SHAPE_KJI[2]]
+    disc = (j - 12) ** 2 + (i - 12) ** 2 < 6 ** 2
+    return np.where(disc, inside, outside).astype(dtype)
+
+
+class Work:
+    """A volume and a segmentation whose segments A and B already hold a user's voxels; C is empty."""
+
+    def __init__(self, headless, image=None, matrix=MATRIX):
+        self.headless = headless
+        self.image = disc_image() if image is None else image
+        self.volume = add_volume_node(headless.scene, self.image, matrix, "Source")
+        self.segmentation, self.ids = add_segmentation(headless, self.volume, ("A", "B", "C"))
+        drawn_a = np.zeros(self.image.shape, np.uint8)
+        drawn_a[2:5, 3:9, 4:10] = 1
+        drawn_b = np.zeros(self.image.shape, np.uint8)
+        drawn_b[5:7, 14:20, 14:20] = 1
+        replace_segment_from_mask(self.segmentation, self.ids[0], drawn_a, matrix)
+        self.drawn_voxels = int(drawn_a.sum())
+        replace_segment_from_mask(self.segmentation, self.ids[1], drawn_b, matrix)
+        self.session = SegmentEditorSession(self.volume, self.segmentation, self.ids[0], headless.scene)
+
+    @property
+    def bridge(self):
+        return self.session.bridge
+
+    def snapshot(self):
+        """Every segment's stored labelmap (extent, label value, voxels), undo availability and scene size.
+
+        Read from the segmentation's own storage, not through the volume, so it works on a broken volume node.
+        """
+        name = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
+        segments = []
+        for segment_id in self.ids:
+            segment = self.segmentation.GetSegmentation().GetSegment(segment_id)
+            image = segment.GetRepresentation(name)
+            voxels = array_view(image).copy() if image is not None else None
+            segments.append((segment_id, segment.GetName(), image.GetExtent() if image is not None else None,
+                             segment.GetLabelValue(), voxels))
+        return segments, self.session.logic.CanUndo(), self.headless.scene.GetNumberOfNodes()
+
+    def assert_unchanged(self, before):
+        _, _, _, label_a, voxels_a = before[0][0]
+        assert np.count_nonzero(voxels_a == label_a) == self.drawn_voxels, "segment A should hold the user's block"
+        after = self.snapshot()
+        assert after[1:] == before[1:], "undo history or scene changed"
+        for (id_a, name_a, extent_a, label_a, voxels_a), (id_b, name_b, extent_b, label_b, voxels_b) in \
+                zip(before[0], after[0]):
+            assert (id_a, name_a, label_a) == (id_b, name_b, label_b)
+            if voxels_a is None or voxels_b is None:
+                assert voxels_a is None and voxels_b is None
+                continue
+            # an extent may be re-cropped without a change of content: compare the voxels of the label
+            assert int(np.count_nonzero(voxels_a == label_a)) == int(np.count_nonzero(voxels_b == label_b))
+            if extent_a == extent_b:
+                assert np.array_equal(voxels_a, voxels_b)
+
+
+def mva_command(*args):
+    """argv running `mva` with this interpreter (the folders the package uses on its path)."""
+    return [sys.executable, "-m", "MVACommandLineLib.cli", *[str(a) for a in args]]
+
+
+def mva_environment(**extra):
+    env = dict(os.environ)
+    folders = [os.path.join(ROOT, name) for name in ("SegmentAnythingMVA", "SmartBrush", "SmartPropagation",
+                                                      "WebAnnotator")]
+    env["PYTHONPATH"] = os.pathsep.join(folders + [env.get("PYTHONPATH", "")])
+    env.setdefault("ITK_GLOBAL_DEFAULT_THREADER", "Pool")
+    env.update(extra)
+    return env
+
+
+def run_mva(args, cwd, timeout_s=120, **env):
+    """(exit code, stdout + stderr) of one `mva` run."""
+    done = subprocess.run(mva_command(*args), cwd=cwd, env=mva_environment(**env), capture_output=True, text=True,
+                          timeout=timeout_s)
+    return done.returncode, done.stdout + done.stderr
