@@ -125,8 +125,15 @@ def _nifti_layout(head):
 def _check_nrrd(path):
     with open(path, "rb") as stream:
         head = stream.read(1 << 16)
-    end = head.find(b"\n\n")
-    if not head.startswith(b"NRRD") or end < 0:
+    if not head.startswith(b"NRRD"):
+        return
+    end, gap = head.find(b"\n\n"), 2
+    if end < 0:
+        end, gap = head.find(b"\r\n\r\n"), 4
+    if end < 0:
+        if len(head) < 1 << 16:  # Slicer's segmentation reader aborts the process on such a file
+            raise IncompleteFileError(f"{path} is truncated: its NRRD header ends after {len(head)} bytes, before "
+                                      "the blank line that starts the voxels; export or copy the file again")
         return
     fields = {}
     for line in head[:end].decode("latin-1").splitlines()[1:]:
@@ -147,7 +154,7 @@ def _check_nrrd(path):
     count = 1
     for s in sizes:
         count *= s
-    found = _payload_size(path, end + 2, encoding != "raw")
+    found = _payload_size(path, end + gap, encoding != "raw")
     if found < count * type_bytes:
         raise IncompleteFileError(
             f"{path} is truncated: its header declares {count * type_bytes} bytes of voxels but the file holds "
