@@ -1,7 +1,7 @@
 """Smart Propagation options (no heavy imports: the Qt effect reads the defaults at startup)."""
 from dataclasses import dataclass
 
-STRATEGIES = ("auto", "registration", "sam", "interpolation", "copy")
+STRATEGIES = ("auto", "registration", "sam", "sam2", "interpolation", "copy")
 
 
 @dataclass

@@ -14,6 +14,8 @@ from MVABridgeLib.tool_edits import EditResult, ToolEdits
 from SmartPropagationLib.propagation_options import STRATEGIES, PropagationOptions
 from SmartPropagationLib.algorithms import (
     StopRule, available_strategies, interpolate_between_slices, propagate, repropagate)
+from SmartPropagationLib.algorithms.sam2_video import (
+    build_tracker, propagate_video, repropagate_video, video_strategies)
 
 STOP_MESSAGES = {
     "vanished": "the object vanished",
@@ -22,6 +24,7 @@ STOP_MESSAGES = {
     "left_box": "the mask left the box grown around the seed",
     "max_slices": "the requested number of slices was reached",
     "volume_end": "the end of the volume was reached",
+    "object_absent": "the model says the object is no longer on the slice",
 }
 
 
@@ -106,6 +109,12 @@ class SmartPropagationLogic:
             low, high = min(drawn), max(drawn)
             masks = {k: masks_volume[k] for k in range(low, high + 1)}
             stops = []
+        elif strategy in video_strategies():  # SAM 2: the drawn slices condition one tracker through the stack
+            result = propagate_video(build_tracker(strategy, image, spacing), image.shape, index,
+                                     _conditioning(segment, drawn, index), self._direction(plane),
+                                     self.options.max_slices, spacing, self._stop_rule(), _adapt(progress), cancel)
+            self._last_result = (axis, result)
+            masks, stops = dict(result.masks), list(result.stops.values())
         else:
             result = propagate(image, segment[index], index, self._direction(plane), self.options.max_slices,
                                spacing, strategy, self._stop_rule(), _adapt(progress), cancel)
@@ -127,6 +136,9 @@ class SmartPropagationLogic:
             return "interpolation" if with_content >= 2 and not propagating else "registration"
         if strategy == "sam" and "sam" not in available_strategies():
             self.notes.append("No Segment Anything model is loaded: propagated by registration instead")
+            return "registration"
+        if strategy == "sam2" and "sam2" not in video_strategies():
+            self.notes.append("No SAM 2 model is loaded: propagated by registration instead")
             return "registration"
         return strategy
 
@@ -166,13 +178,23 @@ class SmartPropagationLogic:
             return self.compute_preview(plane, progress, cancel)
         axis, index, image, segment, spacing, drawn = self._slice_stack(plane)
         strategy = self._strategy(drawn, segment, propagating=True)
-        result = repropagate(image, self._last_result[1], index, segment[index], None, self.options.max_slices,
-                             spacing, strategy, self._stop_rule(), _adapt(progress), cancel)
+        if strategy in video_strategies():  # the corrected slice becomes one more conditioning frame
+            result = repropagate_video(build_tracker(strategy, image, spacing), self._last_result[1], index,
+                                       _conditioning(segment, drawn, index), None, self.options.max_slices, spacing,
+                                       self._stop_rule(), _adapt(progress), cancel, shape_kji=image.shape)
+        else:
+            result = repropagate(image, self._last_result[1], index, segment[index], None, self.options.max_slices,
+                                 spacing, strategy, self._stop_rule(), _adapt(progress), cancel)
         self._last_result = (axis, result)
         away = 1 if index >= result.seed_k else -1
         beyond = {k: m for k, m in result.masks.items() if (k - index) * away > 0}
         self.preview = PropagationPreview(axis, index, beyond, list(result.stops.values()), strategy, drawn)
         return self.preview
+
+
+def _conditioning(segment, drawn, index):
+    """A video strategy's conditioning frames: every drawn slice as it is, and the slice propagated from."""
+    return {**{k: segment[k] for k in drawn}, index: segment[index]}
 
 
 def _adapt(progress):

@@ -85,6 +85,16 @@ class Sam2VideoTracker:
         """Frames whose outputs the bank holds now (conditioning first, then the current pass)."""
         return tuple(self._conditioning) + tuple(self._recent)
 
+    def memory_bytes(self) -> int:
+        """Bytes of the tensors the memory bank holds (the engine's feature cache is bounded on its own)."""
+        total = 0
+        for out in list(self._conditioning.values()) + list(self._recent.values()):
+            for value in out.values():
+                for tensor in (value if isinstance(value, (list, tuple)) else [value]):
+                    if isinstance(tensor, torch.Tensor):
+                        total += tensor.numel() * tensor.element_size()
+        return total
+
     def begin_pass(self, direction: int) -> None:
         """Start tracking in one direction: forget the frames of the previous pass (conditioning frames stay)."""
         self._recent.clear()
