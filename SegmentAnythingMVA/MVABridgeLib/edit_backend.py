@@ -293,7 +293,7 @@ class SegmentEditBridge:
         before = self.selected_block(start, shape)
         to_add, to_remove = ledger.plan(start, before, _as_bool(add), _as_bool(retract), _as_bool(erase))
         if not to_add.any() and not to_remove.any():
-            return EditResult(message=_nothing_message(add, before))
+            return EditResult(message=_nothing_message(add, erase, before))
         self._write_atomically(start, to_add, to_remove, before)
         after = self.selected_block(start, shape)
         ledger.record(start, before, after)
@@ -386,7 +386,11 @@ def _as_bool(block):
     return None if block is None else np.asarray(block, bool)
 
 
-def _nothing_message(add, before):
-    if add is not None and np.asarray(add).any() and not (np.asarray(add, bool) & ~before).any():
+def _nothing_message(add, erase, before):
+    """Why an action that was allowed to change nothing changed nothing."""
+    adds = add is not None and np.asarray(add).any()
+    if adds and not (np.asarray(add, bool) & ~before).any():
         return "Nothing changed: the segment already holds these voxels"
+    if not adds and erase is not None and not (np.asarray(erase, bool) & before).any():
+        return "Nothing changed: the segment has no voxels there to remove"
     return "Nothing changed: the voxels this action would change were drawn or erased by you (or another tool)"
