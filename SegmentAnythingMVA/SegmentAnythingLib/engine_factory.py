@@ -1,8 +1,9 @@
 """Build a SamEngine by model name: the tiny test model, or an official/MedSAM checkpoint."""
 from SegmentAnythingLib.algorithms.sam_checkpoints import CHECKPOINTS, ensure_checkpoint
 from SegmentAnythingLib.algorithms.sam_errors import UnknownModelError
+from SegmentAnythingLib.sam2_engine_factory import SAM2_MODEL_NAMES, is_sam2_model
 
-MODEL_NAMES = ("tiny",) + tuple(CHECKPOINTS)
+MODEL_NAMES = ("tiny",) + tuple(CHECKPOINTS) + SAM2_MODEL_NAMES
 # Encoder input choices offered by the Slicer module, the browser and `mva serve` (ViT-B, 2-core CPU: 4.1, 1.9, 0.7 s).
 INPUT_SIZE_LABELS = {"full": "1024 px, as trained", "auto": "auto: 512 / 768 / 1024 px, the smallest holding the slice",
                      "768": "768 px (faster)", "512": "512 px (fastest)"}
@@ -39,6 +40,10 @@ def create_engine(model_name="tiny", checkpoint=None, device="auto", allow_downl
     an int (e.g. 512, capped at that size) or "auto" (smallest of 1/2, 3/4, 1 x that size holding the slice) is faster on a CPU
     (ViT-B bf16: 4.1 s -> 0.7 s at 512) with quality not yet verified on real weights.
     """
+    if is_sam2_model(model_name):  # SAM 2.1 and MedSAM2: a Sam2Engine, same interface (no input-size choice)
+        from SegmentAnythingLib.sam2_engine_factory import create_sam2_engine
+        return create_sam2_engine(model_name, checkpoint, device, allow_download, progress, cancel, cache_mb,
+                                  cache_folder)
     from SegmentAnythingLib.algorithms.sam_embedding_cache import EmbeddingCache
     from SegmentAnythingLib.algorithms.sam_engine import SamEngine
     from SegmentAnythingLib.algorithms.sam_models import bf16_is_fast, build_sam, build_tiny_sam, choose_device
