@@ -21,7 +21,7 @@ import numpy as np
 
 from MVABridgeLib.sparse_mask import SparseMask
 
-HISTORY = 32  # actions per segment whose undo is recognised
+HISTORY = 16  # actions per segment whose undo is recognised (each kept bit-packed)
 
 
 class EditResult(int):
@@ -42,12 +42,23 @@ class EditResult(int):
         return bool(self.added or self.removed)
 
 
+def _pack(block):
+    return np.packbits(block, axis=None)
+
+
+def _unpack(packed, shape):
+    return np.unpackbits(packed, count=int(np.prod(shape))).reshape(shape).astype(bool)
+
+
 @dataclass
 class _Action:
+    """One write, bit-packed (an action's block can be a large box): the segment before and after it, and the
+    ledger's blocks (owned, after, known, others) before it."""
     start: tuple
-    before: np.ndarray  # segment block before the action
-    after: np.ndarray  # segment block after the action
-    ledger_before: tuple  # the ledger's blocks (owned, after, known, others) before the action
+    shape: tuple
+    before: np.ndarray
+    after: np.ndarray
+    ledger_before: tuple
 
 
 class SegmentLedger:
@@ -71,11 +82,11 @@ class SegmentLedger:
         """Forget the tool's own actions that were undone since (their blocks are back to their `before`)."""
         while self.actions:
             action = self.actions[-1]
-            current = read_block(action.start, action.before.shape)
+            current = _pack(read_block(action.start, action.shape))
             if np.array_equal(current, action.after) or not np.array_equal(current, action.before):
                 return
             for store, block in zip(self._stores, action.ledger_before):
-                store.set(action.start, block)
+                store.set(action.start, _unpack(block, action.shape))
             self.actions.pop()
 
     def edited(self, start, current):
@@ -104,7 +115,8 @@ class SegmentLedger:
     def record(self, start, before, after):
         """Remember an action that changed the block from `before` to `after`."""
         owned, last_after, known, others = saved = self._blocks(start, before.shape)
-        self.actions.append(_Action(tuple(start), before, after, saved))
+        self.actions.append(_Action(tuple(start), before.shape, _pack(before), _pack(after),
+                                    tuple(_pack(block) for block in saved)))
         edited = others | (known & (last_after != before))
         self.owned.set(start, ((owned & ~edited) & after) | (after & ~before))
         self.after.set(start, after)

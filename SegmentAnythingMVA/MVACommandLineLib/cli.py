@@ -36,6 +36,9 @@ def build_parser():
                           help="sam: image encoder input side: a multiple of 16 such as 512, or auto "
                                "(the smallest of 512/768/1024 that holds the slice); default the model's own 1024")
     evaluate.add_argument("--json", default=None, help="also write the result to this file")
+    evaluate.add_argument("--strategy", default=None, choices=("registration", "sam2", "copy"),
+                          help="propagate: how slices are carried (default registration; sam2 uses --model: tiny, "
+                               "sam2.1_tiny, sam2.1_small, sam2.1_base_plus, sam2.1_large or medsam2)")
     evaluate.add_argument("--tools", default="brush3d", help="annotate3d: comma-separated tool combinations, e.g. "
                           "brush3d,brush+propagate,regions,sam+propagate,paint+fillbetween,growcut3d")
     evaluate.add_argument("--budget", type=int, default=30, help="annotate3d: interactions allowed per session")
@@ -84,7 +87,7 @@ def run_eval(args):
     options = EvalOptions(tool=args.tool, volume=args.volume, truth=args.truth, label=args.label,
                           interactions=args.interactions, axis=args.axis, slice=args.slice, gap=args.gap,
                           seed=args.seed, model=args.model, checkpoint=args.checkpoint,
-                          input_size=args.input_size)
+                          input_size=args.input_size, extra={"strategy": args.strategy} if args.strategy else {})
     try:
         result = evaluate(options, TOOLS)
     except EvaluationError as error:
