@@ -25,6 +25,7 @@ from MVABridgeLib.slice_geometry import OBLIQUE_OVERSAMPLING, SlicePlane, aligne
 
 # a zoomed-in oblique view gets a plane at view resolution cropped to about this many pixels around the view
 MAX_TOOL_PLANE_PIXELS = 2048 * 2048
+PLANE_DECIMALS = 9  # mm
 
 
 class NonLinearTransformError(BridgeError):
@@ -115,6 +116,27 @@ def view_xy_to_index_kji(slice_node, xy, index_to_ras, segmentation_node=None):
     return index_kji[0] if np.asarray(xy).ndim == 1 else index_kji
 
 
+def index_kji_to_view_xy(slice_node, index_kji, index_to_ras, segmentation_node=None):
+    """View position(s) (x, y) where voxel centre(s) (k, j, i) project onto the view's plane (the inverse of
+    `view_xy_to_index_kji` for points on the plane), e.g. to draw a marker.
+
+    Returns
+    -------
+    ((N, 2) float (x, y), (N,) float distance from the view's plane in mm), or ((2,), float) for one voxel.
+    """
+    index_kji = np.asarray(index_kji, float)
+    ijk = np.atleast_2d(index_kji)[:, ::-1]
+    ras = (np.asarray(index_to_ras, float) @ np.column_stack([ijk, np.ones(len(ijk))]).T)
+    xy_to_ras = _xy_to_segmentation(slice_node, segmentation_node)
+    normal = np.cross(xy_to_ras[:3, 0], xy_to_ras[:3, 1])
+    frame = np.eye(4)
+    frame[:3, :2], frame[:3, 2], frame[:3, 3] = xy_to_ras[:3, :2], normal / np.linalg.norm(normal), xy_to_ras[:3, 3]
+    xyz = np.linalg.solve(frame, ras).T
+    if index_kji.ndim == 1:
+        return xyz[0, :2], float(xyz[0, 2])
+    return xyz[:, :2], xyz[:, 2]
+
+
 def check_index_kji(index_kji, shape_kji):
     """Raise OutsideVolumeError unless the voxel index (k, j, i) lies inside a volume of `shape_kji`."""
     index_kji = np.asarray(index_kji)
@@ -174,8 +196,11 @@ def tool_plane(slice_node, volume, segmentation_node=None, max_pixels=MAX_TOOL_P
              for c in (0, 1)]
     width, height = slice_node.GetDimensions()[:2]
     focus_ras = (xy_to_ras @ np.array([width / 2.0, height / 2.0, 0.0, 1.0]))[:3]
-    return SlicePlane.covering_grid(xy_to_ras[:3, 0] / steps[0], -xy_to_ras[:3, 1] / steps[1], xy_to_ras[:3, 3],
-                                    index_to_ras, np.array(shape_kji[::-1]), max_pixels, focus_ras, to_segmentation)
+    plane = SlicePlane.covering_grid(xy_to_ras[:3, 0] / steps[0], -xy_to_ras[:3, 1] / steps[1], xy_to_ras[:3, 3],
+                                     index_to_ras, np.array(shape_kji[::-1]), max_pixels, focus_ras, to_segmentation)
+    # a pan moves the lattice by whole pixels: rounding away float noise keeps the plane (and tools' caches) equal
+    return SlicePlane(np.round(plane.pixel_to_ras_matrix, PLANE_DECIMALS), plane.shape,
+                      world_to_segmentation=to_segmentation)
 
 
 def cursor_pixel(plane, slice_node, xy, check=True):

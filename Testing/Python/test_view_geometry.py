@@ -3,6 +3,7 @@ vtkMRMLSliceNode with random zoom, pan and rotation: on aligned, oblique, LPS an
 coronal, sagittal and oblique views, and with the segmentation under a linear parent transform. For points more
 than 1e-3 voxel from a voxel face: the function gives the oracle's voxel, a one-pixel edit writes exactly that
 voxel, and a Smart Regions click takes that voxel's region. Run with -s to see the hit rate per view."""
+import os
 import zlib
 
 import numpy as np
@@ -17,14 +18,14 @@ from MVABridgeLib.errors import OutsideVolumeError
 from MVABridgeLib.image_data import array_to_matrix, array_view, matrix_to_array
 from MVABridgeLib.image_data import index_to_ras as image_index_to_ras
 from MVABridgeLib.slice_geometry import slice_to_ras_for
-from MVABridgeLib.view_geometry import (NonLinearTransformError, check_index_kji, cursor_pixel, tool_plane,
-                                        view_plane, view_xy_to_index_kji)
+from MVABridgeLib.view_geometry import (NonLinearTransformError, check_index_kji, cursor_pixel,
+                                        index_kji_to_view_xy, tool_plane, view_plane, view_xy_to_index_kji)
 from MVABridgeLib.volumes import add_volume_node
 from SmartRegionsLib.smart_regions_logic import RegionsOptions, SmartRegionsLogic
 
 SHAPE_KJI = (12, 17, 21)
 FACE_MARGIN = 1e-3
-VIEWS_PER_CASE = 2
+VIEWS_PER_CASE = int(os.environ.get("MVA_GEOMETRY_VIEWS", "2"))  # more for a measurement: MVA_GEOMETRY_VIEWS=10
 POINTS_PER_VIEW = 40  # checked against the oracle (and written together as one mask)
 EDITS_PER_VIEW = 6  # one-pixel edits and region clicks, each written and undone on its own
 VOLUMES = {
@@ -223,3 +224,47 @@ def test_a_point_outside_the_volume_is_reported_as_outside():
     with pytest.raises(OutsideVolumeError, match="outside the volume"):
         check_index_kji((3, -1, 2), SHAPE_KJI)
     assert tuple(check_index_kji((0, 16, 20), SHAPE_KJI)) == (0, 16, 20)
+
+
+def view_of(headless, rng, orientation="oblique"):
+    volume_node = add_volume_node(headless.scene, np.zeros(SHAPE_KJI, np.int16), VOLUMES["lps_anisotropic"])
+    segmentation, _ = add_segmentation(headless, volume_node)
+    session = SegmentEditorSession(volume_node, segmentation, segmentation.GetSegmentation().GetNthSegmentID(0),
+                                   headless.scene)
+    slice_node = slicer.vtkMRMLSliceNode()
+    random_view(slice_node, orientation, VOLUMES["lps_anisotropic"], rng)
+    return session.bridge.work_volume(), segmentation, slice_node
+
+
+def test_an_oblique_tool_plane_stays_the_same_when_the_view_pans_by_whole_pixels(headless):
+    volume, segmentation, slice_node = view_of(headless, np.random.default_rng(11))
+    before = tool_plane(slice_node, volume, segmentation)
+    pixel_mm = slice_node.GetFieldOfView()[0] / slice_node.GetDimensions()[0]
+    origin = slice_node.GetXYZOrigin()
+    slice_node.SetXYZOrigin(origin[0] + 7 * pixel_mm, origin[1] - 3 * pixel_mm, 0.0)  # as Slicer pans
+    slice_node.UpdateMatrices()
+    after = tool_plane(slice_node, volume, segmentation)
+    assert not before.is_voxel_aligned
+    assert before.shape == after.shape
+    assert np.array_equal(before.pixel_to_ras_matrix, after.pixel_to_ras_matrix)
+
+
+@pytest.mark.parametrize("orientation", ["axial", "oblique"])
+def test_a_voxel_maps_to_the_view_position_it_projects_to(headless, orientation):
+    volume, segmentation, slice_node = view_of(headless, np.random.default_rng(5), orientation)
+    width, height = slice_node.GetDimensions()[:2]
+    rng = np.random.default_rng(1)
+    xy = np.column_stack([rng.uniform(0, width, 400), rng.uniform(0, height, 400)])
+    voxels = view_xy_to_index_kji(slice_node, xy, volume.index_to_ras, segmentation)
+    inside = np.all((voxels >= 0) & (voxels < np.array(SHAPE_KJI)), axis=1)
+    voxels = voxels[inside]
+    back_xy, distance = index_kji_to_view_xy(slice_node, voxels, volume.index_to_ras, segmentation)
+    half_diagonal_mm = 0.5 * np.linalg.norm(volume.index_to_ras[:3, :3].sum(axis=1))
+    pixel_mm = slice_node.GetFieldOfView()[0] / width
+    assert len(voxels) > 5
+    assert np.all(np.linalg.norm(back_xy - xy[inside], axis=1) * pixel_mm <= half_diagonal_mm + 1e-9)
+    assert np.all(np.abs(distance) <= half_diagonal_mm + 1e-9)
+    if orientation == "axial":  # the view is a voxel slice: a voxel's centre projects into that voxel
+        assert np.array_equal(view_xy_to_index_kji(slice_node, back_xy, volume.index_to_ras, segmentation), voxels)
+    one_xy, one_distance = index_kji_to_view_xy(slice_node, voxels[0], volume.index_to_ras, segmentation)
+    assert one_xy.shape == (2,) and isinstance(one_distance, float)
