@@ -60,6 +60,8 @@ def build_parser():
     add_project_command(commands)
     from MVAWebLib.serve import add_serve_command
     add_serve_command(commands)
+    from MVAComputeLib.compute_cli import add_compute_commands
+    add_compute_commands(commands, encoder_input_size)
     from MVAWebLib.deploy_cli import add_deploy_commands
     add_deploy_commands(commands)
     return parser
@@ -132,6 +134,9 @@ def main(argv=None):
     elif args.command in ("launcher", "gateway", "nginx-site"):
         from MVAWebLib.deploy_cli import run_deploy_command
         return run_deploy_command(args)
+    elif args.command in ("embed", "inference-service"):
+        from MVAComputeLib.compute_cli import run_compute_command
+        return run_compute_command(args)
     elif args.command == "project":
         from MVAWorkflowLib.project_cli import run_project
         return run_project(args)

@@ -250,12 +250,7 @@ def _run_inline(engine, cases, work, case_windows, settings, writer, cancelled):
 def _run_on_ray(cases, work, case_windows, settings, writer, cancelled):
     import ray
     _ensure_ray(settings)
-    gpus = float(ray.cluster_resources().get("GPU", 0))
-    actor_class = ray.remote(EmbedActor)
-    options = {"num_cpus": settings.threads_per_worker, "num_gpus": 1 if gpus >= settings.workers else 0,
-               "runtime_env": {"env_vars": _worker_environment(settings.threads_per_worker)}}
-    actors = [actor_class.options(**options).remote(settings.model_spec(), settings.threads_per_worker)
-              for _ in range(settings.workers)]
+    actors = _actors(settings)
     try:
         batches = iter(_batches(work, max(1, settings.batch_slices)))
         in_flight = {}
@@ -280,11 +275,42 @@ def _run_on_ray(cases, work, case_windows, settings, writer, cancelled):
                 idle.append(actor)
             if cancelled():
                 for reference in in_flight:
-                    ray.cancel(reference, force=False)
+                    ray.cancel(reference, force=False)  # queued tasks are dropped; a running batch finishes
                 return
-    finally:
-        for actor in actors:
+    except ray.exceptions.RayError as error:
+        release_workers()
+        raise EmbedInputError(f"A Ray worker failed: {error}") from None
+
+
+_POOL = {"session": None, "actors": {}}
+
+
+def _actors(settings):
+    """`settings.workers` actors for this model spec and thread count, kept between runs of one Ray session
+    (a model load and a torch import per worker are paid once, not per run)."""
+    import ray
+    session = ray.get_runtime_context().get_job_id()
+    if _POOL["session"] != session:
+        _POOL.update(session=session, actors={})
+    key = (repr(sorted(settings.model_spec().items())), int(settings.threads_per_worker))
+    pool = _POOL["actors"].setdefault(key, [])
+    if len(pool) < settings.workers:
+        gpus = float(ray.cluster_resources().get("GPU", 0))
+        options = {"num_cpus": settings.threads_per_worker, "num_gpus": 1 if gpus >= settings.workers else 0,
+                   "runtime_env": {"env_vars": _worker_environment(settings.threads_per_worker)}}
+        actor_class = ray.remote(EmbedActor)
+        pool += [actor_class.options(**options).remote(settings.model_spec(), settings.threads_per_worker)
+                 for _ in range(settings.workers - len(pool))]
+    return pool[:settings.workers]
+
+
+def release_workers():
+    """Stop the pooled embedding actors (their models' memory is freed)."""
+    import ray
+    for pool in _POOL["actors"].values():
+        for actor in pool:
             ray.kill(actor)
+    _POOL["actors"] = {}
 
 
 def _worker_environment(threads):

@@ -31,7 +31,7 @@ def input_size_from_text(text):
 
 
 def create_engine(model_name="tiny", checkpoint=None, device="auto", allow_download=True, progress=None,
-                  cancel=None, cache_mb=1024, cache_folder=None, input_size=None):
+                  cancel=None, cache_mb=1024, cache_folder=None, input_size=None, remote_url=None, remote_token=None):
     """A SamEngine for `model_name` ("tiny", "vit_b", "vit_l", "vit_h", "medsam_vit_b").
 
     Official checkpoints are downloaded on first use (progress, cancel, resume, checksum) unless
@@ -39,6 +39,8 @@ def create_engine(model_name="tiny", checkpoint=None, device="auto", allow_downl
     `input_size`: None runs the image encoder at the model's own size (1024; 256 for "tiny"), as trained;
     an int (e.g. 512, capped at that size) or "auto" (smallest of 1/2, 3/4, 1 x that size holding the slice) is faster on a CPU
     (ViT-B bf16: 4.1 s -> 0.7 s at 512) with quality not yet verified on real weights.
+    `remote_url` / `remote_token`: encode slices on the inference service (`mva inference-service`), falling
+    back to this machine with a message when it is unreachable (MVAComputeLib.remote_encoding).
     """
     if is_sam2_model(model_name):  # SAM 2.1 and MedSAM2: a Sam2Engine, same interface (no input-size choice)
         from SegmentAnythingLib.sam2_engine_factory import create_sam2_engine
@@ -52,7 +54,7 @@ def create_engine(model_name="tiny", checkpoint=None, device="auto", allow_downl
         model = build_tiny_sam(seed=0, device=choose_device(device))
         engine = SamEngine(model, cache, input_size=_capped(input_size, model))
         engine.model_name = model_name
-        return engine
+        return _with_remote(engine, remote_url, remote_token)
     if model_name not in CHECKPOINTS:
         raise UnknownModelError(f"Unknown model {model_name!r}; choose one of {', '.join(MODEL_NAMES)}")
     path = ensure_checkpoint(model_name, path=checkpoint, allow_download=allow_download, progress=progress,
@@ -63,6 +65,14 @@ def create_engine(model_name="tiny", checkpoint=None, device="auto", allow_downl
     fast = bf16_is_fast(model.device)
     engine = SamEngine(model, cache, bf16_encoder=fast, bf16_decoder=fast, input_size=_capped(input_size, model))
     engine.model_name = model_name
+    return _with_remote(engine, remote_url, remote_token)
+
+
+def _with_remote(engine, remote_url, remote_token):
+    if remote_url:
+        from MVAComputeLib.remote_encoding import remote_encoder
+        engine.remote_encoder = remote_encoder(remote_url, remote_token, engine.model_name,
+                                               input_size=engine.input_size)
     return engine
 
 

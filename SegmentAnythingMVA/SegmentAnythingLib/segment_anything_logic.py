@@ -183,4 +183,7 @@ class SegmentAnythingLogic:
             text += "; " + self.prefetcher.status().summary()
         if self.stored is not None:
             text += "; " + self.stored.status()
+        remote = getattr(self.engine, "remote_encoder", None)
+        if remote is not None and remote.message:
+            text += "; " + remote.message
         return text

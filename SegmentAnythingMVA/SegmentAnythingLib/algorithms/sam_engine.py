@@ -108,6 +108,7 @@ class SamEngine:
         self.model = model.eval()
         self.cache = cache if cache is not None else EmbeddingCache()
         self.last_embedding: Optional[Tuple[float, int]] = None  # (seconds, encoder input side) of the last one
+        self.remote_encoder = None  # an object whose encode(image) returns (embedding, input_size) or None
         self.native_size = int(model.image_encoder.img_size)
         self.patch_size = int(model.image_encoder.patch_embed.proj.kernel_size[0])
         self.input_size = input_size
@@ -209,6 +210,10 @@ class SamEngine:
         InvalidImageError
         """
         validate_slice_image(image)
+        if self.remote_encoder is not None:  # e.g. MVAComputeLib.remote_encoding; None back: encode here
+            remote = self.remote_encoder.encode(image)
+            if remote is not None:
+                return remote[0].to(self.device).float(), tuple(remote[1])
         model = self.model
         with torch.inference_mode():
             side = self.encoder_size_for(image.shape[:2])
