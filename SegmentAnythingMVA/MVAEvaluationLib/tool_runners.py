@@ -139,7 +139,25 @@ def _propagation_run(case, options, strategy, stop_rule=None):
 
 
 def run_propagate(case, options):
-    return _propagation_run(case, options, options.extra.get("strategy", "registration"))
+    strategy = options.extra.get("strategy", "registration")
+    if strategy == "sam2":
+        _register_sam2(options)
+    return _propagation_run(case, options, strategy)
+
+
+def _register_sam2(options):
+    """Strategy "sam2" with the SAM 2 model of --model ("tiny": the tiny random SAM 2) and --checkpoint."""
+    from SegmentAnythingLib.algorithms.sam_errors import CheckpointError, SamInputError
+    from SegmentAnythingLib.sam2_engine_factory import SAM2_MODEL_NAMES, SAM2_TINY_NAME, create_sam2_engine
+    from SegmentAnythingLib.sam2_propagation import register_sam2_propagation
+    name = SAM2_TINY_NAME if options.model == "tiny" else options.model
+    if name not in SAM2_MODEL_NAMES:
+        raise EvaluationError(
+            f"--strategy sam2 needs a SAM 2 model: --model tiny or one of {', '.join(SAM2_MODEL_NAMES)}")
+    try:
+        register_sam2_propagation(create_sam2_engine(name, options.checkpoint))
+    except (CheckpointError, SamInputError) as error:
+        raise EvaluationError(str(error)) from None
 
 
 def run_copy(case, options):
