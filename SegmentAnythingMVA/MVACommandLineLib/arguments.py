@@ -93,10 +93,11 @@ def check_command_paths(args):
 
 
 def _check_bench(args):
-    from MVAEvaluationLib.bench import BENCHES
-    check_choices(args.only, list(BENCHES), "--only")
     check_output_file(args.json, "--json")
     check_output_file(args.markdown, "--markdown")
+    if args.only:
+        from MVAEvaluationLib.bench import BENCHES
+        check_choices(args.only, list(BENCHES), "--only")
 
 
 def check_eval_inputs(args):
