@@ -24,7 +24,7 @@ def suite(cases, quick=False):
             yield name, structure, image, labels, label
 
 
-def run_report(output_folder, tools, quick=False, log=print):
+def run_report(output_folder, tools, quick=False, log=print, sessions_3d=True):
     os.makedirs(output_folder, exist_ok=True)
     cases = export_standard_cases(os.path.join(output_folder, "data"))
     rows, curves = [], {}
@@ -51,6 +51,13 @@ def run_report(output_folder, tools, quick=False, log=print):
                      f"in {time.perf_counter() - started:.0f} s.\n\n{table}\n")
         for plot in plots:
             stream.write(f"\n![{os.path.basename(plot)}]({os.path.basename(plot)})\n")
+    if sessions_3d:
+        from MVAEvaluationLib.report_3d import run_annotate3d_report
+        rows_3d, plots_3d = run_annotate3d_report(output_folder, quick=quick, log=log)
+        with open(os.path.join(output_folder, "annotate3d.md")) as section, \
+                open(os.path.join(output_folder, "report.md"), "a") as stream:
+            stream.write("\n" + section.read())
+        rows, plots = rows + rows_3d, plots + plots_3d
     log(f"Wrote {os.path.join(output_folder, 'report.md')} and {len(plots)} plots")
     return rows
 
@@ -62,8 +69,8 @@ def _largest_axial(labels_path, label):
 
 
 def markdown_table(rows):
-    header = ("| case | structure | tool | Dice after 1 / 5 / 10 / 20 | final Dice | NoC85 | NoC90 | "
-              "Dice at 1 / 5 / 10 / 20 slices | extent error | p50 / p95 ms | s |\n|" + "---|" * 11)
+    header = ("| case | structure | tool | Dice after 1 / 5 / 10 / 20 | final Dice | NoC85 | NoC90 | worst_drop | "
+              "Dice at 1 / 5 / 10 / 20 slices | extent error | p50 / p95 ms | s |\n|" + "---|" * 12)
     lines = [header]
     for row in rows:
         interactive = " / ".join(f"{row['dice'][n - 1]:.3f}" if len(row["dice"]) >= n else "-"
@@ -72,7 +79,7 @@ def markdown_table(rows):
         distance = " / ".join(f"{row['dice_by_distance'].get(k, float('nan')):.3f}" for k in ("1", "5", "10", "20")) \
             if "dice_by_distance" in row else "-"
         lines.append(f"| {row['volume']} | {row['structure']} | {row['tool']} | {interactive} | {row['final_dice']} | "
-                     f"{row['noc85']} | {row['noc90']} | {distance} | {row.get('extent_error_slices', '-')} | "
+                     f"{row['noc85']} | {row['noc90']} | {row.get('worst_drop', '-')} | {distance} | {row.get('extent_error_slices', '-')} | "
                      f"{row['latency_ms_p50']} / {row['latency_ms_p95']} | {row['seconds_total']} |")
     return "\n".join(lines)
 

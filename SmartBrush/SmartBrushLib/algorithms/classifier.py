@@ -125,6 +125,36 @@ class KernelDensityClassifier:
                 out[start:start + rows.shape[0]] = (density / density.sum(1, keepdim=True)).numpy()
         return out
 
+    def predict_labels(self, features, chunk=65536):
+        """Only the most likely label of each row (m,): the densities of all labels from one kernel matrix.
+
+        Same decision as `predict`, in fewer passes over the data (the 3D brush classifies millions of voxels).
+        """
+        if self.labels_ is None:
+            raise SmartBrushInputError("The classifier has not been fitted: paint strokes first")
+        features = np.asarray(features, np.float32)
+        painted = [n for n, samples in enumerate(self._samples) if samples is not None]
+        centres = torch.cat([self._samples[n] for n in painted])
+        owner = torch.zeros((centres.shape[0], self.labels_.size))
+        row = 0
+        for n in painted:
+            owner[row:row + self._samples[n].shape[0], n] = self._weights[n]
+            row += self._samples[n].shape[0]
+        background = int(np.flatnonzero(self.labels_ == BACKGROUND)[0])
+        floor = torch.zeros(self.labels_.size)
+        floor[background] = float(np.exp(-0.5 * self.outlier_distance ** 2))
+        scale = -0.5 / self.bandwidth ** 2
+        centre_norms = (centres * centres).sum(1)[None]
+        out = np.empty(features.shape[0], np.int64)
+        with torch.no_grad():
+            for start in range(0, features.shape[0], chunk):
+                rows = torch.from_numpy(np.ascontiguousarray(features[start:start + chunk]))
+                squared = torch.addmm(centre_norms, rows, centres.T, alpha=-2.0)
+                squared += (rows * rows).sum(1, keepdim=True)
+                density = torch.addmm(floor[None], squared.clamp_(min=0).mul_(scale).exp_(), owner)
+                out[start:start + rows.shape[0]] = density.argmax(1).numpy()
+        return self.labels_[out]
+
     def predict(self, features):
         """(labels (m,) int, probability of that label (m,) float32)."""
         proba = self.predict_proba(features)

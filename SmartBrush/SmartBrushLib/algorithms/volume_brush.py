@@ -83,6 +83,8 @@ class VolumeBrushModel:
         self._index = np.zeros(0, np.int64)  # flat voxel index of each stroke voxel
         self._label = np.zeros(0, np.int64)
         self._weight = np.zeros(0, np.float64)
+        self._stroke = np.zeros(0, np.int64)  # which stroke painted each voxel (0, 1, ...)
+        self._strokes_painted = 0
         self._features = (None, None)  # (roi, feature stack)
         self.roi = None
 
@@ -112,6 +114,8 @@ class VolumeBrushModel:
         self._index = np.concatenate([self._index[keep], flat])
         self._label = np.concatenate([self._label[keep], np.full(flat.size, int(label))])
         self._weight = np.concatenate([self._weight[keep], np.maximum(_stroke_weights(block), 1e-3)])
+        self._stroke = np.concatenate([self._stroke[keep], np.full(flat.size, self._strokes_painted)])
+        self._strokes_painted += 1
         return int(flat.size)
 
     def painted_labels(self):
@@ -121,6 +125,7 @@ class VolumeBrushModel:
         """Forget the strokes of `label`, or all strokes when None (the feature cache is kept)."""
         keep = np.zeros(self._index.size, bool) if label is None else self._label != int(label)
         self._index, self._label, self._weight = self._index[keep], self._label[keep], self._weight[keep]
+        self._stroke = self._stroke[keep]
 
     def stroke_mask(self, label=None):
         """Bool (k, j, i) mask of the strokes of `label` (all labels when None)."""
@@ -201,7 +206,7 @@ class VolumeBrushModel:
         stroke[tuple(where[labels == label].T)] = True
         painted = self.painted_labels()
         if painted == [label]:
-            region = self._similar(features, where, weights)
+            region = self._similar(features, where, self._stroke)
         else:
             classifier = self._fit(features[tuple(where.T)], labels, weights)
             region = self._coarse_to_fine(classifier, features) == label
@@ -218,30 +223,42 @@ class VolumeBrushModel:
         options.setdefault("outlier_distance", OUTLIER_DISTANCE)
         return KernelDensityClassifier(**options).fit(samples, labels, weights)
 
-    def _similar(self, features, where, weights):
-        """One label painted: voxels of similar smoothed intensity (median +- 3 MAD of the strokes)."""
+    def _similar(self, features, where, stroke_ids):
+        """One label painted: voxels of smoothed intensity like one of the strokes (its median +- 3 MAD).
+
+        Each stroke has its own band: two dabs on differently bright parts of an object take both parts, not
+        everything between and around them as one wide band would.
+        """
         column = self.settings.names(3).index(f"gaussian_{min(self.settings.sigmas_mm)}")
-        values = features[tuple(where.T)][:, column]
-        centre = float(np.median(values))
-        spread = 1.4826 * float(np.median(np.abs(values - centre)))
-        return np.abs(features[..., column] - centre) <= max(SIMILARITY_DEVIATIONS * spread, SIMILARITY_TOLERANCE)
+        values = features[..., column]
+        similar = np.zeros(values.shape, bool)
+        for stroke in np.unique(stroke_ids):
+            painted = features[tuple(where[stroke_ids == stroke].T)][:, column]
+            centre = float(np.median(painted))
+            spread = 1.4826 * float(np.median(np.abs(painted - centre)))
+            similar |= np.abs(values - centre) <= max(SIMILARITY_DEVIATIONS * spread, SIMILARITY_TOLERANCE)
+        return similar
 
     def _coarse_to_fine(self, classifier, features):
         """Labels of every ROI voxel: classified on the coarse grid, exactly where the coarse labels change."""
         shape = features.shape[:3]
         step = self.coarse_step
         coarse = features[::step[0], ::step[1], ::step[2]]
-        coarse_labels = classifier.predict(coarse.reshape(-1, coarse.shape[-1]))[0].reshape(coarse.shape[:3])
-        changes = ndimage.maximum_filter(coarse_labels, 3) != ndimage.minimum_filter(coarse_labels, 3)
+        coarse_labels = classifier.predict_labels(coarse.reshape(-1, coarse.shape[-1])).reshape(coarse.shape[:3])
+        # fine voxels of the cell between coarse voxels c and c + 1 are unsure when the labels there differ
+        window = [2 if n > 1 else 1 for n in step]
+        origin = [-1 if n > 1 else 0 for n in step]
+        band = ndimage.maximum_filter(coarse_labels, window, origin=origin) != \
+            ndimage.minimum_filter(coarse_labels, window, origin=origin)
         labels = coarse_labels
-        band = changes
         for axis, n in enumerate(step):
             labels = np.repeat(labels, n, axis=axis)
             band = np.repeat(band, n, axis=axis)
         labels = np.ascontiguousarray(labels[:shape[0], :shape[1], :shape[2]])
         band = band[:shape[0], :shape[1], :shape[2]]
+        band[::step[0], ::step[1], ::step[2]] = False  # the coarse samples themselves are exact already
         if band.any():
-            labels[band] = classifier.predict(features[band])[0]
+            labels[band] = classifier.predict_labels(features[band])
         return labels
 
 
