@@ -194,3 +194,26 @@ def test_option_defaults_match_the_algorithm_defaults():
     from SmartRegionsLib.algorithms.supervoxels import SupervoxelParameters
     from SmartRegionsLib.regions_options import RegionsOptions
     assert RegionsOptions().parameters() == SupervoxelParameters()
+
+
+def registered_effect_names():
+    """The `scriptedEffect.name` each effect file registers."""
+    names = set()
+    for path in effect_files():
+        names.update(re.findall(r'scriptedEffect\.name = "([^"]+)"', open(path).read()))
+    return names
+
+
+def test_the_in_slicer_effect_test_activates_every_registered_effect_and_is_registered_with_ctest():
+    test_file = os.path.join(ROOT, "Testing", "Python", "SmartEffectsInSlicerTest.py")
+    tree = ast.parse(open(test_file).read())
+    named = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                 and getattr(node.targets[0], "id", "") == "EFFECT_NAMES")
+    assert set(named) == registered_effect_names() and len(named) == 4
+    source = open(test_file).read()
+    for name in named:
+        assert f'self.activate("{name}")' in source, f"the in-Slicer test never activates {name}"
+    assert "setActiveEffectByName" in source
+    testing_cmake = open(os.path.join(ROOT, "Testing", "CMakeLists.txt")).read()
+    listed = re.search(r"set\(MVA_SLICER_TESTS(.*?)\)", testing_cmake, re.S).group(1).split()
+    assert "SmartEffectsInSlicerTest.py" in listed and "slicer_add_python_unittest" in testing_cmake
