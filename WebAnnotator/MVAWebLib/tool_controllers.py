@@ -196,8 +196,9 @@ class WebSamEngines(EngineSource):
 
     def matches(self, engine):
         options = self.options
+        from SegmentAnythingLib.sam2_engine_factory import is_sam2_model
         return (engine is not None and getattr(engine, "model_name", None) == options.model
-                and engine.input_size == options.engine_input_size())
+                and (is_sam2_model(options.model) or engine.input_size == options.engine_input_size()))
 
     def loaded(self):
         return self.engine if self.matches(self.engine) else None
@@ -208,6 +209,10 @@ class WebSamEngines(EngineSource):
         self.engine = create_engine(options.model, checkpoint=options.checkpoint or None,
                                     allow_download=options.allow_download, input_size=options.engine_input_size())
         self.engine.model_name = options.model
+        from SegmentAnythingLib.sam2_engine_factory import is_sam2_model
+        if is_sam2_model(options.model):  # a SAM 2 model also serves Smart Propagation's strategy sam2
+            from SegmentAnythingLib.sam2_propagation import register_sam2_propagation
+            register_sam2_propagation(self.engine)
         return self.engine
 
 

@@ -12,7 +12,7 @@ from MVAWebLib.smart_effects import Gesture
 
 _LOG = logging.getLogger(__name__)
 NO_MODEL = ("", "none")
-DEVELOPER_MODELS = ("tiny",)  # random weights: only with `mva serve --developer`
+DEVELOPER_MODELS = ("tiny", "sam2_tiny")  # random weights: only with `mva serve --developer`
 
 
 class ReadOnlyCaseError(ValueError):

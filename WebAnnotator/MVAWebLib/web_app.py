@@ -44,7 +44,8 @@ from MVAWebLib.workflow_controller import WorkflowController
 _LOG = logging.getLogger(__name__)
 CONTROLLERS = {SmartBrushEffect: SmartBrushController, SmartRegionsEffect: SmartRegionsController,
                SmartPropagationEffect: SmartPropagationController, SegmentAnythingEffect: SegmentAnythingController}
-SAM_MODELS = ("none", "vit_b", "vit_l", "vit_h", "medsam_vit_b")
+SAM_MODELS = ("none", "vit_b", "vit_l", "vit_h", "medsam_vit_b", "sam2.1_tiny", "sam2.1_small", "sam2.1_base_plus",
+              "sam2.1_large", "medsam2")  # a SAM 2 model also drives Smart Propagation's strategy sam2
 SLICE_ONLY_LAYOUT = "Axial Only"
 THREE_D_LAYOUT = "Axial Primary"
 

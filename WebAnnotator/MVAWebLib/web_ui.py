@@ -145,7 +145,7 @@ def _smart_tools_panel(app):
                         density="compact")
             with html.Div(v_if="smart_tool === 'SmartPropagationEffect'"):
                 VSelect(v_model=("propagation_strategy", "auto"),
-                        items=("['auto', 'registration', 'sam', 'interpolation', 'copy']",), label="Strategy",
+                        items=("['auto', 'registration', 'sam', 'sam2', 'interpolation', 'copy']",), label="Strategy",
                         density="compact", hide_details=True)
                 VSelect(v_model=("propagation_direction", "both"), items=("['both', 'forward', 'backward']",),
                         label="Direction", density="compact", hide_details=True)
