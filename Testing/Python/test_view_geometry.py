@@ -268,3 +268,19 @@ def test_a_voxel_maps_to_the_view_position_it_projects_to(headless, orientation)
         assert np.array_equal(view_xy_to_index_kji(slice_node, back_xy, volume.index_to_ras, segmentation), voxels)
     one_xy, one_distance = index_kji_to_view_xy(slice_node, voxels[0], volume.index_to_ras, segmentation)
     assert one_xy.shape == (2,) and isinstance(one_distance, float)
+
+
+def test_a_zoomed_in_oblique_view_gets_a_cropped_plane_that_still_holds_the_cursor_voxels(headless):
+    volume, segmentation, slice_node = view_of(headless, np.random.default_rng(8))
+    slice_node.SetFieldOfView(4.0, 4.0 * slice_node.GetDimensions()[1] / slice_node.GetDimensions()[0], 1.0)
+    slice_node.SetXYZOrigin(0.0, 0.0, 0.0)
+    slice_node.UpdateMatrices()  # about 0.03 mm per view pixel: the plane is at view resolution
+    plane = tool_plane(slice_node, volume, segmentation, max_pixels=64 * 64)
+    assert plane.shape[0] <= 65 and plane.shape[1] <= 65
+    width, height = slice_node.GetDimensions()[:2]
+    xy = np.array([(width // 2 + dx, height // 2 + dy) for dx in (-20, 0, 13) for dy in (-9, 0, 25)])
+    pixels = np.array([cursor_pixel(plane, slice_node, p) for p in xy])
+    assert np.array_equal(plane.pixel_voxels_kji(pixels, volume.index_to_ras),
+                          view_xy_to_index_kji(slice_node, xy, volume.index_to_ras, segmentation))
+    with pytest.raises(OutsideVolumeError):
+        cursor_pixel(plane, slice_node, (width // 2 + 60, height // 2))
