@@ -68,6 +68,17 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
         form.addRow("Embedding cache:", self.cacheSpin)
         self.prefetchCheck = qt.QCheckBox("Compute embeddings of neighbouring slices in the background")
         form.addRow(self.prefetchCheck)
+        self.remoteUrlEdit = qt.QLineEdit()
+        self.remoteUrlEdit.placeholderText = "https://gpu-server/ (mva inference-service); empty: this computer"
+        form.addRow("Remote inference:", self.remoteUrlEdit)
+        self.remoteTokenEdit = qt.QLineEdit()
+        self.remoteTokenEdit.echoMode = qt.QLineEdit.Password
+        form.addRow("Remote token:", self.remoteTokenEdit)
+        import ctk
+        self.embeddingStorePath = ctk.ctkPathLineEdit()
+        self.embeddingStorePath.filters = ctk.ctkPathLineEdit.Dirs
+        self.embeddingStorePath.toolTip = "mva embed's store; empty: mva-embeddings.zarr beside the volume's file"
+        form.addRow("Embedding store:", self.embeddingStorePath)
         self.statusLabel = qt.QLabel()
         self.statusLabel.wordWrap = True
         form.addRow("Status:", self.statusLabel)
@@ -92,6 +103,9 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
         self.inputSizeCombo.connect("currentIndexChanged(int)", self.saveSettings)
         self.cacheSpin.connect("valueChanged(int)", self.saveSettings)
         self.prefetchCheck.connect("toggled(bool)", self.saveSettings)
+        self.remoteUrlEdit.connect("editingFinished()", self.saveSettings)
+        self.remoteTokenEdit.connect("editingFinished()", self.saveSettings)
+        self.embeddingStorePath.connect("currentPathChanged(QString)", self.saveSettings)
         self.checkpointPath.connect("currentPathChanged(QString)", self.saveSettings)
         self.loadSettings()
 
@@ -137,6 +151,9 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
         self.cacheSpin.value = sam_session.setting("CacheMB")
         self.prefetchCheck.checked = sam_session.setting("Prefetch")
         self.checkpointPath.currentPath = sam_session.setting("Checkpoint")
+        self.remoteUrlEdit.text = sam_session.setting("RemoteURL")
+        self.remoteTokenEdit.text = sam_session.setting("RemoteToken")
+        self.embeddingStorePath.currentPath = sam_session.setting("EmbeddingStore")
         for widget in (self.modelCombo, self.deviceCombo, self.inputSizeCombo, self.cacheSpin, self.prefetchCheck):
             widget.blockSignals(False)
 
@@ -144,7 +161,9 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
         from MVASlicerLib import sam_session
         for name, value in (("Model", self.modelCombo.currentText), ("Device", self.deviceCombo.currentText),
                             ("CacheMB", self.cacheSpin.value), ("Prefetch", self.prefetchCheck.checked),
-                            ("Checkpoint", self.checkpointPath.currentPath)):
+                            ("Checkpoint", self.checkpointPath.currentPath), ("RemoteURL", self.remoteUrlEdit.text),
+                            ("RemoteToken", self.remoteTokenEdit.text),
+                            ("EmbeddingStore", self.embeddingStorePath.currentPath)):
             sam_session.set_setting(name, value)
         if self.inputSizeCombo.currentIndex >= 0:
             sam_session.set_setting("InputSize", self.inputSizeCombo.currentData)

@@ -3,7 +3,7 @@ function). The random "tiny" test model is offered only with Slicer's developer 
 from MVAControllersLib.segment_anything_controller import EngineSource
 
 DEFAULTS = {"Model": "vit_b", "Device": "auto", "CacheMB": 1024, "Checkpoint": "", "Prefetch": True,
-            "InputSize": "full"}
+            "InputSize": "full", "RemoteURL": "", "RemoteToken": "", "EmbeddingStore": ""}
 TEST_MODEL = "tiny"
 
 
@@ -45,10 +45,16 @@ class SettingsEngineSource(EngineSource):
         download = (lambda done, total: progress(done / total if total else 0.0)) if progress else None
         engine = create_engine(self.setting("Model"), self.setting("Checkpoint") or None, self.setting("Device"),
                                progress=download, cancel=cancel, cache_mb=self.setting("CacheMB"),
-                               input_size=input_size)
+                               input_size=input_size, remote_url=self.setting("RemoteURL") or None,
+                               remote_token=self.setting("RemoteToken") or None)
         engine.model_name = self.setting("Model")
         self.engine = engine
         return engine
+
+    def embedding_store(self, bridge):
+        """The EmbeddingStore setting, else a store beside the source volume's file (mva-embeddings.zarr)."""
+        from SegmentAnythingLib.stored_embeddings import store_for_volume_node
+        return store_for_volume_node(bridge.backend.source_volume_node(), self.setting("EmbeddingStore"))
 
     def prefetcher(self, engine):
         if not self.setting("Prefetch"):

@@ -25,6 +25,10 @@ class EngineSource:
         """An EmbeddingPrefetcher for `engine`, or None (prefetch off)."""
         return None
 
+    def embedding_store(self, bridge):
+        """Path of the embedding store (`mva embed`) for the bridge's volume, or None: slices embedded on demand."""
+        return None
+
 
 class SegmentAnythingController(ToolController):
     name = "Segment Anything"
@@ -44,7 +48,8 @@ class SegmentAnythingController(ToolController):
         from SegmentAnythingLib.segment_anything_logic import SegmentAnythingLogic
         if self.logic is None or self.logic.engine is not engine:
             self.logic = SegmentAnythingLogic(self.bridge, engine, getattr(engine, "model_name", "model"),
-                                              prefetcher=self.engines.prefetcher(engine))
+                                              prefetcher=self.engines.prefetcher(engine),
+                                              embedding_store=self.engines.embedding_store(self.bridge))
         return self.logic
 
     # --- events ---------------------------------------------------------------------------------------------

@@ -30,6 +30,14 @@ def find_store_for(volume_path):
     return None
 
 
+def store_for_volume_node(volume_node, explicit=""):
+    """`explicit` when set, else the store beside the file a volume node was loaded from, else None."""
+    if explicit:
+        return explicit
+    storage = volume_node.GetStorageNode() if volume_node is not None else None
+    return find_store_for(storage.GetFileName()) if storage is not None and storage.GetFileName() else None
+
+
 class StoredEmbeddings:
     """Planes of one logic mapped to store records; a source of the engine's embedding cache.
 
@@ -41,9 +49,12 @@ class StoredEmbeddings:
     """
 
     def __init__(self, store, engine):
-        self.store = store if isinstance(store, EmbeddingStore) else EmbeddingStore(store, "r")
         self.engine = engine
         self.reason = ""
+        try:
+            self.store = store if isinstance(store, EmbeddingStore) else EmbeddingStore(store, "r")
+        except EmbeddingStoreError as error:
+            self.store, self.reason = None, str(error)  # a broken store must not stop the tool
         self.hits = 0
         self._lock = threading.Lock()
         self._locators = {}
@@ -54,6 +65,8 @@ class StoredEmbeddings:
     # --- GUI thread -------------------------------------------------------------------------------------------
     def case_for(self, volume):
         """(CaseRecords or None, reason) for a work volume (its digest is computed once per volume object)."""
+        if self.store is None:
+            return None, self.reason
         if self._volume is None or self._volume[0] is not volume:
             digest = volume_digest(volume.array, volume.index_to_ras)
             case = self.store.case(digest)

@@ -172,3 +172,25 @@ def test_the_logic_says_why_it_embeds_on_demand(headless, a_case_folder, tmp_pat
     other.slice_key(SlicePlane.for_anatomical_axis("axial", 1, MATRIX, (5, 24, 20)))
     assert "no stored embeddings for this volume" in other.stored.reason
     assert volume_digest(*read_volume(str(a_case_folder / "alpha.nrrd"))) in EmbeddingStore(store_path).case_digests()
+
+
+def test_the_desktop_controller_reads_the_store_beside_the_volume_file(headless, a_case_folder, tmp_path):
+    from MVABridgeLib.slice_geometry import SlicePlane
+    from MVAControllersLib.sam_engines import DEFAULTS, SettingsEngineSource
+    from MVAControllersLib.segment_anything_controller import SegmentAnythingController
+    from SegmentAnythingLib.algorithms.sam_embedding_store import DEFAULT_STORE_NAME
+    run_embed(cases_from_path(a_case_folder)[:1], a_case_folder / DEFAULT_STORE_NAME,
+              EmbedSettings(workers=0, axes=("axial",)))
+    engine = engine_for_spec("tiny")
+    logic, volume, *_ = logic_on(headless, str(a_case_folder / "alpha.nrrd"), engine)
+    storage = headless.scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(str(a_case_folder / "alpha.nrrd"))
+    volume.SetAndObserveStorageNodeID(storage.GetID())
+    engines = SettingsEngineSource(lambda name: {**DEFAULTS, "Prefetch": False}[name])
+    controller = SegmentAnythingController(logic.bridge, engines)
+    desktop_logic = controller.ensure_logic(engine)
+    desktop_logic.add_point(SlicePlane.for_anatomical_axis("axial", 3, MATRIX, (5, 24, 20)), (12, 10))
+    assert desktop_logic.stored.hits == 1 and desktop_logic.stored.reason == ""
+    broken = SettingsEngineSource(lambda name: {**DEFAULTS, "EmbeddingStore": str(tmp_path / "nothing")}[name])
+    assert "No embedding store" in SegmentAnythingController(logic.bridge, broken).ensure_logic(
+        engine_for_spec("tiny")).status()
