@@ -196,6 +196,22 @@ def test_tiny_sam2_propagates_both_ways_through_the_bridge_and_repropagates_from
     assert np.array_equal(final[seed - 3:seed], after_apply[seed - 3:seed])  # the other side is kept
 
 
+def test_segment_anything_clicks_work_with_a_sam2_engine_through_the_bridge(headless, tiny_model):
+    from SegmentAnythingLib.segment_anything_logic import SegmentAnythingLogic
+    image, inside = ball_volume()
+    ijk_to_ras = GEOMETRIES["oblique_anisotropic"]
+    volume, segmentation, segment_id, session = make_case(headless, image, ijk_to_ras)
+    plane = SlicePlane.for_anatomical_axis("axial", 8, ijk_to_ras, image.shape)
+    logic = SegmentAnythingLogic(session.bridge, fresh_engine(tiny_model), "sam2_tiny", window_level=(400.0, 150.0))
+    prediction = logic.add_point(plane, (14, 16))
+    assert len(prediction) == 3 and prediction.mask(0).shape == plane.shape
+    written = segment_mask_in_volume(segmentation, segment_id, volume).astype(bool)
+    on_plane = plane.sample(written.astype(np.float32), ijk_to_ras, order=0) > 0.5
+    assert np.array_equal(on_plane, prediction.mask(0))
+    assert not np.delete(np.moveaxis(written, plane.aligned_axis, 0), 8, axis=0).any()  # only the clicked slice
+    assert logic.cycle_candidate() == 1
+
+
 def test_cancelling_a_sam2_propagation_writes_nothing(headless, monkeypatch, tiny_model):
     image, inside = ball_volume()
     ijk_to_ras = GEOMETRIES["identity"]
