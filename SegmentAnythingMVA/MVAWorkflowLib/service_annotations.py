@@ -81,7 +81,7 @@ class AnnotationsMixin:
                 audit(session, user, "save_answers", "case", case.id, keys=sorted(answers))
             self._commit_revision(session, assignment, staged)
             audit(session, user, "save_annotation", "case", case.id, revision=assignment.annotation_revision)
-            return case_info(session, case).assignment_of(user.id)
+            return case_info(session, case, user).assignment_of(user.id)
         return self._run_staged(work, staged)
 
     def load_annotation(self, actor, case_id, annotator=None, revision=None):

@@ -5,6 +5,8 @@ threads, requests and sessions.
 """
 import dataclasses
 import datetime as _dt
+import random
+import time
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -234,6 +236,8 @@ class ServiceBase:
                     return work(session)
             except StaleDataError:
                 self.conflict_retries += 1
+                if attempt + 1 < attempts:
+                    time.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # jitter: racing writers spread out
                 if attempt + 1 == attempts:
                     raise ConflictError("Someone else changed this case at the same time: reload it and try again"
                                         ) from None

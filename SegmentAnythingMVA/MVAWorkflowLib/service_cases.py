@@ -38,14 +38,16 @@ class Queue:
     to_review: tuple
 
 
-def case_info(session, case):
+def case_info(session, case, viewer):
+    """The `CaseInfo` of `case` as `viewer` (a `User` row) may see it: the source path only for admins."""
     assignments = session.execute(
         select(Assignment, User.username).join(User, Assignment.annotator_id == User.id)
         .where(Assignment.case_id == case.id).order_by(Assignment.id)).all()
     reviews = session.execute(
         select(Review, User.username).join(User, Review.reviewer_id == User.id)
         .where(Review.case_id == case.id).order_by(Review.id)).all()
-    return CaseInfo(case.id, case.project_id, case.name, case.source_path, case.source_kind, case.status,
+    source_path = case.source_path if viewer.role == Role.ADMIN.value else ""
+    return CaseInfo(case.id, case.project_id, case.name, source_path, case.source_kind, case.status,
                     case.version,
                     tuple(AssignmentInfo(a.id, name, a.annotator_id, a.status, a.claimed_at, a.submitted_at,
                                          a.annotation_revision, a.version) for a, name in assignments),
@@ -67,32 +69,32 @@ class CasesMixin:
             for case in cases:
                 assignment = own.get(case.id)
                 if assignment is not None and assignment.status in OPEN_WORK:
-                    mine.append(case_info(session, case))
+                    mine.append(case_info(session, case, user))
                 elif (assignment is None and case.status == CaseStatus.TO_ANNOTATE.value
                       and case.claimed_count < row.annotations_per_case and user.role != Role.REVIEWER.value):
-                    available.append(case_info(session, case))
+                    available.append(case_info(session, case, user))
                 elif (assignment is None and case.status == CaseStatus.IN_REVIEW.value
                       and user.role in (Role.REVIEWER.value, Role.ADMIN.value)):
-                    to_review.append(case_info(session, case))
+                    to_review.append(case_info(session, case, user))
             return Queue(tuple(mine), tuple(available), tuple(to_review))
         return self._run(work)
 
     def get_case(self, actor, case_id):
         """One case with its assignments and reviews (`CaseInfo`)."""
         def work(session):
-            resolve_actor(session, actor)
-            return case_info(session, get_or_raise(session, Case, case_id, "case"))
+            user = resolve_actor(session, actor)
+            return case_info(session, get_or_raise(session, Case, case_id, "case"), user)
         return self._run(work)
 
     def case_by_name(self, actor, project, name):
         """A case of a project by its name (`CaseInfo`); raises `NotFoundError`."""
         def work(session):
-            resolve_actor(session, actor)
+            user = resolve_actor(session, actor)
             row = self._project(session, project)
             case = session.scalar(select(Case).where(Case.project_id == row.id, Case.name == name))
             if case is None:
                 raise NotFoundError(f"Project {row.name!r} has no case named {name!r}")
-            return case_info(session, case)
+            return case_info(session, case, user)
         return self._run(work)
 
     def claim(self, actor, case_id):
@@ -109,7 +111,7 @@ class CasesMixin:
             held = session.scalar(select(Assignment).where(Assignment.case_id == case.id,
                                                            Assignment.annotator_id == user.id))
             if held is not None:
-                return case_info(session, case)
+                return case_info(session, case, user)
             project = session.get(Project, case.project_id)
             if case.status != CaseStatus.TO_ANNOTATE.value:
                 raise InvalidStateError(f"Case {case.name!r} is {case.status}; only cases to annotate can be claimed")
@@ -120,7 +122,7 @@ class CasesMixin:
             case.updated_at = utcnow()
             session.flush()
             audit(session, user, "claim", "case", case.id)
-            return case_info(session, case)
+            return case_info(session, case, user)
         return self._run(work, retry_conflicts=True)
 
     def claim_next(self, actor, project):
@@ -174,7 +176,7 @@ class CasesMixin:
             self._update_case_status(session, case)
             audit(session, user, "submit", "case", case.id, revision=assignment.annotation_revision,
                   case_status=case.status)
-            return case_info(session, case)
+            return case_info(session, case, user)
         return self._run_staged(work, staged)
 
     def review(self, actor, case_id, decision, comment="", expected_version=None):
@@ -219,7 +221,7 @@ class CasesMixin:
             session.add(Review(case_id=case.id, reviewer_id=user.id, decision=decision, comment=comment or ""))
             session.flush()
             audit(session, user, "review", "case", case.id, decision=decision, comment=comment or "")
-            return case_info(session, case)
+            return case_info(session, case, user)
         return self._run(work)
 
     def record_tool_usage(self, actor, case_id, tool, duration_s, interactions=1):

@@ -13,9 +13,10 @@ from MVAWorkflowLib.service_base import LabelInfo, ProjectInfo, QuestionInfo, au
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
-def project_info(project):
+def project_info(project, viewer):
+    """The `ProjectInfo` as `viewer` (a `User` row) may see it: the storage folder only for admins."""
     return ProjectInfo(project.id, project.name, project.description, project.annotations_per_case,
-                       project.storage_root)
+                       project.storage_root if viewer.role == "admin" else "")
 
 
 def label_info(label):
@@ -91,21 +92,21 @@ class ProjectsMixin:
             session.flush()
             audit(session, admin, "create_project", "project", project.id, name=project.name,
                   annotations_per_case=project.annotations_per_case)
-            return project_info(project)
+            return project_info(project, admin)
         return self._run(work)
 
     def list_projects(self, actor):
         """Any logged-in user: every project, by name."""
         def work(session):
-            resolve_actor(session, actor)
-            return [project_info(p) for p in session.scalars(select(Project).order_by(Project.name))]
+            user = resolve_actor(session, actor)
+            return [project_info(p, user) for p in session.scalars(select(Project).order_by(Project.name))]
         return self._run(work)
 
     def get_project(self, actor, project):
         """Any logged-in user: a project by id or name. Raises `NotFoundError`."""
         def work(session):
-            resolve_actor(session, actor)
-            return project_info(self._project(session, project))
+            user = resolve_actor(session, actor)
+            return project_info(self._project(session, project), user)
         return self._run(work)
 
     # --- labels ----------------------------------------------------------------------------------

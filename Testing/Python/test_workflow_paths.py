@@ -86,3 +86,15 @@ def test_a_case_whose_image_is_gone_says_so_without_naming_the_file(service, hos
     with pytest.raises(StorageError, match="image of case 'a b' cannot be read") as error:
         service.load_volume(admin, case.id)
     assert str(tmp_path) not in str(error.value) and "volumes" not in str(error.value)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_only_admins_see_where_cases_and_annotations_are_stored(service, hostile_project, tmp_path):
+    admin, project = hostile_project
+    member = service.login("a b", PASSWORD).token
+    seen_by_member = service.queue(member, project.id).mine + (service.get_case(member, 1),)
+    assert seen_by_member and all(case.source_path == "" for case in seen_by_member)
+    assert service.get_project(member, project.id).storage_root == ""
+    assert all(p.storage_root == "" for p in service.list_projects(member))
+    assert service.get_case(admin, 1).source_path.startswith(str(tmp_path))
+    assert service.get_project(admin, project.id).storage_root == str(tmp_path / "root" / "storage")
