@@ -74,15 +74,16 @@ def run_compute_command(args):
 
 
 def run_embed_command(args):
-    from MVAComputeLib.embed_cases import EmbedInputError, cases_from_path, cases_from_project
+    from MVAComputeLib.embed_cases import (EmbedInputError, cases_from_path, cases_from_project,
+                                           default_store_path, only_project)
     from MVAComputeLib.embed_job import EmbedSettings, ProgressLine, run_embed
-    from SegmentAnythingLib.algorithms.sam_embedding_store import DEFAULT_STORE_NAME, EmbeddingStoreError
+    from SegmentAnythingLib.algorithms.sam_embedding_store import EmbeddingStoreError
     try:
         if args.project:
-            cases = cases_from_project(args.project, args.project_name or _only_project(args.project))
+            cases = cases_from_project(args.project, args.project_name or only_project(args.project))
         else:
             cases = cases_from_path(args.cases or args.volume)
-        store = args.store or os.path.join(_common_folder(cases), DEFAULT_STORE_NAME)
+        store = args.store or default_store_path(cases)
         workers = max(0, args.workers)
         threads = args.threads_per_worker or max(1, (os.cpu_count() or 1) // max(1, workers))
         settings = EmbedSettings(model=args.model, checkpoint=args.checkpoint, input_size=args.input_size,
@@ -102,30 +103,6 @@ def run_embed_command(args):
         return 2
     print(summary.text())
     return 130 if summary.cancelled else 0
-
-
-def _only_project(database):
-    from MVAComputeLib.embed_cases import EmbedInputError
-    from sqlalchemy import select
-
-    from MVAWorkflowLib.database import Database
-    from MVAWorkflowLib.models import Project
-    url = f"sqlite:///{os.path.abspath(database)}" if os.path.isfile(database) else database
-    db = Database(url)
-    try:
-        with db.transaction() as session:
-            names = list(session.scalars(select(Project.name)))
-    finally:
-        db.dispose()
-    if len(names) != 1:
-        raise EmbedInputError(f"{database} holds {len(names)} projects ({', '.join(names) or 'none'}); "
-                              "name one with --project-name")
-    return names[0]
-
-
-def _common_folder(cases):
-    """The folder holding every case (a DICOM case's path is its series folder, so this is its parent)."""
-    return os.path.commonpath([os.path.dirname(os.path.abspath(case.path)) for case in cases])
 
 
 def run_service_command(args):

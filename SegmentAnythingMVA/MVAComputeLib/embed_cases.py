@@ -61,6 +61,45 @@ def cases_from_project(database_url, project_name):
     return cases
 
 
+def default_store_path(cases):
+    """Where `mva embed` puts a store by default: mva-embeddings.zarr in the folder holding every case."""
+    from SegmentAnythingLib.algorithms.sam_embedding_store import DEFAULT_STORE_NAME
+    paths = [case.path if isinstance(case, CaseSource) else os.fspath(case) for case in cases]
+    return os.path.join(os.path.commonpath([os.path.dirname(os.path.abspath(path)) for path in paths]),
+                        DEFAULT_STORE_NAME)
+
+
+def default_store_for(case_paths, project_db=None, project_name=None):
+    """The default store of a list of case files or of a project when it exists, else None (never raises)."""
+    from MVAWorkflowLib.errors import WorkflowError
+    try:
+        cases = list(case_paths) or (cases_from_project(project_db, project_name or only_project(project_db))
+                                     if project_db else [])
+        path = default_store_path(cases) if cases else None
+    except (EmbedInputError, WorkflowError, OSError, ValueError):
+        return None
+    return path if path and os.path.isdir(path) else None
+
+
+def only_project(database):
+    """The name of the one project in a workflow database (EmbedInputError when there are none or several)."""
+    from sqlalchemy import select
+
+    from MVAWorkflowLib.database import Database
+    from MVAWorkflowLib.models import Project
+    url = f"sqlite:///{os.path.abspath(database)}" if os.path.isfile(os.fspath(database)) else database
+    db = Database(url)
+    try:
+        with db.transaction() as session:
+            names = list(session.scalars(select(Project.name)))
+    finally:
+        db.dispose()
+    if len(names) != 1:
+        raise EmbedInputError(f"{database} holds {len(names)} projects ({', '.join(names) or 'none'}); "
+                              "name one with --project-name")
+    return names[0]
+
+
 def read_case(case):
     """(array_kji, ijk_to_ras) of a CaseSource."""
     from MVABridgeLib.volume_io import VolumeFileError

@@ -194,3 +194,20 @@ def test_the_desktop_controller_reads_the_store_beside_the_volume_file(headless,
     broken = SettingsEngineSource(lambda name: {**DEFAULTS, "EmbeddingStore": str(tmp_path / "nothing")}[name])
     assert "No embedding store" in SegmentAnythingController(logic.bridge, broken).ensure_logic(
         engine_for_spec("tiny")).status()
+
+
+def test_the_browser_takes_the_store_beside_its_cases_through_the_same_controller(headless, a_case_folder):
+    from MVABridgeLib.slice_geometry import SlicePlane
+    from MVAComputeLib.embed_cases import default_store_for
+    from MVAControllersLib.segment_anything_controller import SegmentAnythingController
+    from MVAWebLib.tool_controllers import SamOptions, WebSamEngines
+    assert default_store_for([str(a_case_folder / "alpha.nrrd")]) is None  # nothing embedded yet
+    run_embed(cases_from_path(a_case_folder)[:1], a_case_folder / "mva-embeddings.zarr",
+              EmbedSettings(workers=0, axes=("axial",)))
+    found = default_store_for([str(a_case_folder / "alpha.nrrd"), str(a_case_folder / "beta.nrrd")])
+    assert found == str(a_case_folder / "mva-embeddings.zarr")
+    engines = WebSamEngines(SamOptions(model="tiny", embedding_store=found))
+    logic, *_ = logic_on(headless, str(a_case_folder / "alpha.nrrd"), engine_for_spec("tiny"))
+    web_logic = SegmentAnythingController(logic.bridge, engines).ensure_logic(engines.load())
+    web_logic.add_point(SlicePlane.for_anatomical_axis("axial", 4, MATRIX, (5, 24, 20)), (12, 10))
+    assert web_logic.stored.hits == 1

@@ -34,10 +34,29 @@ def add_serve_command(subparsers):
     serve.add_argument("--sam-checkpoint", default=None, help="local SAM-format checkpoint file")
     serve.add_argument("--sam-input-size", default="full", choices=tuple(INPUT_SIZE_LABELS),
                        help="SAM encoder input: full (1024, as trained), auto, 768 or 512 (faster on a CPU)")
+    serve.add_argument("--inference-url", default=None,
+                       help="remote inference: URL of an `mva inference-service` (SAM encodes there; this machine "
+                            "computes when it is unreachable)")
+    serve.add_argument("--inference-token", default=None, help="its token (default: $MVA_INFERENCE_TOKEN)")
+    serve.add_argument("--embedding-store", default=None,
+                       help="`mva embed`'s store (default: mva-embeddings.zarr beside the cases, if there is one)")
     serve.add_argument("--open-browser", action="store_true", help="open a browser tab on start")
     serve.add_argument("--developer", action="store_true",
                        help="developer mode: offer the tiny random-weight SAM (tests of the plumbing only)")
     return serve
+
+
+def configure_sam_inference(app, args, cases):
+    """Remote inference and the embedding store of the Segment Anything options, from the command line."""
+    from MVAComputeLib.embed_cases import default_store_for
+    from MVAWebLib.smart_effects import SegmentAnythingEffect
+    options = app.controllers[SegmentAnythingEffect].options
+    options.remote_url = getattr(args, "inference_url", None) or ""
+    options.remote_token = getattr(args, "inference_token", None) or os.environ.get("MVA_INFERENCE_TOKEN", "")
+    store = getattr(args, "embedding_store", None)
+    if not store:
+        store = default_store_for(cases, getattr(args, "project", None), getattr(args, "project_name", None))
+    options.embedding_store = store or ""
 
 
 def host_warning(host, with_login=False):
@@ -88,6 +107,7 @@ def run_serve(args):
     except ValueError as error:
         print(f"mva serve: {error}", file=sys.stderr)
         return 2
+    configure_sam_inference(app, args, cases)
     guard_one_browser(app)
     if workflow is None:
         try:

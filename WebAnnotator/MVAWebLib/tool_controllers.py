@@ -44,6 +44,9 @@ class SamOptions:
     checkpoint: str = ""  # a local SAM-format checkpoint file; required for MedSAM
     allow_download: bool = False
     input_size: str = "full"  # encoder input: "full" (as trained), "auto", or a side such as "512"
+    remote_url: str = ""  # an `mva inference-service` that encodes slices ("": this machine)
+    remote_token: str = ""
+    embedding_store: str = ""  # `mva embed`'s store ("": every slice embedded on demand)
 
     def engine_input_size(self):
         """`input_size` as create_engine takes it: None, "auto" or an int."""
@@ -207,13 +210,17 @@ class WebSamEngines(EngineSource):
         from SegmentAnythingLib.engine_factory import create_engine
         options = self.options
         self.engine = create_engine(options.model, checkpoint=options.checkpoint or None,
-                                    allow_download=options.allow_download, input_size=options.engine_input_size())
+                                    allow_download=options.allow_download, input_size=options.engine_input_size(),
+                                    remote_url=options.remote_url or None, remote_token=options.remote_token or None)
         self.engine.model_name = options.model
         from SegmentAnythingLib.sam2_engine_factory import is_sam2_model
         if is_sam2_model(options.model):  # a SAM 2 model also serves Smart Propagation's strategy sam2
             from SegmentAnythingLib.sam2_propagation import register_sam2_propagation
             register_sam2_propagation(self.engine)
         return self.engine
+
+    def embedding_store(self, bridge):
+        return self.options.embedding_store or None
 
 
 class SegmentAnythingController(SmartToolController):
