@@ -75,6 +75,13 @@ def add_project_command(subparsers):
                         choices=("seg.nrrd", "nifti", "dicom-seg"))
     export.add_argument("--status", nargs="+", default=["accepted"])
 
+    revisions = commands.add_parser("revisions", help="the saved revisions of an annotation, each checked against "
+                                                      "its checksum; --restore N saves revision N again as the newest")
+    revisions.add_argument("project")
+    revisions.add_argument("case")
+    revisions.add_argument("--annotator", default=None, help="whose annotation (reviewers, admins; default: yours)")
+    revisions.add_argument("--restore", type=int, default=None, metavar="N")
+
     users = commands.add_parser("users", help="admin: list users, disable / enable one, reset a password")
     users_commands = users.add_subparsers(dest="users_command", required=True)
     users_commands.add_parser("list", help="every user with role, supplier and whether active")
@@ -181,6 +188,15 @@ def _run_logged_in(service, args, token):
         return _run_users(service, args, token)
     if command == "audit":
         return _run_audit(service, args, token)
+    if command == "revisions":
+        case = service.case_by_name(token, args.project, args.case)
+        if args.restore is not None:
+            restored = service.restore_revision(token, case.id, args.restore)
+            print(f"{case.name}: revision {args.restore} saved again as revision {restored.revision}")
+        for item in service.annotation_revisions(token, case.id, args.annotator, verify=True):
+            print(f"  r{item.revision:<4d} {item.saved_at:%Y-%m-%d %H:%M:%S}  {'intact ' if item.intact else 'DAMAGED'}"
+                  f"{'  (current)' if item.current else ''}")
+        return 0
     if command == "add-user":
         if args.supplier and args.supplier not in {s.name for s in service.list_suppliers(token)}:
             service.create_supplier(token, args.supplier)

@@ -52,7 +52,7 @@ class _StagedFile:
 
 
 class AnnotationsMixin:
-    """save_annotation, load_annotation, annotation_revisions, remove_unfinished_saves."""
+    """save_annotation, load_annotation, restore_revision, annotation_revisions, remove_unfinished_saves."""
 
     def save_annotation(self, actor, case_id, labelmap, expected_version=None, answers=None):
         """Annotator: save work in progress as a new revision (earlier revisions are kept).
@@ -118,6 +118,15 @@ class AnnotationsMixin:
                       "no earlier revision exists: ask an admin to restore the storage folder from a backup")
             raise DamagedAnnotationError(f"Revision {wanted} of {username}'s annotation of case {case_name!r} "
                                          f"cannot be opened ({error}): {advice}", wanted, earlier) from None
+
+    def restore_revision(self, actor, case_id, revision, expected_version=None):
+        """Annotator: save an earlier revision of one's own annotation again, as the newest revision.
+
+        The recovery path after a `DamagedAnnotationError`: the damaged revision stays on record. Returns
+        `AssignmentInfo`.
+        """
+        labelmap = self.load_annotation(actor, case_id, revision=revision)
+        return self.save_annotation(actor, case_id, labelmap, expected_version=expected_version)
 
     def annotation_revisions(self, actor, case_id, annotator=None, verify=False):
         """Every committed revision of an annotation, newest first (`RevisionInfo`); `verify` checks each file."""

@@ -148,3 +148,32 @@ def test_the_postgresql_password_comes_from_a_file_and_shows_nowhere(tmp_path, m
     captured = capsys.readouterr()
     assert "cannot use postgresql" in captured.err and "password authentication failed" in captured.err
     assert "not-the-password" not in captured.err + captured.out and password not in captured.err
+
+
+def test_a_damaged_revision_is_shown_and_the_previous_one_restored_from_the_command_line(db, monkeypatch, capsys,
+                                                                                        tmp_path):
+    from MVAWorkflowLib.service import WorkflowService
+    from MVAWorkflowLib.testing import box_labelmap, write_case_volumes
+    write_case_volumes(tmp_path / "volumes", names=("c1",))
+    assert as_user(monkeypatch, db, "ada", ADMIN_PASSWORD, "add-labels", "Liver", "1:Liver:#dd8065", "2:Cyst:#00ff00") == 0
+    assert as_user(monkeypatch, db, "ada", ADMIN_PASSWORD, "add-cases", "Liver", str(tmp_path / "volumes")) == 0
+    service = WorkflowService.open(db)
+    token = service.login("ann", MEMBER_PASSWORD).token
+    case = service.claim_next(token, "Liver")
+    service.save_annotation(token, case.id, box_labelmap(value=1))
+    service.save_annotation(token, case.id, box_labelmap(value=2))
+    damaged = [r for r in service.annotation_revisions(token, case.id)][0]
+    from sqlalchemy import select
+    from MVAWorkflowLib.models import AnnotationRevision
+    with service.database.transaction() as session:
+        path = session.scalar(select(AnnotationRevision.path).where(AnnotationRevision.revision == damaged.revision))
+    with open(path, "ab") as stream:
+        stream.write(b"garbage")
+    capsys.readouterr()
+    assert as_user(monkeypatch, db, "ann", MEMBER_PASSWORD, "revisions", "Liver", "c1") == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert "r2" in listing[0] and "DAMAGED" in listing[0] and "(current)" in listing[0] and "intact" in listing[1]
+    assert as_user(monkeypatch, db, "ann", MEMBER_PASSWORD, "revisions", "Liver", "c1", "--restore", "1") == 0
+    assert "revision 1 saved again as revision 3" in capsys.readouterr().out
+    assert service.load_annotation(token, case.id).label_values() == [1]
+    service.database.dispose()
