@@ -134,3 +134,19 @@ def test_the_worker_python_is_this_interpreter_headless_and_pythonslicer_inside_
         find_worker_python(str(application))
     (tmp_path / "bin" / "PythonSlicer").write_text("")
     assert find_worker_python(str(application)) == str(tmp_path / "bin" / "PythonSlicer")
+
+
+def test_the_desktop_side_imports_neither_ray_nor_the_web_service():
+    import subprocess
+    import sys
+    from MVAComputeLib.local_worker import module_folders
+    modules = ("MVAComputeLib.compute_client", "MVAComputeLib.local_worker", "MVAComputeLib.http_transport",
+               "MVAComputeLib.remote_encoding", "SegmentAnythingLib.segment_anything_logic",
+               "SegmentAnythingLib.stored_embeddings", "MVAControllersLib.sam_engines",
+               "MVAControllersLib.segment_anything_controller")
+    code = "import sys\n" + "".join(f"import {name}\n" for name in modules) + \
+        "print(sorted(m for m in ('ray', 'fastapi', 'uvicorn', 'starlette') if m in sys.modules))"
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(module_folders()))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,164 @@
+"""Figures for pre-embedding (random-weight ViT-B; a handful of slices, so it fits a shared CPU machine).
+
+``python -m MVAComputeLib.embed_bench [--output FILE.json] [--slices N] [--sides 512 1024]`` measures on the
+MNI T1 template cropped to N axial slices:
+
+- `mva embed` throughput with 1 Ray worker (2 threads) and 2 Ray workers (1 thread each), per input side;
+- store size per 100 slices;
+- peak memory (VmHWM) of an embedding worker and of the local compute worker after one embedding;
+- case open (volume into the scene + logic + store lookup) and first click on a stored slice -> mask in the
+  segment, through the shared Segment Anything controller (the path of the desktop effect and the browser),
+  next to a click on a slice that is not stored.
+"""
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+
+os.environ.setdefault("ITK_GLOBAL_DEFAULT_THREADER", "Pool")
+
+
+def peak_memory_mb(pid):
+    """VmHWM of a process in MB (Linux), or None."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+def folder_mb(path):
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names) / 2**20
+
+
+def write_cropped_mni(folder, slices):
+    from MVABridgeLib.volume_io import read_volume, write_volume
+    from MVAEvaluationLib.datasets import mni_path
+    array, ijk_to_ras = read_volume(mni_path("t1"))
+    start = 97 - slices // 2
+    cropped = array[start:start + slices]
+    matrix = ijk_to_ras.copy()
+    matrix[:3, 3] = (ijk_to_ras @ [0, 0, start, 1])[:3]
+    path = os.path.join(folder, "mni_crop.nrrd")
+    write_volume(path, cropped, matrix)
+    return path
+
+
+def bench_throughput(case_path, folder, sides, rows):
+    import ray
+
+    from MVAComputeLib.embed_cases import cases_from_path
+    from MVAComputeLib.embed_job import EmbedSettings, release_workers, run_embed
+    cases = cases_from_path(case_path)
+    ray.init(num_cpus=2, object_store_memory=256 * 2**20, include_dashboard=False, log_to_driver=False)
+    try:
+        for side in sides:
+            for workers, threads in ((1, 2), (2, 1)):
+                store = os.path.join(folder, f"store_{side}_{workers}.zarr")
+                settings = EmbedSettings(model="vit_b-random", input_size=None if side == 1024 else side,
+                                         workers=workers, threads_per_worker=threads, batch_slices=1)
+                summary = run_embed(cases, store, settings)
+                busy = {pid: stats["slices"] / stats["seconds"] for pid, stats in summary.workers.items()}
+                memory = [peak_memory_mb(int(pid)) for pid in summary.workers]
+                rows.append({"what": "mva embed", "side": side, "workers": workers, "threads_per_worker": threads,
+                             "slices": summary.slices_computed, "seconds": round(summary.seconds, 2),
+                             "slices_per_s": round(summary.slices_computed / summary.seconds, 3),
+                             "slices_per_s_per_worker_busy": {k: round(v, 3) for k, v in busy.items()},
+                             "worker_peak_mb": [round(m) for m in memory if m],
+                             "store_mb_per_100_slices": round(folder_mb(store) / summary.slices_computed * 100, 1)})
+                print(json.dumps(rows[-1]), flush=True)
+                release_workers()
+    finally:
+        ray.shutdown()
+
+
+def bench_compute_worker(rows):
+    import numpy as np
+
+    from MVAComputeLib.compute_client import ComputeClient
+    image = np.random.default_rng(0).integers(0, 255, (233, 197, 3)).astype(np.uint8)
+    with ComputeClient.local(threads=2) as client:
+        tic = time.perf_counter()
+        client.run("embed", {"model": {"name": "vit_b-random", "input_size": 512}}, {"image": image}, timeout_s=600)
+        rows.append({"what": "local compute worker, first ViT-B embedding at 512 px (model build included)",
+                     "seconds": round(time.perf_counter() - tic, 2),
+                     "worker_peak_mb": round(peak_memory_mb(client.worker_pid) or 0)})
+    print(json.dumps(rows[-1]), flush=True)
+
+
+def bench_clicks(case_path, store, side, rows, clicks=3):
+    from MVABridgeLib.editor_session import SegmentEditorSession
+    from MVABridgeLib.headless_scene import create_headless_scene
+    from MVABridgeLib.slice_geometry import SlicePlane
+    from MVABridgeLib.volume_io import read_volume
+    from MVABridgeLib.volumes import add_volume_node
+    from MVAComputeLib.operations import engine_for_spec
+    from MVAControllersLib.segment_anything_controller import EngineSource, SegmentAnythingController
+
+    class StoreSource(EngineSource):
+        def embedding_store(self, bridge):
+            return store
+
+    engine = engine_for_spec({"name": "vit_b-random", "input_size": None if side == 1024 else side})
+    headless = create_headless_scene()
+    tic = time.perf_counter()
+    array, ijk_to_ras = read_volume(case_path)
+    volume = add_volume_node(headless.scene, array, ijk_to_ras)
+    segmentation = headless.scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+    segmentation.CreateDefaultDisplayNodes()
+    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+    segment_id = segmentation.GetSegmentation().AddEmptySegment("brain")
+    session = SegmentEditorSession(volume, segmentation, segment_id, headless.scene)
+    logic = SegmentAnythingController(session.bridge, StoreSource()).ensure_logic(engine)
+    logic.current_window_level()  # the store's window: reads the case record once
+    open_seconds = time.perf_counter() - tic
+    times = []
+    for index in range(min(clicks, array.shape[0])):
+        plane = SlicePlane.for_anatomical_axis("axial", index, ijk_to_ras, array.shape)
+        logic.reset()
+        tic = time.perf_counter()
+        logic.add_point(plane, (plane.shape[0] // 2, plane.shape[1] // 2))
+        times.append(time.perf_counter() - tic)
+    stored_hits = logic.stored.hits
+    engine.cache.clear()
+    logic.stored = None  # the same clicks without the store: the encoder runs
+    plane = SlicePlane.for_anatomical_axis("axial", 0, ijk_to_ras, array.shape)
+    logic.reset()
+    tic = time.perf_counter()
+    logic.add_point(plane, (plane.shape[0] // 2, plane.shape[1] // 2))
+    fresh = time.perf_counter() - tic
+    rows.append({"what": "first click -> mask in the segment (shared controller path)", "side": side,
+                 "case_open_s": round(open_seconds, 3), "stored_click_s": [round(t, 3) for t in times],
+                 "stored_click_p50_s": round(statistics.median(times), 3), "stored_hits": stored_hits,
+                 "click_without_store_s": round(fresh, 2)})
+    print(json.dumps(rows[-1]), flush=True)
+    headless.clear()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m MVAComputeLib.embed_bench")
+    parser.add_argument("--output", default=None)
+    parser.add_argument("--slices", type=int, default=4)
+    parser.add_argument("--sides", type=int, nargs="+", default=[512, 1024])
+    args = parser.parse_args(argv)
+    rows = [{"what": "machine", "cpus": os.cpu_count(), "load_average": os.getloadavg()}]
+    with tempfile.TemporaryDirectory() as folder:
+        case_path = write_cropped_mni(folder, args.slices)
+        bench_throughput(case_path, folder, args.sides, rows)
+        for side in args.sides:
+            bench_clicks(case_path, os.path.join(folder, f"store_{side}_1.zarr"), side, rows)
+        bench_compute_worker(rows)
+    rows.append({"what": "machine after", "load_average": os.getloadavg()})
+    if args.output:
+        with open(args.output, "w") as stream:
+            json.dump(rows, stream, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
