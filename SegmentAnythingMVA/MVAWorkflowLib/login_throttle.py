@@ -48,16 +48,20 @@ def _failures(session, condition, since):
 
 
 def retry_after_s(session, policy, username, address, now):
-    """Seconds until a login for (`username`, `address`) may be tried again; 0 when it may now."""
+    """Seconds until a login for (`username`, `address`) may be tried again; 0 when it may now.
+
+    Without an `address` only the user name's count applies.
+    """
     window_start = now - _dt.timedelta(seconds=policy.window_s)
     name = normalise_username(username)
     last_success = session.scalar(select(func.max(LoginAttempt.at)).where(
         LoginAttempt.username == name, LoginAttempt.succeeded.is_(True)))
     since_user = max(window_start, last_success) if last_success is not None else window_start
+    buckets = [(LoginAttempt.username == name, since_user, policy.user_free_failures)]
+    if address:  # callers that know no address (desktop module) share no bucket, so they cannot lock each other out
+        buckets.append((LoginAttempt.address == address[:64], window_start, policy.address_free_failures))
     waits = []
-    for condition, since, free in (
-            (LoginAttempt.username == name, since_user, policy.user_free_failures),
-            (LoginAttempt.address == (address or UNKNOWN_ADDRESS), window_start, policy.address_free_failures)):
+    for condition, since, free in buckets:
         count, last = _failures(session, condition, since)
         delay = policy.delay_s(count, free)
         if delay and last is not None:

@@ -57,6 +57,7 @@ def test_one_address_trying_many_user_names_is_throttled_but_other_addresses_are
     with pytest.raises(LoginThrottledError):
         service.login("bob", PASSWORD, address="192.0.2.9")
     assert service.login("bob", PASSWORD, address="192.0.2.10").user.username == "bob"
+    assert service.login("bob", PASSWORD).user.username == "bob"  # no address given: no address bucket
 
 
 def test_failed_and_throttled_logins_are_in_the_audit_log_with_name_and_address(service, team):
