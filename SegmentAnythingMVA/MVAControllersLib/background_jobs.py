@@ -24,6 +24,8 @@ class BackgroundJob:
     compute: object  # callable(progress(fraction), cancel() -> bool) -> result
     finish: object  # callable(result) -> Reaction, on the GUI thread
     context: tuple = ()  # (segment id, volume id) at start; the result is dropped when it changed
+    request: tuple = None  # (op, params, arrays) for a compute worker (MVAComputeLib); None: `compute` only
+    from_reply: object = None  # callable(Reply) -> the result `finish` takes, on the GUI thread
     progress: float = 0.0
     cancelled: bool = False
     cancel_reason: str = ""

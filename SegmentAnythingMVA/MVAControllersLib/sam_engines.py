@@ -64,6 +64,11 @@ class SettingsEngineSource(EngineSource):
             self._prefetcher = EmbeddingPrefetcher(engine)
         return self._prefetcher
 
+    def model_spec(self, engine):
+        """The model as the compute worker builds it (same checkpoint, encoder input and device setting)."""
+        return {"name": engine.model_name, "checkpoint": self.setting("Checkpoint") or None,
+                "input_size": engine.input_size, "device": self.setting("Device")}
+
     def unload(self):
         if self._prefetcher is not None:
             self._prefetcher.stop()

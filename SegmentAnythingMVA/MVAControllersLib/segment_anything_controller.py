@@ -25,6 +25,11 @@ class EngineSource:
         """An EmbeddingPrefetcher for `engine`, or None (prefetch off)."""
         return None
 
+    def model_spec(self, engine):
+        """How a compute worker builds the same model ({"name", "checkpoint", "input_size", "device"}), or None
+        to embed in this process."""
+        return None
+
     def embedding_store(self, bridge):
         """Path of the embedding store (`mva embed`) for the bridge's volume, or None: slices embedded on demand."""
         return None
@@ -94,8 +99,11 @@ class SegmentAnythingController(ToolController):
         if engine.has_embedding(key):
             return self._write_prompt(plane, prompt)
         image = logic.slice_image(plane)  # read on the GUI thread
+        spec = self.engines.model_spec(engine)
         return self.start_job("Embedding this slice", lambda progress, cancel: engine.embed(key, image),
-                              lambda _embedding: self._write_prompt(plane, prompt))
+                              lambda _embedding: self._write_prompt(plane, prompt),
+                              request=("embed", {"model": spec}, {"image": image}) if spec else None,
+                              from_reply=lambda reply: store_embedding(engine, key, reply))
 
     def _write_prompt(self, plane, prompt):
         logic = self.logic
@@ -163,3 +171,11 @@ class SegmentAnythingController(ToolController):
 
     def status(self):
         return self.logic.status() if self.logic is not None else "No model loaded yet"
+
+
+def store_embedding(engine, key, reply):
+    """Put a compute worker's "embed" reply into the engine's cache under `key` (then prompts decode here)."""
+    import numpy as np
+    import torch
+    embedding = torch.from_numpy(np.ascontiguousarray(reply.arrays["embedding"]))
+    return engine.cache.put(key, embedding, tuple(reply.params["original_size"]), tuple(reply.params["input_size"]))

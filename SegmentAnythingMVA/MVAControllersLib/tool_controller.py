@@ -133,9 +133,11 @@ class ToolController:
     def snapshot(self, with_mask=False):
         return SnapshotBridge(self.bridge, with_mask=with_mask)
 
-    def start_job(self, label, compute, finish):
-        """Start a job for the current segment and volume; `finish` runs on the GUI thread via `poll()`."""
-        job = BackgroundJob(label, compute, finish, context=self.context())
+    def start_job(self, label, compute, finish, request=None, from_reply=None):
+        """Start a job for the current segment and volume; `finish` runs on the GUI thread via `poll()`.
+
+        `request` (op, params, arrays) lets a WorkerJobRunner send it to the compute worker instead."""
+        job = BackgroundJob(label, compute, finish, context=self.context(), request=request, from_reply=from_reply)
         self.runner.start(job)
         return Reaction(consumed=True, status=f"{label}...", job=job)
 

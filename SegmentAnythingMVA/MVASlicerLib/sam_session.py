@@ -3,6 +3,7 @@ import qt
 
 SETTINGS_PREFIX = "SegmentAnythingMVA/"
 _engines = None
+_runner = None
 
 
 def setting(name):
@@ -25,3 +26,13 @@ def engines():
         from MVAControllersLib.sam_engines import SettingsEngineSource
         _engines = SettingsEngineSource(setting)
     return _engines
+
+
+def worker_runner():
+    """The session's job runner: slice embeddings go to the compute worker (a PythonSlicer subprocess)."""
+    global _runner
+    if _runner is None:
+        from MVAComputeLib.compute_client import ComputeClient
+        from MVAControllersLib.worker_jobs import WorkerJobRunner
+        _runner = WorkerJobRunner(ComputeClient.local)
+    return _runner

@@ -25,8 +25,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def makeController(self, bridge, confirm_edit):
         from MVAControllersLib.segment_anything_controller import SegmentAnythingController
-        from MVASlicerLib.sam_session import engines
-        return SegmentAnythingController(bridge, engines(), confirm_edit=confirm_edit)
+        from MVASlicerLib.sam_session import engines, worker_runner
+        return SegmentAnythingController(bridge, engines(), worker_runner(), confirm_edit=confirm_edit)
 
     def clone(self):
         return clone_effect(__file__)

@@ -71,7 +71,8 @@ class WebJobs:
 
     @property
     def busy(self):
-        return self.runner.busy
+        """This tool's job is running (its `finish` may start writes: by then it no longer counts)."""
+        return self.job is not None
 
     def start(self, job):
         report = getattr(self.runner, "report_progress", None) or (lambda fraction: None)
@@ -209,6 +210,8 @@ class WebSamEngines(EngineSource):
     def load(self, progress=None, cancel=None):
         from SegmentAnythingLib.engine_factory import create_engine
         options = self.options
+        if options.model in ("", "none"):
+            raise ValueError("No Segment Anything model is chosen: pick one in the Segment Anything panel")
         self.engine = create_engine(options.model, checkpoint=options.checkpoint or None,
                                     allow_download=options.allow_download, input_size=options.engine_input_size(),
                                     remote_url=options.remote_url or None, remote_token=options.remote_token or None)

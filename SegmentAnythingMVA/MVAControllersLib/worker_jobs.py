@@ -1,0 +1,70 @@
+"""Jobs that name a worker request run in the compute worker process (MVAComputeLib's ComputeClient): the GUI
+process's Python only sends arrays and polls (inside Slicer, Python threads get the GIL only while the main thread
+runs Python, so a thread would crawl). Other jobs, or every job when no worker can start, run in a thread."""
+import logging
+import time
+
+from MVAControllersLib.background_jobs import JobRunner
+from MVAControllersLib.view_events import Reaction
+
+_LOG = logging.getLogger(__name__)
+
+
+class WorkerJobRunner(JobRunner):
+    """A JobRunner that sends `job.request` to a compute client made by `client_factory()` on first use."""
+
+    def __init__(self, client_factory, threaded=True):
+        super().__init__(threaded)
+        self.client_factory = client_factory
+        self.client = None
+        self.notice = ""  # why the worker is not used, or what happened to it
+        self.request_id = None
+
+    def _client(self):
+        if self.client is None and self.client_factory is not None:
+            try:
+                self.client = self.client_factory()
+            except Exception as error:  # noqa: BLE001 - no worker: compute here, and say so once
+                self.client_factory = None
+                self.notice = f"The compute worker could not start ({error}); computing in Slicer instead"
+                _LOG.warning("%s", self.notice)
+        return self.client
+
+    def start(self, job):
+        client = self._client() if job.request is not None else None
+        if client is None:
+            return super().start(job)
+        if self.busy:
+            return super().start(job)  # raises JobBusyError
+        op, params, arrays = job.request
+        self.job, self.request_id = job, client.submit(op, params, arrays)
+
+    def cancel(self, reason="cancelled"):
+        if self.job is not None and self.request_id is not None:
+            self.client.cancel(self.request_id)
+        super().cancel(reason)
+
+    def poll(self, current_context=None):
+        if self.request_id is None:
+            return super().poll(current_context)
+        job = self.job
+        if current_context is not None and job.context and tuple(current_context) != tuple(job.context):
+            self.cancel("the selected segment or the source volume changed")
+        reply = next((r for r in self.client.poll() if r.request_id == self.request_id), None)
+        if reply is None and not job.cancelled:
+            fraction = self.client.progress(self.request_id) or 0.0
+            return Reaction(status=f"{job.label}: {int(100 * fraction)} %", details={"progress": fraction})
+        self.job, self.request_id = None, None
+        if job.cancelled or reply.status == "cancelled":
+            return Reaction(status=f"{job.label}: {job.cancel_reason or 'cancelled'}; nothing was written", redraw=True)
+        if not reply.ok:
+            notice = getattr(self.client, "notice", "")
+            return Reaction(message=f"{job.label}: {reply.message}" + (f" ({notice})" if notice else ""), redraw=True)
+        return job.finish(job.from_reply(reply)) or Reaction()
+
+    def wait(self, timeout=None):
+        if self.request_id is None:
+            return super().wait(timeout)
+        deadline = time.time() + (timeout or 600)
+        while self.request_id in self.client.pending() and time.time() < deadline:
+            time.sleep(0.02)
