@@ -97,3 +97,22 @@ def test_the_migrations_create_exactly_the_tables_of_the_models(database_url):
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     database.dispose()
     assert differences == []
+
+
+def test_upgrading_a_database_from_before_revision_records_keeps_the_current_annotation(service, team):
+    from alembic import command
+    from alembic.config import Config
+    from MVAWorkflowLib.database import MIGRATIONS_DIR
+    case = service.queue(team["ann"], team["project"].id).available[0]
+    service.claim(team["ann"], case.id)
+    service.save_annotation(team["ann"], case.id, box_labelmap(value=1))
+    service.save_annotation(team["ann"], case.id, box_labelmap(value=2))
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS_DIR)
+    with service.database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+    service.database.migrate()
+    assert [(r.revision, r.current) for r in service.annotation_revisions(team["ann"], case.id)] == [(2, True)]
+    assert service.load_annotation(team["ann"], case.id).label_values() == [2]
+    assert service.save_annotation(team["ann"], case.id, box_labelmap(value=1)).revision == 3
