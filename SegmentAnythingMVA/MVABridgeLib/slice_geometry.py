@@ -313,9 +313,22 @@ class SlicePlane:
         return np.round(pixel_to_index).astype(int)
 
     def sample(self, volume_kji, index_to_ras, order=1, fill=0.0):
-        """The 2D image (rows, cols) of `volume_kji` in this plane (exact voxels when voxel-aligned)."""
+        """The 2D image (rows, cols) of `volume_kji` in this plane (exact voxels when voxel-aligned).
+
+        order=0 reads, at each pixel, the voxel that contains its centre (the voxel `mask_to_volume` writes
+        for it), up to the volume's outer faces; pixels outside get `fill`. order=1 interpolates linearly.
+        """
         if self.is_voxel_aligned:
             return self._aligned_view(volume_kji, index_to_ras).copy()
+        if order == 0:
+            # not map_coordinates: its 'constant' mode gives cval on the outer half of the border voxels
+            rows, cols = np.mgrid[0:self.shape[0], 0:self.shape[1]]
+            voxels = self.pixel_voxels_kji(np.stack([rows.ravel(), cols.ravel()], 1), index_to_ras)
+            volume_kji = np.asarray(volume_kji)
+            inside = np.all((voxels >= 0) & (voxels < np.asarray(volume_kji.shape)), axis=1)
+            image = np.full(len(voxels), fill, float)
+            image[inside] = volume_kji[tuple(voxels[inside].T)]
+            return image.reshape(self.shape)
         coordinates = self.pixel_grid_index_kji(index_to_ras)
         return ndimage.map_coordinates(np.asarray(volume_kji, float), coordinates, order=order,
                                        mode="constant", cval=fill)
