@@ -76,10 +76,10 @@ class AnnotationsMixin:
 
         def work(session):
             user, case, assignment = self._open_assignment(session, actor, case_id, expected_version)
+            self._commit_revision(session, assignment, staged)  # first: its version check orders concurrent saves
             if answers:
                 self._store_answers(session, case, assignment, answers)
                 audit(session, user, "save_answers", "case", case.id, keys=sorted(answers))
-            self._commit_revision(session, assignment, staged)
             audit(session, user, "save_annotation", "case", case.id, revision=assignment.annotation_revision)
             return case_info(session, case, user).assignment_of(user.id)
         return self._run_staged(work, staged)
