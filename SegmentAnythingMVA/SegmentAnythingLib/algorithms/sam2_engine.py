@@ -10,7 +10,6 @@ kept, as its own transforms do); prompts are scaled per axis; low-res masks are 
 from __future__ import annotations
 
 import threading
-import time
 from collections import namedtuple
 from typing import Hashable, Optional
 
@@ -19,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .sam_embedding_cache import CachedEmbedding, EmbeddingCache
-from .sam_engine import MULTIMASK_CHOICES, ImageSource, SamPrediction
+from .sam_engine import MULTIMASK_CHOICES, ImageSource, SamEngine, SamPrediction
 from .sam_errors import InvalidPromptError, MissingEmbeddingError
 from .sam_image import prompt_to_model_frame, validate_slice_image
 
@@ -109,31 +108,9 @@ class Sam2Engine:
     def has_embedding(self, key: Hashable) -> bool:
         return key in self.cache
 
-    def embed(self, key: Hashable, image: ImageSource) -> CachedEmbedding:
-        """The cached entry of ``key``, computed from ``image`` (array or callable) on a miss; one thread computes a key."""
-        while True:
-            entry = self.cache.get(key)
-            if entry is not None:
-                return entry
-            with self._lock:
-                event = self._inflight.get(key)
-                owner = event is None
-                if owner:
-                    event = self._inflight[key] = threading.Event()
-            if not owner:
-                event.wait()
-                continue
-            try:
-                pixels = image() if callable(image) else image
-                tic = time.perf_counter()
-                packed, input_size = self.compute_embedding(pixels)
-                entry = self.cache.put(key, packed, pixels.shape[:2], input_size)
-                self.last_embedding = (time.perf_counter() - tic, self.native_size)
-                return entry
-            finally:
-                with self._lock:
-                    self._inflight.pop(key, None)
-                event.set()
+    # The cached, one-thread-per-key embedding of SAM 1's engine: it needs only cache, _lock, _inflight,
+    # compute_embedding and frame_of, which this engine has with the same meaning.
+    embed = SamEngine.embed
 
     def features(self, key: Hashable, image: Optional[ImageSource] = None) -> Sam2Features:
         """Unpacked features of ``key`` (embedded from ``image`` when missing).
