@@ -46,11 +46,11 @@ def sitk_from_array(array_kji, ijk_to_ras):
     return image
 
 
-def check_volume_file(path, allow_vector=False, min_slices=1):
+def check_volume_file(path, allow_vector=False, min_slices=1, scan_folder=True):
     """Raise VolumeFileError (or a subclass) unless `path` is a complete 3D scalar image, judged from its header.
 
     Cheap (no voxels are read except to verify a compressed stream's length), so callers can check inputs
-    before slow work. A folder is left to `read_volume` (DICOM).
+    before slow work. A folder must hold a DICOM series (with `scan_folder`; its images are checked when read).
 
     Parameters
     ----------
@@ -64,6 +64,8 @@ def check_volume_file(path, allow_vector=False, min_slices=1):
     if not os.path.exists(path):
         raise VolumeFileError(f"No such file or folder: {path}")
     if os.path.isdir(path):
+        if scan_folder and not sitk.ImageSeriesReader.GetGDCMSeriesFileNames(path):
+            raise VolumeFileError(f"No DICOM series found in folder {path}")
         return
     if os.path.getsize(path) == 0:
         raise VolumeFileError(f"{path} is an empty file (0 bytes); choose the image file itself")
@@ -136,7 +138,7 @@ def read_volume(path, allow_vector=False):
         and VolumeFileGeometryError (zero, NaN, tiny or huge spacing, degenerate directions).
     """
     path = os.fspath(path)
-    check_volume_file(path, allow_vector)
+    check_volume_file(path, allow_vector, scan_folder=False)
     image = _read_sitk(path)
     _check_image(path, image, image.GetNumberOfComponentsPerPixel(), allow_vector, 1)
     return sitk.GetArrayFromImage(image), ijk_to_ras_from_sitk(image)

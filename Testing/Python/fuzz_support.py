@@ -91,6 +91,70 @@ def mva_environment(**extra):
     return env
 
 
+# Runs each case in a process of its own, forked from one driver that imported `mva` once (starting `mva` costs
+# seconds of imports on a loaded machine): exit status, output and tracebacks are those of a separate process.
+_DRIVER = r"""
+import io, json, os, sys, time, traceback
+from MVACommandLineLib.arguments import check_eval_inputs  # noqa: F401  (imports shared by the cases)
+from MVACommandLineLib.cli import build_parser, main
+build_parser()
+cases, timeout_s = json.load(sys.stdin)
+results = {}
+for name, (folder, output_path, argv) in cases.items():
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.chdir(folder)
+            fd = os.open(output_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
+            sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", buffering=0), write_through=True)
+            try:
+                code = main(argv)
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) or stop.code is None else 1
+                if not isinstance(stop.code, int) and stop.code is not None:
+                    print(stop.code, file=sys.stderr)
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code or 0)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            results[name] = [os.waitstatus_to_exitcode(status), time.monotonic() - started]
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            results[name] = [124, time.monotonic() - started]
+            break
+        time.sleep(0.02)
+print(json.dumps(results))
+"""
+
+
+def run_mva_cases(cases, output_folder, timeout_s=120):
+    """{name: (exit code, stdout + stderr, seconds)} of `mva` runs given as {name: (argv, working folder)}."""
+    import json
+    jobs = {name: (str(folder), str(output_folder / f"{name}.out"), [str(a) for a in argv])
+            for name, (argv, folder) in cases.items()}
+    env = mva_environment(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", _DRIVER], input=json.dumps([jobs, timeout_s]), env=env,
+                          capture_output=True, text=True, timeout=timeout_s * 2 + 60 * len(jobs))
+    if done.returncode != 0:
+        raise RuntimeError(f"the mva driver failed: {done.stderr[-2000:]}")
+    codes = json.loads(done.stdout.strip().splitlines()[-1])
+    return {name: (codes[name][0], open(jobs[name][1], encoding="utf-8", errors="replace").read(), codes[name][1])
+            for name in jobs}
+
+
 def run_mva(args, cwd, timeout_s=120, **env):
     """(exit code, stdout + stderr) of one `mva` run."""
     done = subprocess.run(mva_command(*args), cwd=cwd, env=mva_environment(**env), capture_output=True, text=True,

@@ -1,0 +1,116 @@
+"""Fuzz suite, command line: every bad argument of `mva` ends in a one-line message and exit status 2, never in
+a traceback, and leaves the files it was pointed at as they were. Each case runs `mva` in a process of its own
+(forked from one driver that imported `mva` once, see fuzz_support.run_mva_cases)."""
+import shutil
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from fuzz_support import run_mva_cases
+
+from MVABridgeLib.volume_io import write_volume
+from MVAEvaluationLib.phantom import make_ct_phantom
+
+EVAL = ("eval", "growcut", "--volume", "ct.nii.gz", "--truth", "labels.nii.gz", "--label", "4")
+INTERPOLATE = ("eval", "interpolate", "--volume", "ct.nii.gz", "--truth", "labels.nii.gz", "--label", "4")
+SAM = ("eval", "sam", "--model", "vit_b", "--volume", "ct.nii.gz", "--truth", "labels.nii.gz", "--label", "4")
+
+
+def on_volume(name):
+    return ("eval", "growcut", "--volume", name, "--truth", "labels.nii.gz", "--label", "4")
+
+
+# name -> (arguments, what the message says, files that must stay as they are or stay absent)
+CASES = {
+    "eval_gap_zero": (INTERPOLATE + ("--gap", "0"), "--gap: expected a number from 2", ()),
+    "eval_gap_negative": (INTERPOLATE + ("--gap", "-3"), "--gap: expected a number from 2", ()),
+    "eval_gap_beyond_the_structure": (INTERPOLATE + ("--gap", "1000"), "keeps one slice of the structure", ()),
+    "eval_interactions_negative": (EVAL + ("--interactions", "-5"), "--interactions: expected a number from 1", ()),
+    "eval_interactions_zero": (EVAL + ("--interactions", "0"), "--interactions: expected a number from 1", ()),
+    "eval_label_zero": (EVAL + ("--label", "0"), "--label: expected a number from 1", ()),
+    "eval_label_not_a_number": (EVAL + ("--label", "liver"), "expected a whole number", ()),
+    "eval_slice_negative": (EVAL + ("--slice", "-1"), "--slice: expected a number at least 0", ()),
+    "eval_seed_negative": (EVAL + ("--seed", "-1"), "--seed: expected a number from 0", ()),
+    "eval_input_size_negative": (SAM + ("--input-size", "-4"), "--input-size", ()),
+    "eval_nanometre_spacing_volume": (on_volume("tiny_spacing.nii.gz"), "millimetres", ()),
+    "eval_truncated_volume": (on_volume("truncated.nii.gz"), "is truncated", ()),
+    "eval_empty_volume_file": (on_volume("empty.nii.gz"), "empty file", ()),
+    "eval_2d_volume": (on_volume("flat.nrrd"), "2D image", ()),
+    "eval_4d_volume": (on_volume("four_d.nii.gz"), "4D", ()),
+    "eval_rgb_volume": (on_volume("rgb.nrrd"), "3 components", ()),
+    "eval_volume_is_an_empty_folder": (on_volume("empty_folder"), "No DICOM series", ()),
+    "eval_missing_truth": (("eval", "growcut", "--volume", "ct.nii.gz", "--truth", "nowhere.nii.gz"),
+                           "No such file", ()),
+    "eval_text_file_as_checkpoint": (SAM + ("--checkpoint", "notes.pth"), "not a PyTorch checkpoint", ()),
+    "eval_folder_as_checkpoint": (SAM + ("--checkpoint", "empty_folder"), "is a folder", ()),
+    "eval_json_into_a_missing_folder": (EVAL + ("--json", "no_such_folder/result.json"), "does not exist",
+                                        ("no_such_folder",)),
+    "eval_json_is_a_folder": (EVAL + ("--json", "empty_folder"), "is a folder", ()),
+    "data_output_is_an_existing_file": (("data", "--output", "existing.txt"), "existing file", ("existing.txt",)),
+    "report_output_is_an_existing_file": (("report", "--output", "existing.txt"), "existing file",
+                                          ("existing.txt",)),
+    "demo_output_is_an_existing_file": (("demo", "--output", "existing.txt"), "existing file", ("existing.txt",)),
+    "bench_only_an_unknown_entry": (("bench", "--only", "warp-drive"), "unknown 'warp-drive'", ()),
+    "bench_json_into_a_missing_folder": (("bench", "--only", "bridge", "--json", "no_such_folder/bench.json"),
+                                         "does not exist", ("no_such_folder",)),
+    "serve_port_out_of_range": (("serve", "--port", "70000"), "--port: expected a number from 0 to 65535", ()),
+    "project_init_zero_annotations_per_case": (("project", "--db", "workflow.db", "init", "Study",
+                                                "--annotations-per-case", "0"),
+                                               "--annotations-per-case: expected a number from 1", ("workflow.db",)),
+}
+
+
+def write_inputs(folder):
+    phantom = make_ct_phantom(shape_kji=(16, 32, 32), seed=1)
+    write_volume(folder / "ct.nii.gz", phantom.image, phantom.ijk_to_ras)
+    write_volume(folder / "labels.nii.gz", phantom.labelmap, phantom.ijk_to_ras)
+    tiny = phantom.ijk_to_ras.copy()
+    tiny[:3, :3] *= 1e-9
+    write_volume(folder / "tiny_spacing.nii.gz", phantom.image, tiny)
+    data = (folder / "ct.nii.gz").read_bytes()
+    (folder / "truncated.nii.gz").write_bytes(data[:len(data) // 2])
+    (folder / "empty.nii.gz").write_bytes(b"")
+    sitk.WriteImage(sitk.Image([6, 5], sitk.sitkUInt8), str(folder / "flat.nrrd"))
+    sitk.WriteImage(sitk.Image([6, 5, 4, 3], sitk.sitkUInt8), str(folder / "four_d.nii.gz"))
+    sitk.WriteImage(sitk.Image([6, 5, 4], sitk.sitkVectorUInt8, 3), str(folder / "rgb.nrrd"))
+    (folder / "empty_folder").mkdir()
+    (folder / "notes.pth").write_text("my notes, not weights\n")
+    (folder / "existing.txt").write_text("keep me\n")
+
+
+def listing(folder):
+    return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else None) for p in folder.rglob("*")}
+
+
+@pytest.fixture(scope="module")
+def cli_runs(tmp_path_factory):
+    """name -> (exit code, output, files before, files after); each case in a folder of its own."""
+    base = tmp_path_factory.mktemp("fuzz_cli")
+    inputs = base / "inputs"
+    inputs.mkdir()
+    write_inputs(inputs)
+    folders = {name: base / name for name in CASES}
+    for folder in folders.values():
+        shutil.copytree(inputs, folder)
+    before = {name: listing(folder) for name, folder in folders.items()}
+
+    outputs = base / "outputs"
+    outputs.mkdir()
+    done = run_mva_cases({name: (CASES[name][0], folders[name]) for name in CASES}, outputs)
+    return {name: (*done[name][:2], before[name], listing(folders[name])) for name in CASES}
+
+
+def test_the_suite_has_a_case_per_argument_checked():
+    assert len(CASES) >= 25
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_command_line_exits_2_with_a_message_and_no_traceback(cli_runs, name):
+    code, output, before, after = cli_runs[name]
+    _, message, kept = CASES[name]
+    assert code == 2, output
+    assert "Traceback" not in output
+    assert message in output, output
+    for path in kept:
+        assert before.get(path) == after.get(path), f"{path} changed"
+    assert set(after) == set(before), "a file was created or removed"
