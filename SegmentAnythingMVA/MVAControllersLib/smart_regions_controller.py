@@ -3,6 +3,7 @@
 Hover and click use the same plane (the view's slice at voxel resolution), so in 2D mode both see the same
 superpixels; the highlight and the boundaries are mapped from that plane into the view's pixels.
 """
+import dataclasses
 from dataclasses import dataclass
 
 from MVAControllersLib.tool_controller import ToolController, describe_edit
@@ -50,11 +51,19 @@ class SmartRegionsController(ToolController):
             return then() if then else Reaction(redraw=True, status="Regions are ready")
         token = self.logic.volume_token()
         worker = _copy_with_bridge(self.logic, self.snapshot())
+        volume, parameters = self.bridge.work_volume(), self.options.parameters()
+
+        def from_reply(reply):  # labels from the compute worker join the cache the live logic reads
+            return self.logic.cache.store(reply.arrays["labels"], volume.array, volume.spacing_kji, parameters,
+                                          token=token)
 
         def finish(_labels):  # the shared cache holds them now, under the live volume's token
             return then() if then else Reaction(redraw=True, status="Regions are ready")
+        request = ("supervoxels", {"spacing_kji": [float(v) for v in volume.spacing_kji],
+                                   "parameters": dataclasses.asdict(parameters)}, {"image": volume.array})
         return self.start_job("Computing supervoxels",
-                              lambda progress, cancel: worker.volume_labels(progress, cancel, token), finish)
+                              lambda progress, cancel: worker.volume_labels(progress, cancel, token), finish,
+                              request=request, from_reply=from_reply)
 
     # --- events ---------------------------------------------------------------------------------------------
     def on_press(self, event):

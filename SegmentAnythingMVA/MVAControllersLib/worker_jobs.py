@@ -8,6 +8,7 @@ from MVAControllersLib.background_jobs import JobRunner
 from MVAControllersLib.view_events import Reaction
 
 _LOG = logging.getLogger(__name__)
+_UNCLAIMED = {}  # replies polled by one runner for another (runners of several effects share one client)
 
 
 class WorkerJobRunner(JobRunner):
@@ -50,7 +51,9 @@ class WorkerJobRunner(JobRunner):
         job = self.job
         if current_context is not None and job.context and tuple(current_context) != tuple(job.context):
             self.cancel("the selected segment or the source volume changed")
-        reply = next((r for r in self.client.poll() if r.request_id == self.request_id), None)
+        for arrived in self.client.poll():
+            _UNCLAIMED[arrived.request_id] = arrived
+        reply = _UNCLAIMED.pop(self.request_id, None)
         if reply is None and not job.cancelled:
             fraction = self.client.progress(self.request_id) or 0.0
             return Reaction(status=f"{job.label}: {int(100 * fraction)} %", details={"progress": fraction})

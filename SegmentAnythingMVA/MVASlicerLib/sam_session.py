@@ -3,7 +3,7 @@ import qt
 
 SETTINGS_PREFIX = "SegmentAnythingMVA/"
 _engines = None
-_runner = None
+_client = None
 
 
 def setting(name):
@@ -28,11 +28,16 @@ def engines():
     return _engines
 
 
-def worker_runner():
-    """The session's job runner: slice embeddings go to the compute worker (a PythonSlicer subprocess)."""
-    global _runner
-    if _runner is None:
+def compute_client():
+    """The session's compute worker (a PythonSlicer subprocess), started on first use."""
+    global _client
+    if _client is None:
         from MVAComputeLib.compute_client import ComputeClient
-        from MVAControllersLib.worker_jobs import WorkerJobRunner
-        _runner = WorkerJobRunner(ComputeClient.local)
-    return _runner
+        _client = ComputeClient.local()
+    return _client
+
+
+def worker_runner():
+    """A job runner for one effect: its embeddings / supervoxels go to the session's compute worker."""
+    from MVAControllersLib.worker_jobs import WorkerJobRunner
+    return WorkerJobRunner(compute_client)

@@ -18,7 +18,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def makeController(self, bridge, confirm_edit):
         from MVAControllersLib.smart_regions_controller import SmartRegionsController
-        return SmartRegionsController(bridge, confirm_edit=confirm_edit)
+        from MVASlicerLib.sam_session import worker_runner
+        return SmartRegionsController(bridge, worker_runner(), confirm_edit=confirm_edit)
 
     def clone(self):
         return clone_effect(__file__)

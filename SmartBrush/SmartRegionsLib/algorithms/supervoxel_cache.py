@@ -40,6 +40,14 @@ class SupervoxelCache:
         return self._get(key, lambda: compute_supervoxels(
             image, spacing_kji, parameters, box_kji=box_kji, progress=progress, cancel=cancel))
 
+    def store(self, labels, image, spacing_kji, parameters=None, box_kji=None, token=None):
+        """Keep `labels` computed elsewhere (a compute worker) as the `supervoxels` result for these arguments."""
+        parameters = parameters or SupervoxelParameters()
+        key = ("3d", self._token(image, token), _frozen(spacing_kji), _frozen(box_kji), parameters)
+        with self._lock:
+            self._entries.pop(key, None)
+        return self._get(key, lambda: np.array(labels))
+
     def contains(self, image, spacing_kji, parameters=None, box_kji=None, token=None):
         """True when `supervoxels` with these arguments would be a cache hit (nothing is computed)."""
         parameters = parameters or SupervoxelParameters()
