@@ -316,7 +316,7 @@ class SlicePlane:
         """The 2D image (rows, cols) of `volume_kji` in this plane (exact voxels when voxel-aligned).
 
         order=0 reads, at each pixel, the voxel that contains its centre (the voxel `mask_to_volume` writes
-        for it), up to the volume's outer faces; pixels outside get `fill`. order=1 interpolates linearly.
+        for it); order=1 interpolates linearly. Pixels beyond the volume's outer voxel faces get `fill`.
         """
         if self.is_voxel_aligned:
             return self._aligned_view(volume_kji, index_to_ras).copy()
@@ -330,8 +330,13 @@ class SlicePlane:
             image[inside] = volume_kji[tuple(voxels[inside].T)]
             return image.reshape(self.shape)
         coordinates = self.pixel_grid_index_kji(index_to_ras)
-        return ndimage.map_coordinates(np.asarray(volume_kji, float), coordinates, order=order,
-                                       mode="constant", cval=fill)
+        volume_kji = np.asarray(volume_kji, float)
+        # the border voxels reach half a voxel beyond the outermost centres: read them there too
+        limits = (np.asarray(volume_kji.shape, float) - 0.5).reshape(3, 1, 1)
+        outside = np.any((coordinates < -0.5) | (coordinates >= limits), axis=0)
+        image = ndimage.map_coordinates(volume_kji, coordinates, order=order, mode="nearest")
+        image[outside] = fill
+        return image
 
     def _aligned_view(self, volume_kji, index_to_ras):
         """A view of the voxel slice arranged as (rows, cols); no copy."""
