@@ -55,6 +55,8 @@ def build_parser():
 
     data = commands.add_parser("data", help="export the standard evaluation cases as NIfTI files")
     data.add_argument("--output", default="mva-data")
+    data.add_argument("--variants", action="store_true",
+                      help="also the 3D suite's cases and their robustness variants (reported families)")
 
     from MVAWorkflowLib.project_cli import add_project_command
     add_project_command(commands)
@@ -144,6 +146,10 @@ def main(argv=None):
         from MVAEvaluationLib.datasets import export_standard_cases
         for name, image, labels, structures in export_standard_cases(args.output):
             print(f"{name}: --volume {image} --truth {labels}  labels {structures}")
+        if args.variants:
+            from MVAEvaluationLib.report_3d import export_suite_cases
+            for family, name, image, labels, structure, label in export_suite_cases(args.output):
+                print(f"{family} {name}: --volume {image} --truth {labels} --label {label}  ({structure})")
     return 0
 
 

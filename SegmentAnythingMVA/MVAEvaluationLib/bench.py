@@ -287,7 +287,51 @@ def bench_brush(data, quick):
     return entries
 
 
-BENCHES = {"brush": bench_brush, "bridge": bench_bridge_write, "propagation": bench_propagation, "supervoxels": bench_supervoxels,
+def bench_brush3d(data, quick):
+    """3D Smart Brush update (dab -> prediction of a 128^3 ROI, features cached) vs a random forest on
+    scikit-image 3D features of the same box (fit + predict per update, features computed once for both)."""
+    from skimage.feature import multiscale_basic_features
+    from sklearn.ensemble import RandomForestClassifier
+    from MVAEvaluationLib.simulated_user import SimulatedUser, dab_mask
+    from SmartBrushLib.algorithms.volume_brush import VolumeBrushModel
+    side = 64 if quick else 128
+    box = (slice(30, 30 + side), slice(50, 50 + side), slice(30, 30 + side))
+    image, truth = data.image[box].astype(np.float32), data.truth[box].astype(bool)
+    middle = side // 2
+    user = SimulatedUser(truth[middle])
+    # the ROI is the whole box from the start, so every update predicts side^3 voxels
+    model = VolumeBrushModel(image, (1.0, 1.0, 1.0), margin_mm=float(side))
+    # a background dab first, so that every timed update runs the classifier (not the one-label band)
+    outside = SimulatedUser(~truth[middle]).first_click()
+    model.add_stroke((middle, 0, 0), dab_mask(truth.shape[1:], outside.index)[None], 0)
+    prediction = np.zeros(truth.shape[1:], bool)
+    clicks, ours = [], []
+    for _ in range(5 if quick else 11):
+        click = user.next_click(prediction)
+        clicks.append(click)
+        model.add_stroke((middle, 0, 0), dab_mask(truth.shape[1:], click.index)[None], int(click.positive))
+        tic = time.perf_counter()
+        roi, mask = model.predict(1)
+        ours.append(time.perf_counter() - tic)
+        prediction = np.zeros(truth.shape, bool)
+        prediction[tuple(slice(a, b) for a, b in roi)] = mask
+        prediction = prediction[middle]
+    features = multiscale_basic_features(image)
+    strokes = np.full(truth.shape, -1)
+    strokes[middle][dab_mask(truth.shape[1:], outside.index)] = 0
+    base = []
+    for click in clicks[:3]:
+        strokes[middle][dab_mask(truth.shape[1:], click.index)] = int(click.positive)
+        tic = time.perf_counter()
+        forest = RandomForestClassifier(n_estimators=100, max_depth=10, n_jobs=-1, random_state=0)
+        forest.fit(features[strokes >= 0], strokes[strokes >= 0])
+        forest.predict(features.reshape(-1, features.shape[-1]))
+        base.append(time.perf_counter() - tic)
+    return [row(f"Smart Brush 3D update (dab -> {side}^3 ROI prediction, features cached, first excluded)", ours[1:],
+                f"random forest (100 trees) on skimage 3D features, fit + predict {side}^3", base)]
+
+
+BENCHES = {"brush": bench_brush, "brush3d": bench_brush3d, "bridge": bench_bridge_write, "propagation": bench_propagation, "supervoxels": bench_supervoxels,
            "sam": bench_sam, "sam-encoder": bench_sam_encoder, "sam-encoder-memory": bench_sam_encoder_memory}
 
 

@@ -61,6 +61,16 @@ def _write_case(folder, data):
     return image_path, labels_path
 
 
+def export_suite_cases(folder, quick=False):
+    """Write every case of the 3D suite as NIfTI; returns (family, name, image, labels, structure, label) rows."""
+    os.makedirs(folder, exist_ok=True)
+    rows = []
+    for family, data, structure, label in suite_cases(quick):
+        image_path, labels_path = _write_case(folder, data)
+        rows.append((family, data.name, image_path, labels_path, structure, label))
+    return rows
+
+
 def run_annotate3d_report(output_folder, quick=False, budget=None, combinations=None, log=print):
     """Run the 3D suite; write `annotate3d.md`, `annotate3d.json` and one plot per case and structure.
 

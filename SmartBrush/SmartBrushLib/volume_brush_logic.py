@@ -9,9 +9,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from MVABridgeLib.errors import NothingToApplyError
+from MVABridgeLib.tool_edits import EditResult, ToolEdits
 from SmartBrushLib.algorithms import BACKGROUND
 from SmartBrushLib.algorithms.corrections import CorrectionHistory
 from SmartBrushLib.algorithms.volume_brush import VolumeBrushModel
+
+
+# One stroke changes at most a quarter of the preview (the part nearest the stroke): on low-contrast CT a
+# retrained classifier can propose the whole body after one dab (effusion: 3D Dice 0.64 -> 0.03).
+MAX_CHANGE_PER_STROKE = 0.25
 
 
 @dataclass
@@ -40,6 +47,8 @@ class VolumeBrushLogic:
         self.segment_labels = {}
         self.base = None  # the segment when the preview started
         self.history = None
+        self.erased = None  # voxels under erase strokes since the preview started
+        self.edits = ToolEdits("Smart Brush 3D")
         self.preview = None
 
     def _model_for(self, volume):
@@ -66,10 +75,13 @@ class VolumeBrushLogic:
         model = self._model_for(volume)
         if self.base is None:
             self.base = self.bridge.selected_mask().astype(bool)
-            self.history = CorrectionHistory(self.base)
+            self.history = CorrectionHistory(self.base, MAX_CHANGE_PER_STROKE)
+            self.erased = np.zeros(self.base.shape, bool)
         model.add_stroke(selected.start_kji, selected.mask_kji, BACKGROUND if erase else label)
         roi, predicted = model.predict(label)
         stroke = selected.full(volume.shape)
+        if erase:
+            self.erased |= stroke
         if roi is None:  # only erase strokes so far: nothing is predicted, the stroke itself is erased
             box = tuple(slice(a, a + n) for a, n in zip(selected.start_kji, selected.mask_kji.shape))
             predicted = self.history.mask[box] & ~selected.mask_kji
@@ -86,19 +98,21 @@ class VolumeBrushLogic:
         return self.bridge.selected_mask().astype(bool)
 
     def apply(self):
-        """Write what the preview changed as one undo step; returns the number of voxels written."""
+        """Write what the preview changed as one undo step, under the edit contract: the additions, the user's
+        erase strokes, and the tool's other removals only where it wrote them itself. Returns the EditResult."""
         if self.preview is None:
-            raise ValueError("Nothing to apply: paint a stroke first")
+            raise NothingToApplyError("Nothing to apply: paint a stroke first")
         changed = self.preview.mask_kji ^ self.base
-        self.preview, base, self.base = None, self.base, None
+        after, base, erased = self.preview.mask_kji, self.base, self.erased
+        self.preview, self.base, self.erased = None, None, None
         if not changed.any():
-            return 0
+            return EditResult(message="Nothing changed: the preview equals the segment")
         where = np.argwhere(changed)
         low, high = where.min(0), where.max(0) + 1
         box = tuple(slice(a, b) for a, b in zip(low, high))
-        after = base ^ changed
-        return self.bridge.write_blocks(tuple(int(v) for v in low), add=after[box] & ~base[box],
-                                        remove=base[box] & ~after[box])
+        removed = base[box] & ~after[box]
+        return self.bridge.write_decision(self.edits, tuple(int(v) for v in low), add=after[box] & ~base[box],
+                                          retract=removed & ~erased[box], erase=removed & erased[box])
 
     def clear(self):
         """Forget every stroke and the preview."""

@@ -21,7 +21,15 @@ def _pieces_touching(region, stroke):
     return np.isin(labelled, keep[keep > 0])
 
 
-def targeted_update(previous, proposed, stroke, positive):
+def _nearest_part(change, stroke, limit):
+    """At most about `limit` voxels of `change`: those nearest the stroke (Euclidean), connected to it."""
+    distance = ndimage.distance_transform_edt(~stroke)
+    values = np.sort(distance[change])
+    threshold = values[min(int(limit), values.size - 1)]
+    return _pieces_touching(change & (distance <= threshold), stroke | ndimage.binary_dilation(stroke, iterations=2))
+
+
+def targeted_update(previous, proposed, stroke, positive, max_change=None):
     """The previous mask changed only where the new stroke asked for it.
 
     Parameters
@@ -34,6 +42,10 @@ def targeted_update(previous, proposed, stroke, positive):
         The voxels of the new stroke.
     positive : bool
         True for a stroke that marks the structure, False for an erase / negative stroke.
+    max_change : float or None
+        At most this fraction of the previous mask's voxels changes (those nearest the stroke), when the previous
+        mask is not empty: one correction cannot flood the volume or wipe the object out, whatever the
+        retrained model proposes.
 
     Returns
     -------
@@ -51,9 +63,13 @@ def targeted_update(previous, proposed, stroke, positive):
         raise SmartBrushInputError(f"previous {previous.shape}, proposed {proposed.shape} and stroke {stroke.shape} "
                                    "must have the same shape")
     near = ndimage.binary_dilation(stroke, iterations=2) | stroke
+    change = _pieces_touching((proposed & ~previous) if positive else (previous & ~proposed), near)
+    limit = None if max_change is None or not previous.any() else max_change * previous.sum()
+    if limit is not None and change.sum() > limit:
+        change = _nearest_part(change, stroke, limit)
     if positive:
-        return previous | stroke | _pieces_touching(proposed & ~previous, near)
-    return previous & ~stroke & ~_pieces_touching(previous & ~proposed, near)
+        return previous | stroke | change
+    return previous & ~stroke & ~change
 
 
 class CorrectionHistory:
@@ -65,9 +81,12 @@ class CorrectionHistory:
     ----------
     initial : ndarray of bool
         The mask before the first stroke (the segment as it was).
+    max_change : float or None
+        See `targeted_update`.
     """
 
-    def __init__(self, initial):
+    def __init__(self, initial, max_change=None):
+        self.max_change = max_change
         self.mask = np.array(initial, bool)
         self.rejected = np.zeros(self.mask.shape, bool)  # removed by negative strokes
         self.accepted = np.zeros(self.mask.shape, bool)  # added by positive strokes
@@ -97,7 +116,7 @@ class CorrectionHistory:
             allowed = proposed & ~protected  # protected voxels count as not proposed: they cannot be added
         else:
             allowed = proposed | protected  # protected voxels count as proposed: they cannot be removed
-        new = targeted_update(mask, allowed, stroke, positive)
+        new = targeted_update(mask, allowed, stroke, positive, self.max_change)
         changed = new ^ mask
         if positive:
             accepted |= changed

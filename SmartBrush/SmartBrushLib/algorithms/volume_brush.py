@@ -174,14 +174,15 @@ class VolumeBrushModel:
         """
         if not np.any(self._label == label):
             return None, None
-        self.roi = self._roi_for_strokes()
-        for _ in range(max_growth + 1):
-            mask = self._predict_in(self.roi, label)
-            grown = self._grown(self.roi, mask)
-            if grown == self.roi:
+        roi = self._roi_for_strokes()
+        mask = self._predict_in(roi, label)
+        for _ in range(max_growth):
+            grown = self._grown(roi, mask)
+            if grown == roi:
                 break
-            self.roi = grown
-        return self.roi, mask
+            roi, mask = grown, self._predict_in(grown, label)
+        self.roi = roi
+        return roi, mask
 
     def _grown(self, roi, mask):
         """The ROI pushed out by one margin on each face the mask touches (unless at the image border)."""
