@@ -140,13 +140,13 @@ print(json.dumps(results))
 """
 
 
-def run_mva_cases(cases, output_folder, timeout_s=120):
+def run_mva_cases(cases, output_folder, timeout_s=120, env=None):
     """{name: (exit code, stdout + stderr, seconds)} of `mva` runs given as {name: (argv, working folder)}."""
     import json
     jobs = {name: (str(folder), str(output_folder / f"{name}.out"), [str(a) for a in argv])
             for name, (argv, folder) in cases.items()}
-    env = mva_environment(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-c", _DRIVER], input=json.dumps([jobs, timeout_s]), env=env,
+    environment = mva_environment(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", **(env or {}))
+    done = subprocess.run([sys.executable, "-c", _DRIVER], input=json.dumps([jobs, timeout_s]), env=environment,
                           capture_output=True, text=True, timeout=timeout_s * 2 + 60 * len(jobs))
     if done.returncode != 0:
         raise RuntimeError(f"the mva driver failed: {done.stderr[-2000:]}")
