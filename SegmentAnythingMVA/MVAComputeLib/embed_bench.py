@@ -64,11 +64,13 @@ def bench_throughput(case_path, folder, sides, rows):
                                          workers=workers, threads_per_worker=threads, batch_slices=1)
                 summary = run_embed(cases, store, settings)
                 busy = {pid: stats["slices"] / stats["seconds"] for pid, stats in summary.workers.items()}
+                cpu = {pid: stats["cpu_seconds"] / stats["slices"] for pid, stats in summary.workers.items()}
                 memory = [peak_memory_mb(int(pid)) for pid in summary.workers]
                 rows.append({"what": "mva embed", "side": side, "workers": workers, "threads_per_worker": threads,
                              "slices": summary.slices_computed, "seconds": round(summary.seconds, 2),
                              "slices_per_s": round(summary.slices_computed / summary.seconds, 3),
                              "slices_per_s_per_worker_busy": {k: round(v, 3) for k, v in busy.items()},
+                             "cpu_s_per_slice_per_worker": {k: round(v, 2) for k, v in cpu.items()},
                              "worker_peak_mb": [round(m) for m in memory if m],
                              "store_mb_per_100_slices": round(folder_mb(store) / summary.slices_computed * 100, 1)})
                 print(json.dumps(rows[-1]), flush=True)
@@ -88,6 +90,22 @@ def bench_compute_worker(rows):
         rows.append({"what": "local compute worker, first ViT-B embedding at 512 px (model build included)",
                      "seconds": round(time.perf_counter() - tic, 2),
                      "worker_peak_mb": round(peak_memory_mb(client.worker_pid) or 0)})
+    print(json.dumps(rows[-1]), flush=True)
+
+
+def bench_inline(case_path, folder, side, rows):
+    """One worker in this process (no Ray): per-slice time and CPU time at `side`, and the store size."""
+    from MVAComputeLib.embed_cases import cases_from_path
+    from MVAComputeLib.embed_job import EmbedSettings, run_embed
+    store = os.path.join(folder, f"store_{side}_1.zarr")
+    summary = run_embed(cases_from_path(case_path), store, EmbedSettings(
+        model="vit_b-random", input_size=None if side == 1024 else side, workers=0, threads_per_worker=2))
+    stats = next(iter(summary.workers.values()))
+    rows.append({"what": "mva embed --workers 0 (this process, 2 threads)", "side": side,
+                 "slices": summary.slices_computed, "seconds": round(summary.seconds, 2),
+                 "busy_s_per_slice": round(stats["seconds"] / stats["slices"], 2),
+                 "cpu_s_per_slice": round(stats["cpu_seconds"] / stats["slices"], 2),
+                 "store_mb_per_100_slices": round(folder_mb(store) / summary.slices_computed * 100, 1)})
     print(json.dumps(rows[-1]), flush=True)
 
 
@@ -144,13 +162,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m MVAComputeLib.embed_bench")
     parser.add_argument("--output", default=None)
     parser.add_argument("--slices", type=int, default=4)
-    parser.add_argument("--sides", type=int, nargs="+", default=[512, 1024])
+    parser.add_argument("--sides", type=int, nargs="+", default=[512, 1024], help="Ray runs (1 and 2 workers)")
+    parser.add_argument("--inline-sides", type=int, nargs="*", default=[], help="runs in this process only")
     args = parser.parse_args(argv)
     rows = [{"what": "machine", "cpus": os.cpu_count(), "load_average": os.getloadavg()}]
     with tempfile.TemporaryDirectory() as folder:
         case_path = write_cropped_mni(folder, args.slices)
-        bench_throughput(case_path, folder, args.sides, rows)
-        for side in args.sides:
+        if args.sides:
+            bench_throughput(case_path, folder, args.sides, rows)
+        for side in args.inline_sides:
+            bench_inline(case_path, folder, side, rows)
+        for side in args.sides + args.inline_sides:
             bench_clicks(case_path, os.path.join(folder, f"store_{side}_1.zarr"), side, rows)
         bench_compute_worker(rows)
     rows.append({"what": "machine after", "load_average": os.getloadavg()})

@@ -196,9 +196,10 @@ class _RecordWriter:
             records.write(index, record)
         count = len(result["records"])
         pid = str(result["pid"])
-        stats = self.summary.workers.setdefault(pid, {"slices": 0, "seconds": 0.0})
+        stats = self.summary.workers.setdefault(pid, {"slices": 0, "seconds": 0.0, "cpu_seconds": 0.0})
         stats["slices"] += count
         stats["seconds"] += result["seconds"]
+        stats["cpu_seconds"] += result.get("cpu_seconds", 0.0)
         self.summary.slices_computed += count
         self.touched[item.digest] = self.touched.get(item.digest, 0) + count
         workers = self.case_workers.setdefault(item.digest, {})
@@ -215,7 +216,7 @@ def _batches(work, size):
 
 def embed_slices(engine, array, ijk_to_ras, orientation, indices, window, cancelled=lambda: False):
     """Embed slices `indices` of one orientation: the result dict the writer takes."""
-    tic = time.perf_counter()
+    tic, cpu = time.perf_counter(), time.process_time()
     records, plane = [], None
     input_size = None
     for index in indices:
@@ -226,6 +227,7 @@ def embed_slices(engine, array, ijk_to_ras, orientation, indices, window, cancel
         records.append((int(index), embedding[0].detach().to("cpu").half().numpy()))
     side = records[0][1].shape[-1] * engine.patch_size if records else 0
     return {"records": records, "pid": os.getpid(), "seconds": time.perf_counter() - tic,
+            "cpu_seconds": time.process_time() - cpu,
             "layout": plane_layout(plane, ijk_to_ras) if plane is not None else None,
             "original_size": plane.shape if plane is not None else None, "input_size": input_size,
             "encoder_side": side}

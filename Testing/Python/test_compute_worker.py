@@ -150,3 +150,19 @@ def test_the_desktop_side_imports_neither_ray_nor_the_web_service():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_brush_prediction_in_the_worker_equals_the_one_made_here(a_client):
+    from SmartBrushLib.algorithms.model import SmartBrushModel
+    image = np.random.default_rng(5).normal(50, 10, (4, 16, 20)).astype(np.float32)
+    image[:, :, 10:] += 120
+    strokes = np.zeros(image.shape, np.int32)
+    strokes[2, 6:9, 3:6], strokes[2, 6:9, 14:17] = 1, 2
+    box = ((1, 3), (0, 16), (0, 20))
+    reply = a_client.run("brush_predict", {"spacing_kji": [2.0, 1.0, 1.0], "box_kji": box},
+                         {"image": image, "strokes": strokes}, timeout_s=120)
+    model = SmartBrushModel(image, (2.0, 1.0, 1.0))
+    model.add_stroke(strokes == 1, 1)
+    model.add_stroke(strokes == 2, 2)
+    labels, _ = model.predict_box(box)
+    assert np.array_equal(reply.arrays["labels"], labels) and {1, 2} <= set(np.unique(labels).tolist())

@@ -211,3 +211,15 @@ def test_the_browser_takes_the_store_beside_its_cases_through_the_same_controlle
     web_logic = SegmentAnythingController(logic.bridge, engines).ensure_logic(engines.load())
     web_logic.add_point(SlicePlane.for_anatomical_axis("axial", 4, MATRIX, (5, 24, 20)), (12, 10))
     assert web_logic.stored.hits == 1
+
+
+def test_mva_embed_on_the_command_line_prints_its_summary_and_resumes(a_case_folder, tmp_path, capsys):
+    from MVACommandLineLib.cli import main
+    arguments = ["embed", "--cases", str(a_case_folder), "--model", "tiny", "--store", str(tmp_path / "s.zarr"),
+                 "--workers", "0", "--axes", "axial", "--window", "300,120"]
+    assert main(arguments) == 0
+    first = capsys.readouterr()
+    assert "10 embedded" in first.out and "embed [" in first.err
+    assert main(arguments) == 0
+    assert "0 embedded, 10 already stored" in capsys.readouterr().out
+    assert main(["embed", "--cases", str(tmp_path / "missing"), "--model", "tiny", "--workers", "0"]) == 2
