@@ -1,0 +1,91 @@
+"""`mva bench --only sam2-propagation`: SAM 2 video propagation per slice, time and memory, random weights.
+
+Each model and precision runs in a fresh process on the MNI T1 (axial slices from 97 on), so that its peak
+memory is its own: the seed slice is a conditioning frame, then every next slice is embedded (1024 px, or the
+tiny test model's own size) and tracked with the memory bank on the CPU. bf16 autocast is compared with fp32 on
+the same slices (agreement of the tracked masks; random weights, so a measure of numerical drift only).
+"""
+import json
+import os
+import subprocess
+import sys
+
+_SCRIPT = r"""
+import json, sys, time
+import numpy as np, torch
+from MVAEvaluationLib.datasets import load_mni
+from MVABridgeLib.windowing import auto_window_level
+from SegmentAnythingLib.sam2_engine_factory import create_sam2_engine
+from SegmentAnythingLib.sam2_propagation import sam2_tracker_factory
+
+def peak_mb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+
+name, count, bf16 = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "bf16"
+data = load_mni("wm")
+image = data.image[97:97 + count + 1].astype(np.float32)
+engine = create_sam2_engine(name, device="cpu", random_weights=True, bf16=bf16)
+before = peak_mb()
+tracker = sam2_tracker_factory(engine, auto_window_level(data.image))(image, (1.0, 1.0, 1.0))
+tic = time.perf_counter()
+tracker.condition(0, data.truth[97].astype(bool))
+condition_s = time.perf_counter() - tic
+tracker.begin_pass(1)
+per_slice, cpu, masks = [], [], []
+for k in range(1, count + 1):
+    tic, cpu_tic = time.perf_counter(), time.process_time()
+    masks.append(tracker.track(k, 1).mask)
+    per_slice.append(time.perf_counter() - tic)
+    cpu.append(time.process_time() - cpu_tic)
+encode_s = engine.last_embedding[0]
+np.save(sys.argv[4], np.stack(masks))
+print(json.dumps({"per_slice_s": per_slice, "cpu_s": cpu, "threads": torch.get_num_threads(), "condition_s": condition_s, "encode_s": encode_s,
+                  "added_mb": peak_mb() - before, "bank_mb": tracker.memory_bytes() / 1e6,
+                  "cache_mb": engine.cache.memory_bytes / 1e6, "side": engine.native_size}))
+"""
+
+
+def _run(name, count, precision, masks_path):
+    library = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([library, os.environ.get("PYTHONPATH", "")]),
+               CUDA_VISIBLE_DEVICES="")
+    run = subprocess.run([sys.executable, "-c", _SCRIPT, name, str(count), precision, masks_path], env=env,
+                         capture_output=True, text=True, check=True)
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def bench_sam2_propagation(data, quick):
+    """Rows per model (tiny random test model; SAM 2.1 tiny and small at 1024 px) and precision.
+
+    bf16 is timed where the CPU runs it natively, and for SAM 2.1 tiny also elsewhere (to show what it costs there).
+    """
+    import tempfile
+
+    import numpy as np
+
+    from MVAEvaluationLib.bench import row
+    from SegmentAnythingLib.algorithms.sam_models import cpu_supports_bf16
+    if not os.path.exists("/proc/self/status"):
+        return []
+    models = ("sam2_tiny",) if quick else ("sam2_tiny", "sam2.1_tiny", "sam2.1_small")
+    count = 3 if quick else 4
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name in models:
+            masks = {}
+            precisions = ("fp32", "bf16") if cpu_supports_bf16() or name == "sam2.1_tiny" else ("fp32",)
+            for precision in precisions:
+                path = os.path.join(folder, f"{name}-{precision}.npy")
+                result = _run(name, count, precision, path)
+                masks[precision] = np.load(path)
+                extra = {"cpu_ms_p50": round(float(np.median(result["cpu_s"])) * 1000, 1),
+                         "threads": result["threads"], "encode_ms": round(result["encode_s"] * 1000, 1),
+                         "condition_ms": round(result["condition_s"] * 1000, 1),
+                         "memory_added_mb": round(result["added_mb"]), "memory_bank_mb": round(result["bank_mb"], 1),
+                         "feature_cache_mb": round(result["cache_mb"], 1)}
+                if precision == "bf16":
+                    extra["mask_agreement_with_fp32"] = round(float((masks["bf16"] == masks["fp32"]).mean()), 4)
+                rows.append(row(f"SAM 2 propagation per slice (embed + track), {name} random weights, "
+                                f"{result['side']} px, {precision}", result["per_slice_s"], **extra))
+    return rows
