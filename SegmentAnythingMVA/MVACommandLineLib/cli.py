@@ -41,7 +41,8 @@ def build_parser():
                                "sam2.1_tiny, sam2.1_small, sam2.1_base_plus, sam2.1_large or medsam2)")
     evaluate.add_argument("--tools", default="brush3d", help="annotate3d: comma-separated tool combinations, e.g. "
                           "brush3d,brush+propagate,regions,sam+propagate,paint+fillbetween,growcut3d")
-    evaluate.add_argument("--budget", type=int, default=30, help="annotate3d: interactions allowed per session")
+    evaluate.add_argument("--budget", type=int_range(1, 10000), default=30,
+                          help="annotate3d: interactions allowed per session")
 
     report = commands.add_parser("report", help="standard suite for every tool and baseline: table and plots")
     report.add_argument("--output", default="results")

@@ -5,6 +5,7 @@ import signal
 import sys
 import threading
 
+from MVACommandLineLib.arguments import int_range
 from MVAComputeLib.embed_cases import ORIENTATIONS
 
 COMMANDS = ("embed", "inference-service")
@@ -25,23 +26,25 @@ def add_compute_commands(commands, encoder_input_size):
     embed.add_argument("--window", default="auto", type=window_argument,
                        help="embedding window WIDTH,LEVEL for every case, or auto (each case's 0.5-99.5 %% range); "
                             "recorded in the store")
-    embed.add_argument("--workers", type=int, default=1, help="Ray workers (0: in this process, no Ray)")
-    embed.add_argument("--threads-per-worker", type=int, default=None,
+    embed.add_argument("--workers", type=int_range(0, 256), default=1, help="Ray workers (0: in this process, no Ray)")
+    embed.add_argument("--threads-per-worker", type=int_range(1, 1024), default=None,
                        help="torch threads of each worker (default: the CPUs shared out among the workers)")
     embed.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
-    embed.add_argument("--object-store-mb", type=int, default=512, help="object store cap of a local Ray")
-    embed.add_argument("--batch", type=int, default=4, help="slices per Ray task")
+    embed.add_argument("--object-store-mb", type=int_range(64, 10 ** 7), default=512,
+                       help="object store cap of a local Ray")
+    embed.add_argument("--batch", type=int_range(1, 1024), default=4, help="slices per Ray task")
     embed.add_argument("--no-verify", action="store_true", help="skip re-checking stored records")
 
     service = commands.add_parser("inference-service", help="the compute worker over HTTP for remote "
                                                             "desktop and browser annotators (token required)")
     service.add_argument("--host", default="127.0.0.1", help="bind address (TLS belongs to a reverse proxy)")
-    service.add_argument("--port", type=int, default=8765)
+    service.add_argument("--port", type=int_range(0, 65535), default=8765)
     service.add_argument("--token", default=None, help="access token (default: $MVA_INFERENCE_TOKEN)")
-    service.add_argument("--threads", type=int, default=None, help="torch threads of the worker")
+    service.add_argument("--threads", type=int_range(1, 1024), default=None, help="torch threads of the worker")
     service.add_argument("--project-db", default=None, help="workflow database whose projects embed jobs may name")
     service.add_argument("--store", default=None, help="embedding store of the embed jobs")
-    service.add_argument("--embed-workers", type=int, default=1, help="Ray workers of an embed job (0: no Ray)")
+    service.add_argument("--embed-workers", type=int_range(0, 256), default=1,
+                         help="Ray workers of an embed job (0: no Ray)")
     return embed, service
 
 

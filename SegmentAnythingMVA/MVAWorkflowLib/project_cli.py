@@ -80,7 +80,7 @@ def add_project_command(subparsers):
     revisions.add_argument("project")
     revisions.add_argument("case")
     revisions.add_argument("--annotator", default=None, help="whose annotation (reviewers, admins; default: yours)")
-    revisions.add_argument("--restore", type=int, default=None, metavar="N")
+    revisions.add_argument("--restore", type=int_range(1), default=None, metavar="N")
 
     users = commands.add_parser("users", help="admin: list users, disable / enable one, reset a password")
     users_commands = users.add_subparsers(dest="users_command", required=True)
@@ -90,7 +90,7 @@ def add_project_command(subparsers):
         users_commands.add_parser(name, help=text).add_argument("username")
 
     audit = commands.add_parser("audit", help="admin: the audit log, newest first")
-    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--limit", type=int_range(1, 10 ** 6), default=50)
     audit.add_argument("--action", default=None, help="only this action (e.g. login_failed, save_annotation)")
     audit.add_argument("--entity", default=None, help="only this kind of record (user, case, project, ...)")
     audit.add_argument("--json", action="store_true", help="one JSON object per line")

@@ -66,11 +66,12 @@ def nginx_site(listen=443, gateway_port=8080, session_ports=(9101, 9140), certif
 
 def add_deploy_commands(subparsers):
     """Add `launcher`, `gateway` and `nginx-site` to an argparse subparsers object."""
+    from MVACommandLineLib.arguments import int_range
     launcher = subparsers.add_parser("launcher", help="team deployment: wslink's launcher of session processes")
     launcher.add_argument("--runtime", required=True, help="private runtime folder (shared with the gateway)")
-    launcher.add_argument("--port", type=int, default=9000, help="loopback port (default: %(default)s)")
+    launcher.add_argument("--port", type=int_range(1, 65535), default=9000, help="loopback port (default: %(default)s)")
     launcher.add_argument("--session-ports", default="9101-9140", help="ports of session processes")
-    launcher.add_argument("--grace", type=int, default=600, help="seconds a session lives after its browser left")
+    launcher.add_argument("--grace", type=int_range(0, 7 * 24 * 3600), default=600, help="seconds a session lives after its browser left")
     launcher.add_argument("--config", default=LAUNCHER_CONFIG, help="launcher configuration template")
 
     gateway = subparsers.add_parser("gateway", help="team deployment: the login endpoint")
@@ -80,7 +81,7 @@ def add_deploy_commands(subparsers):
     gateway.add_argument("--runtime", required=True, help="private runtime folder (shared with the launcher)")
     gateway.add_argument("--launcher", default="http://127.0.0.1:9000/launcher/", help="the launcher's address")
     gateway.add_argument("--host", default="127.0.0.1")
-    gateway.add_argument("--port", type=int, default=8080)
+    gateway.add_argument("--port", type=int_range(1, 65535), default=8080)
     gateway.add_argument("--public-url", default="/", help="the login page as the browser reaches it")
     gateway.add_argument("--session-page", default="/session/{port}/", help="a session's page (behind nginx)")
     gateway.add_argument("--session-ws", default="ws://USE_HOST/session/{port}/ws",
@@ -93,7 +94,7 @@ def add_deploy_commands(subparsers):
 
     site = subparsers.add_parser("nginx-site", help="team deployment: print the nginx site for these ports")
     site.add_argument("--listen", default="443")
-    site.add_argument("--gateway-port", type=int, default=8080)
+    site.add_argument("--gateway-port", type=int_range(1, 65535), default=8080)
     site.add_argument("--session-ports", default="9101-9140")
     site.add_argument("--certificate", default="/etc/ssl/mva/cert.pem")
     site.add_argument("--certificate-key", default="/etc/ssl/mva/key.pem")
