@@ -90,7 +90,7 @@ class AccountsMixin:
         lifetime = _dt.timedelta(seconds=float(lifetime_s if lifetime_s is not None else SESSION_SECONDS))
         name = normalise_username(username)
 
-        def work(session):
+        def check(session):
             now = utcnow()
             wait_s = retry_after_s(session, self.throttle, name, address, now)
             if wait_s > 0:
@@ -98,18 +98,30 @@ class AccountsMixin:
                       retry_after_s=round(wait_s, 1))
                 return LoginThrottledError(wait_s)
             user = session.scalar(select(User).where(User.username == name)) if name else None
-            matches = verify_password_or_dummy(user.password_hash if user is not None else None, password)
-            if not matches or not user.active:
+            return (user.id, user.password_hash, user.active) if user is not None else (None, None, False)
+        checked = self._run(check)
+        if isinstance(checked, Exception):
+            raise checked  # raised after the commit, so the refusal stays in the audit log
+        user_id, password_hash, active = checked
+        # outside any transaction: the hash takes tens of milliseconds and must not hold SQLite's write lock
+        matches = verify_password_or_dummy(password_hash, password)
+
+        def finish(session):
+            now = utcnow()
+            user = session.get(User, user_id) if user_id is not None else None
+            current = user is not None and user.active and user.password_hash == password_hash
+            if not matches or not active or not current:
                 record_attempt(session, name, address, False, now)
-                audit(session, None, "login_failed", "user", user.id if user is not None else None, username=name,
-                      address=address, reason="disabled" if matches else "wrong user name or password")
+                audit(session, None, "login_failed", "user", user_id, username=name, address=address,
+                      reason="wrong user name or password" if not matches else
+                      "disabled" if not active else "account changed during the login")
                 return AuthenticationError("Wrong user name or password")
             record_attempt(session, name, address, True, now)
             forget_old_attempts(session, self.throttle, now)
             if needs_rehash(user.password_hash):
                 user.password_hash = hash_password(password)
             return self._open_session(session, user, now + lifetime, "login", address=address)
-        result = self._run(work)
+        result = self._run(finish)
         if isinstance(result, Exception):
             raise result  # raised after the commit, so the failure stays in the audit log
         return result
