@@ -261,7 +261,7 @@ def _write_json(path, value):
 
 
 def _fail(message, secret=None):
-    if secret:
+    if secret and len(secret) >= 4:  # a one-letter password would garble the message, and is no secret anyway
         message = message.replace(secret, "***")
     print(f"mva project: {message}", file=sys.stderr)
     return ERROR_EXIT
