@@ -40,24 +40,27 @@ def ensure_dependencies(torch=False, ask_again=False):
         if install_request(requirement_lines(REQUIREMENTS)):
             raise DependencyError("Installing the Python packages failed: see the Python console")
     if torch:
-        _ensure_torch(DependencyError)
+        _ensure_torch()
 
 
 def _install(request):
+    import importlib
     try:
-        import slicer.packaging  # noqa: F401 - Slicer 5.11+; not imported by slicer/__init__.py
+        packaging = importlib.import_module("slicer.packaging")  # Slicer 5.11+; slicer/__init__.py does not import it
     except ImportError:
         if not slicer.util.confirmOkCancelDisplay(
                 "SegmentAnythingMVA needs these Python packages: " + ", ".join(request) + ". Install them now?"):
             return False
         slicer.util.pip_install(" ".join(f'"{r}"' for r in request))
         return True
-    slicer.packaging.pip_ensure(request, requester="SegmentAnythingMVA")
+    packaging.pip_ensure(request, requester="SegmentAnythingMVA")
     return True
 
 
-def _ensure_torch(DependencyError):
+def _ensure_torch():
     import importlib.util
+
+    from MVAControllersLib.dependency_plan import DependencyError
     if importlib.util.find_spec("torch") is not None:
         return
     if "torch" in _declined:

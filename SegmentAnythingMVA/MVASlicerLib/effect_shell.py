@@ -57,8 +57,8 @@ class EffectShell:
                  vtk.vtkCommand.LeftButtonReleaseEvent: EventKind.RELEASE, vtk.vtkCommand.KeyPressEvent: EventKind.KEY}
         if event_id not in kinds or view_widget.className() != "qMRMLSliceWidget":
             return False
-        if self.controller is None and kinds[event_id] is EventKind.MOVE:
-            return False  # a mouse move never triggers the install prompt or the first computation
+        if self.controller is None and kinds[event_id] in (EventKind.MOVE, EventKind.RELEASE):
+            return False  # only a press (or a key) starts the tool: moves never ask to install, a release not twice
         event = ViewEvent(kinds[event_id], tuple(interactor.GetEventPosition()), view_widget.mrmlSliceNode(),
                           bool(interactor.GetShiftKey()), bool(interactor.GetControlKey()),
                           bool(interactor.GetAltKey()), interactor.GetKeySym() or "")

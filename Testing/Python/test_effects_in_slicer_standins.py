@@ -206,3 +206,24 @@ def test_the_paint_effect_file_gives_a_module_name_no_other_effect_uses(slicer_a
     brush = slicer_app.editor.effects["Smart Brush"]
     assert brush.paint and brush.module_name not in ("SegmentEditorEffect",)
     assert brush.module_name == os.path.splitext(os.path.basename(brush.source))[0]
+
+
+def test_a_declined_install_is_asked_once_and_every_action_then_says_why(slicer_app, monkeypatch):
+    import MVASlicerLib.dependencies as dependencies
+    app = slicer_app
+    monkeypatch.setattr(dependencies, "ensure_dependencies", _real_ensure_dependencies(), raising=False)
+    monkeypatch.setattr("MVAControllersLib.dependency_plan.install_request", lambda requirements: ["scipy>=1.10,<2"])
+    app.answer = False  # the user declines (Slicer 5.10 path: no slicer.packaging, a confirm dialog)
+    app.editor.setActiveEffectByName("Smart Regions")
+    widget = app.widgets["Red"]
+    for _ in range(3):
+        drag(app, widget, [app.centre, app.centre + (1.0, 0, 0)])
+    assert len(app.questions) == 1 and "scipy" in app.questions[0]
+    assert len(app.errors) == 3 and all("not installed" in e or "declined" in e for e in app.errors)
+    assert app.editor.active.failures == [] and segment(app).sum() == 0
+
+
+def _real_ensure_dependencies():
+    import importlib
+    module = importlib.import_module("MVASlicerLib.dependencies")
+    return importlib.reload(module).ensure_dependencies
