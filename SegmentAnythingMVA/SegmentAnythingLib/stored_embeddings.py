@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import numpy as np
 
@@ -59,6 +60,8 @@ class StoredEmbeddings:
         self._lock = threading.Lock()
         self._locators = {}
         self._volume = None  # (volume object, case records or None, reason)
+        self._axes = {}  # axis name -> AxisRecords of the current case (zarr metadata read once)
+        self._refreshed = {}  # axis name -> time its checksum table was last re-read
         self._identity = None
         engine.cache.add_source(self)
 
@@ -77,6 +80,7 @@ class StoredEmbeddings:
                 reason = case.mismatch(self._engine_identity())
                 case = None if reason else case
             self._volume = (volume, case, reason)
+            self._axes, self._refreshed = {}, {}
         return self._volume[1], self._volume[2]
 
     def window_for(self, volume):
@@ -103,7 +107,9 @@ class StoredEmbeddings:
         if mismatch:
             return mismatch
         axis_name = AXIS_NAMES[plane.aligned_axis]
-        records = case.axis(axis_name)
+        if axis_name not in self._axes:
+            self._axes[axis_name] = case.axis(axis_name)
+        records = self._axes[axis_name]
         if records is None:
             return f"axis {axis_name} of this volume was not embedded"
         layout = np.round(np.linalg.solve(volume.index_to_ras, plane.pixel_to_ras_matrix), 6)
@@ -113,6 +119,9 @@ class StoredEmbeddings:
             return "this view shows the slices rotated or flipped compared with the stored ones"
         if self.engine.encoder_size_for(plane.shape) != records.attrs["encoder_side"]:
             return "the store was embedded at another encoder input size"
+        if not records.has(plane.slice_index) and time.monotonic() - self._refreshed.get(axis_name, 0.0) > 5.0:
+            records.checksum_table(refresh=True)  # `mva embed` may still be filling the store
+            self._refreshed[axis_name] = time.monotonic()
         if not records.has(plane.slice_index):
             return f"slice {plane.slice_index} (axis {axis_name}) is not in the store yet"
         with self._lock:
