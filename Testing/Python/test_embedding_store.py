@@ -93,6 +93,17 @@ def test_a_changed_window_or_model_invalidates_the_case(a_case_folder, tmp_path)
     assert resized.slices_computed == 5 and "encoder input" in resized.messages[0]
 
 
+def test_another_model_invalidates_the_case(a_case_folder, tmp_path, monkeypatch):
+    import MVAComputeLib.embed_job as embed_job
+    store_path = tmp_path / "store.zarr"
+    cases = cases_from_path(a_case_folder)[:1]
+    run_embed(cases, store_path, EmbedSettings(workers=0, axes=("axial",)))
+    real = embed_job.encoder_identity
+    monkeypatch.setattr(embed_job, "encoder_identity", lambda engine: {**real(engine), "weights_sha256": "0" * 64})
+    other = run_embed(cases, store_path, EmbedSettings(workers=0, axes=("axial",)))
+    assert other.slices_computed == 5 and "model 'tiny' (weights" in other.messages[0]
+
+
 def test_a_project_embeds_only_the_cases_it_lists(tmp_path):
     from MVAWorkflowLib import security
     from MVAWorkflowLib.service import WorkflowService
@@ -168,6 +179,13 @@ def test_the_logic_says_why_it_embeds_on_demand(headless, a_case_folder, tmp_pat
     logic.window_level = (50.0, 20.0)
     logic.slice_key(SlicePlane.for_anatomical_axis("axial", 1, MATRIX, (5, 24, 20)))
     assert "window" in logic.stored.reason
+    from MVABridgeLib.volumes import add_volume_node
+    finer = add_volume_node(headless.scene, np.zeros((10, 24, 20), np.int16), MATRIX @ np.diag([1, 1, 0.5, 1]))
+    segmentation, (segment_id,) = add_segmentation(headless, volume, reference_node=finer)
+    resampled = SegmentAnythingLogic(SegmentEditorSession(volume, segmentation, segment_id, headless.scene).bridge,
+                                     engine_for_spec("tiny"), "tiny", embedding_store=store_path)
+    resampled.slice_key(SlicePlane.for_anatomical_axis("axial", 1, MATRIX @ np.diag([1, 1, 0.5, 1]), (10, 24, 20)))
+    assert "no stored embeddings for this volume" in resampled.stored.reason
     other, *_ = logic_on(headless, str(a_case_folder / "beta.nrrd"), engine_for_spec("tiny"), store_path)
     other.slice_key(SlicePlane.for_anatomical_axis("axial", 1, MATRIX, (5, 24, 20)))
     assert "no stored embeddings for this volume" in other.stored.reason
