@@ -298,7 +298,9 @@ def _actors(settings):
     pool = _POOL["actors"].setdefault(key, [])
     if len(pool) < settings.workers:
         gpus = float(ray.cluster_resources().get("GPU", 0))
-        options = {"num_cpus": settings.threads_per_worker, "num_gpus": 1 if gpus >= settings.workers else 0,
+        # Workers share the cluster's GPUs (a fraction each when there are more workers than GPUs).
+        gpu_share = min(1.0, gpus / settings.workers) if gpus else 0
+        options = {"num_cpus": settings.threads_per_worker, "num_gpus": gpu_share,
                    "runtime_env": {"env_vars": _worker_environment(settings.threads_per_worker)}}
         actor_class = ray.remote(EmbedActor)
         pool += [actor_class.options(**options).remote(settings.model_spec(), settings.threads_per_worker)
