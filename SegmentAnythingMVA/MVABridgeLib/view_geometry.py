@@ -156,12 +156,13 @@ def view_plane(slice_node, segmentation_node=None):
                                       world_to_segmentation(segmentation_node))
 
 
-def tool_plane(slice_node, volume, segmentation_node=None, max_pixels=MAX_TOOL_PLANE_PIXELS):
+def tool_plane(slice_node, volume, segmentation_node=None, max_pixels=MAX_TOOL_PLANE_PIXELS,
+               oversampling=OBLIQUE_OVERSAMPLING):
     """The plane a tool samples and edits for a slice view, in the segmentation's coordinates.
 
     A view parallel to a volume axis gets that voxel slice (pixels are voxels; stable under zoom and pan).
-    An oblique view gets a grid on the view's own pixel lattice, refined to at least OBLIQUE_OVERSAMPLING
-    pixels per finest voxel spacing, so every view pixel is a pixel of the plane and a one-pixel edit at the
+    An oblique view gets a grid on the view's own pixel lattice, refined to at least `oversampling` pixels
+    per finest voxel spacing, so every view pixel is a pixel of the plane and a one-pixel edit at the
     cursor writes the cursor's voxel; it is the same plane after a pan by whole view pixels (Slicer pans so),
     a new one after a zoom. Zoomed in beyond that resolution, the grid is the view's pixels, cropped to about
     `max_pixels` around the view.
@@ -171,6 +172,12 @@ def tool_plane(slice_node, volume, segmentation_node=None, max_pixels=MAX_TOOL_P
     slice_node : vtkMRMLSliceNode
     volume : WorkVolume (or any object with `index_to_ras` and `shape` (k, j, i))
     segmentation_node : vtkMRMLSegmentationNode, optional
+    max_pixels : int
+        Pixel budget of a zoomed-in oblique plane.
+    oversampling : int
+        Oblique pixels per finest voxel spacing (at least). 2 (the default) lets nearly every voxel the plane
+        cuts hold a pixel centre; 1 quarters the pixels of a zoomed-out view (a Smart Brush update there is ~4x
+        faster) and leaves more thin-corner voxels to the orphan fill of painted areas.
 
     Raises
     ------
@@ -192,7 +199,7 @@ def tool_plane(slice_node, volume, segmentation_node=None, max_pixels=MAX_TOOL_P
         plane.world_to_segmentation = to_segmentation
         return plane
     finest_mm = float(np.linalg.norm(index_to_ras[:3, :3], axis=0).min())
-    steps = [max(1, int(np.ceil(OBLIQUE_OVERSAMPLING * np.linalg.norm(xy_to_ras[:3, c]) / finest_mm - 1e-9)))
+    steps = [max(1, int(np.ceil(oversampling * np.linalg.norm(xy_to_ras[:3, c]) / finest_mm - 1e-9)))
              for c in (0, 1)]
     width, height = slice_node.GetDimensions()[:2]
     focus_ras = (xy_to_ras @ np.array([width / 2.0, height / 2.0, 0.0, 1.0]))[:3]

@@ -289,3 +289,19 @@ def test_a_zoomed_in_oblique_view_gets_a_cropped_plane_that_still_holds_the_curs
                           view_xy_to_index_kji(slice_node, xy, volume.index_to_ras, segmentation))
     with pytest.raises(OutsideVolumeError):
         cursor_pixel(plane, slice_node, (width // 2 + 60, height // 2))
+
+
+@pytest.mark.parametrize("oversampling", [1, 2, 3])
+def test_every_oversampling_of_an_oblique_plane_keeps_the_cursor_pixel_on_the_cursor_voxel(headless, oversampling):
+    volume, segmentation, slice_node = view_of(headless, np.random.default_rng(21))
+    plane = tool_plane(slice_node, volume, segmentation, oversampling=oversampling)
+    finest_mm = np.linalg.norm(volume.index_to_ras[:3, :3], axis=0).min()
+    assert np.linalg.norm(plane.pixel_to_ras_matrix[:3, 0]) <= finest_mm / oversampling + 1e-9
+    width, height = slice_node.GetDimensions()[:2]
+    rng = np.random.default_rng(4)
+    xy = np.column_stack([rng.integers(0, width, 3000), rng.integers(0, height, 3000)])
+    voxels = view_xy_to_index_kji(slice_node, xy, volume.index_to_ras, segmentation)
+    inside = np.all((voxels >= 0) & (voxels < np.array(SHAPE_KJI)), axis=1)
+    pixels = np.array([cursor_pixel(plane, slice_node, p) for p in xy[inside][:200]])
+    assert len(pixels) >= 20
+    assert np.array_equal(plane.pixel_voxels_kji(pixels, volume.index_to_ras), voxels[inside][:200])
