@@ -73,6 +73,7 @@ class Sam2VideoTracker:
         self.storage_device = torch.device(storage_device)
         self._conditioning: "OrderedDict[int, dict]" = OrderedDict()
         self._recent: "OrderedDict[int, dict]" = OrderedDict()
+        self._maskmem_pos = None
         # SAM 2 reads the previous (num_maskmem - 1) spatial memories and (max_obj_ptrs_in_encoder - 1) pointers.
         self.keep_frames = max(int(self.model.num_maskmem) - 1, int(self.model.max_obj_ptrs_in_encoder) - 1, 1)
 
@@ -87,13 +88,13 @@ class Sam2VideoTracker:
 
     def memory_bytes(self) -> int:
         """Bytes of the tensors the memory bank holds (the engine's feature cache is bounded on its own)."""
-        total = 0
+        tensors = {}
         for out in list(self._conditioning.values()) + list(self._recent.values()):
             for value in out.values():
                 for tensor in (value if isinstance(value, (list, tuple)) else [value]):
                     if isinstance(tensor, torch.Tensor):
-                        total += tensor.numel() * tensor.element_size()
-        return total
+                        tensors[id(tensor)] = tensor.numel() * tensor.element_size()
+        return sum(tensors.values())
 
     def begin_pass(self, direction: int) -> None:
         """Start tracking in one direction: forget the frames of the previous pass (conditioning frames stay)."""
@@ -105,7 +106,11 @@ class Sam2VideoTracker:
             if stored.get(name) is not None:
                 stored[name] = stored[name].to(self.storage_device, torch.bfloat16)
         if stored.get("maskmem_pos_enc") is not None:
-            stored["maskmem_pos_enc"] = [p.to(self.storage_device) for p in stored["maskmem_pos_enc"]]
+            # The memory's position encoding depends only on the grid: one copy serves every frame (as in SAM 2's
+            # own video predictor), 1 MB per frame saved at 1024 px.
+            if self._maskmem_pos is None:
+                self._maskmem_pos = [p.to(self.storage_device) for p in stored["maskmem_pos_enc"]]
+            stored["maskmem_pos_enc"] = self._maskmem_pos
         stored["pred_masks"] = stored["pred_masks"].to(self.storage_device)
         stored.pop("pred_masks_high_res", None)  # image-size logits: not needed as memory
         return stored
