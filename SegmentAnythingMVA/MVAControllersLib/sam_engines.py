@@ -26,8 +26,9 @@ def typed_setting(raw_value, name):
 class SettingsEngineSource(EngineSource):
     """One engine and prefetcher per Slicer session, rebuilt by `load` from `setting(name)`."""
 
-    def __init__(self, setting):
+    def __init__(self, setting, developer_mode=lambda: False):
         self.setting = setting
+        self.developer_mode = developer_mode
         self.engine = None
         self._prefetcher = None
 
@@ -37,6 +38,9 @@ class SettingsEngineSource(EngineSource):
     def load(self, progress=None, cancel=None):
         """Build the engine (downloads the checkpoint on first use); `progress(fraction)`, `cancel() -> bool`."""
         from SegmentAnythingLib.engine_factory import create_engine, input_size_from_text
+        if self.setting("Model") == TEST_MODEL and not self.developer_mode():
+            raise ValueError("The 'tiny' model has random weights and segments nothing (it tests the plumbing): "
+                             "choose a real model in the SegmentAnythingMVA module")
         self.unload()
         try:
             input_size = input_size_from_text(self.setting("InputSize"))

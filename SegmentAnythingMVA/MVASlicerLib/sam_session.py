@@ -24,7 +24,7 @@ def engines():
     global _engines
     if _engines is None:
         from MVAControllersLib.sam_engines import SettingsEngineSource
-        _engines = SettingsEngineSource(setting)
+        _engines = SettingsEngineSource(setting, developer_mode)
     return _engines
 
 

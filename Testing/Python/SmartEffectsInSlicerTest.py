@@ -111,14 +111,16 @@ class SmartEffectsInSlicerTest(ScriptedLoadableModuleTest):
         if importlib.util.find_spec("torch") is None or importlib.util.find_spec("segment_anything") is None:
             self.skipTest("torch and segment_anything are not installed in this Slicer")
         settings = qt.QSettings()
-        previous = settings.value("SegmentAnythingMVA/Model")
-        settings.setValue("SegmentAnythingMVA/Model", "tiny")
+        previous = {key: settings.value(key) for key in ("SegmentAnythingMVA/Model", "Developer/DeveloperMode")}
+        settings.setValue("SegmentAnythingMVA/Model", "tiny")  # random weights: offered to developers only
+        settings.setValue("Developer/DeveloperMode", "true")
         try:
             shell = self.activate("Segment Anything")
             self.replay(shell, ["PRESS", "RELEASE"])
             self.assertOneUndoTakesItBack(0)
         finally:
-            settings.setValue("SegmentAnythingMVA/Model", previous or "vit_b")
+            for key, value in previous.items():
+                settings.remove(key) if value is None else settings.setValue(key, value)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ background jobs."""
 import os
 import threading
 
+import pytest
+
 from MVAControllersLib.background_jobs import BackgroundJob, JobRunner
 from MVAControllersLib.dependency_plan import install_request, missing, requirement_lines
 from MVAControllersLib.sam_engines import SettingsEngineSource, offered_models, typed_setting
@@ -41,7 +43,9 @@ def test_settings_are_typed_and_the_engine_loads_from_them_with_progress():
     settings = {"Model": "tiny", "Device": "cpu", "CacheMB": "64", "Checkpoint": "", "Prefetch": "false",
                 "InputSize": "full"}
     assert typed_setting("64", "CacheMB") == 64 and typed_setting("false", "Prefetch") is False
-    source = SettingsEngineSource(lambda name: typed_setting(settings.get(name), name))
+    with pytest.raises(ValueError, match="random weights"):  # not for users: developer mode only
+        SettingsEngineSource(lambda name: typed_setting(settings.get(name), name)).load()
+    source = SettingsEngineSource(lambda name: typed_setting(settings.get(name), name), developer_mode=lambda: True)
     assert source.loaded() is None and source.status() == "No model loaded"
     engine = source.load(progress=lambda fraction: None, cancel=lambda: False)
     assert source.loaded() is engine and source.prefetcher(engine) is None
