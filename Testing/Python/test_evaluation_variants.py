@@ -71,3 +71,13 @@ def test_make_variants_skips_mri_only_families_on_ct_and_refuses_unknown_ones(ct
     assert families == ["oblique"]
     with pytest.raises(VariantError):
         make_variants(ct, 4, ("sunburn",))
+
+
+def test_supervoxel_quality_measures_see_edges_followed_and_a_grid_over_uniform_tissue():
+    from MVAEvaluationLib.supervoxel_quality import boundary_fraction, boundary_recall, homogeneous_phantom
+    image, ball, homogeneous = homogeneous_phantom((24, 24, 24), noise=0.0)
+    exact = ball.astype(np.int64) + 1
+    assert boundary_recall(exact, ball) == 1.0 and boundary_fraction(exact, homogeneous) == 0.0
+    grid = (np.indices(ball.shape) // 6).sum(0) % 2 + 1  # cuts everywhere, follows no edge on purpose
+    assert boundary_fraction(grid, homogeneous) > 0.2
+    assert boundary_recall(np.ones_like(exact), ball) == 0.0
