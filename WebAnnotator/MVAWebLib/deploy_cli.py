@@ -29,7 +29,7 @@ def launcher_config(runtime_dir, port=9000, session_ports=(9101, 9140), grace_s=
     with open(template, encoding="utf-8") as stream:
         text = remove_comments(stream.read())
     runtime_dir = os.path.abspath(runtime_dir)
-    text = text.replace("{runtime}", runtime_dir).replace("{python}", python or sys.executable)
+    text = text.replace("@RUNTIME@", runtime_dir).replace("@PYTHON@", python or sys.executable)
     config = json.loads(text)
     config["configuration"]["port"] = int(port)
     config["configuration"]["host"] = "127.0.0.1"

@@ -24,7 +24,7 @@ from MVAWebLib.runtime_files import RuntimeFolder
 
 _LOG = logging.getLogger(__name__)
 COOKIE = "mva_login"
-LAUNCH_TIMEOUT_S = 120
+LAUNCH_TIMEOUT_S = 300  # a session process imports torch, VTK and trame-slicer: 10-20 s idle, minutes on a loaded host
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Log in · {project}</title>

@@ -14,7 +14,7 @@ import time
 
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
-REQUEST_NAME = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+REQUEST_NAME = re.compile(r"^[0-9a-f]{48}$")
 REQUEST_MAX_AGE_S = 120
 
 
@@ -73,7 +73,7 @@ class RuntimeFolder:
     # --- launch requests: gateway -> new session process ---------------------------------------------
     def write_request(self, request):
         """Store a launch request (a JSON-able dict); returns its random name, the only thing on the command line."""
-        name = secrets.token_urlsafe(32)
+        name = secrets.token_hex(24)
         write_private(os.path.join(self.requests, name + ".json"), json.dumps(request).encode("utf-8"))
         return name
 

@@ -17,9 +17,11 @@ import asyncio
 import logging
 import os
 import sys
+import time
 
-_LOG = logging.getLogger(__name__)
+_LOG = logging.getLogger("MVAWebLib.session_process")
 EXIT_AFTER_LOGOUT_S = 2.0
+READY_LINE = "mva session: serving"
 
 
 def parse_args(argv):
@@ -110,6 +112,8 @@ def _bind(wslink_server, guard, gateway_url):
     """A page load without a ticket (a reload: trame's client drops it from the address) goes back to the
     gateway, which sends the same user back here with a new one."""
     from aiohttp import web
+
+    from MVAWebLib.session_guard import websocket_handler
     guard.handler = websocket_handler(wslink_server)
 
     @web.middleware
@@ -133,9 +137,15 @@ class Stopper:
         asyncio.get_event_loop().call_later(EXIT_AFTER_LOGOUT_S, lambda: asyncio.ensure_future(self.server.stop()))
 
 
+def _ready(runtime, user_id, port):
+    runtime.record_session(user_id, port)
+    print(READY_LINE, flush=True)  # the launcher's "ready_line" (trame blanks wslink's own ready message)
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger("MVAWebLib").setLevel(logging.INFO)
     from MVAWebLib.runtime_files import RuntimeFileError, RuntimeFolder
     runtime = RuntimeFolder(args.runtime)
     try:
@@ -143,13 +153,17 @@ def main(argv=None):
     except RuntimeFileError as error:
         print(f"session process: {error}", file=sys.stderr)
         return 2
+    started = time.perf_counter()
     app, _guard, service = build(args, request)
     user_id = request["user_id"]
-    app.ctrl.on_server_ready.add(lambda **_: runtime.record_session(user_id, args.port))
+    _LOG.info("Session of user %s built in %.1f s; serving on 127.0.0.1:%s", user_id,
+              time.perf_counter() - started, args.port)
+    app.ctrl.on_server_ready.add(lambda **_: _ready(runtime, user_id, args.port))
     try:
         app.server.start(host="127.0.0.1", port=args.port, open_browser=False, show_connection_info=False,
-                         timeout=int(args.grace), disable_logging=True)
+                         timeout=int(args.grace))
     finally:
+        _LOG.info("Session of user %s ends", user_id)
         runtime.forget_session(user_id, os.getpid())
         try:
             app.workflow.autosave_now()
