@@ -87,3 +87,50 @@ def _array(matrix):
 def _matrix(array):
     from MVABridgeLib.image_data import array_to_matrix
     return array_to_matrix(array)
+
+
+def _voxels_on_view_plane(scene, node, written):
+    """Distance of each written voxel centre from the view's plane, in units of the voxel's half extent along the
+    plane's normal (<= 1: the plane passes through the voxel)."""
+    from MVABridgeLib.image_data import matrix_to_array
+    from MVAControllersLib.view_planes import world_to_segmentation
+    local_to_world = np.linalg.inv(world_to_segmentation(scene.segmentation))
+    index = np.argwhere(written)[:, ::-1]
+    centres = (local_to_world @ scene.bridge.work_volume().index_to_ras @ np.c_[index, np.ones(len(index))].T).T[:, :3]
+    slice_to_ras = matrix_to_array(node.GetSliceToRAS())
+    normal = slice_to_ras[:3, 2] / np.linalg.norm(slice_to_ras[:3, 2])
+    edges_world = local_to_world[:3, :3] @ scene.bridge.work_volume().index_to_ras[:3, :3]
+    half_extent = 0.5 * np.abs(edges_world.T @ normal).sum()
+    return np.abs((centres - slice_to_ras[:3, 3]) @ normal) / half_extent
+
+
+@pytest.mark.parametrize("transformed", [False, True], ids=["plain", "transformed_segmentation"])
+@pytest.mark.parametrize("orientation", list(ORIENTED_VIEWS))
+def test_brush_and_sam_write_only_voxels_the_view_cuts(headless, orientation, transformed):
+    from controller_scene import finish_jobs
+    from test_controllers_tools import TinyEngines
+
+    from MVAControllersLib.background_jobs import JobRunner
+    from MVAControllersLib.segment_anything_controller import SegmentAnythingController
+    scene = make_scene(headless, GEOMETRIES["oblique_anisotropic"])
+    centre = scene.centre_ras()
+    if transformed:
+        to_parent = np.eye(4)
+        to_parent[:3, :3] = rotation(0, 10)
+        to_parent[:3, 3] = centre - rotation(0, 10) @ centre + (1.5, 0.0, -1.0)
+        scene.transform_segmentation(to_parent)
+    node = slice_node(orientation, centre)
+    brush = SmartBrushController(scene.bridge, JobRunner(threaded=False),
+                                 options=BrushToolOptions(radius_mm=2.0, auto_apply=True))
+    for kind in ("press", "release"):
+        reaction = brush.handle(event(kind, node, centre))
+    assert not reaction.message, reaction.message
+    written = scene.segment()
+    assert written[scene.local_index(centre)] and _voxels_on_view_plane(scene, node, written).max() <= 1 + 1e-6
+    scene.session.undo()
+    engines = TinyEngines()
+    sam = SegmentAnythingController(scene.bridge, engines, JobRunner(threaded=False))
+    sam.handle(event("press", node, centre))
+    assert not finish_jobs(sam).message
+    written = scene.segment()
+    assert written.any() and _voxels_on_view_plane(scene, node, written).max() <= 1 + 1e-6
