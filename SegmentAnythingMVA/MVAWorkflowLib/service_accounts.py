@@ -1,7 +1,7 @@
 """Service API, part 1: login, sessions, suppliers and users."""
 import datetime as _dt
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from MVAWorkflowLib.errors import AuthenticationError, InvalidInputError, LoginThrottledError, NotFoundError
 from MVAWorkflowLib.login_throttle import (ThrottlePolicy, forget_old_attempts, normalise_username, record_attempt,
@@ -22,6 +22,14 @@ def _role(role):
         return Role(role).value
     except ValueError:
         raise InvalidInputError(f"Unknown role {role!r}: use annotator, reviewer or admin") from None
+
+
+def _forget_expired_sessions(session, now):
+    # Every CLI command opens a session: drop those (and their tickets) that ended more than a day ago.
+    ended = now - _dt.timedelta(days=1)
+    old_sessions = select(LoginSession.id).where(LoginSession.expires_at < ended)
+    session.execute(delete(SessionTicket).where(SessionTicket.session_id.in_(old_sessions)))
+    session.execute(delete(LoginSession).where(LoginSession.expires_at < ended))
 
 
 class AccountsMixin:
@@ -118,6 +126,7 @@ class AccountsMixin:
                 return AuthenticationError("Wrong user name or password")
             record_attempt(session, name, address, True, now)
             forget_old_attempts(session, self.throttle, now)
+            _forget_expired_sessions(session, now)
             if needs_rehash(user.password_hash):
                 user.password_hash = hash_password(password)
             return self._open_session(session, user, now + lifetime, "login", address=address)

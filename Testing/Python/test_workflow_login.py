@@ -7,7 +7,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "SegmentAnythingMVA"))
 
 import pytest  # noqa: E402
-from sqlalchemy import select, update  # noqa: E402
+from sqlalchemy import func, select, update  # noqa: E402
 
 from MVAWorkflowLib import security, service_accounts  # noqa: E402
 from MVAWorkflowLib.errors import AuthenticationError, InvalidInputError, LoginThrottledError  # noqa: E402
@@ -162,3 +162,23 @@ def test_secrets_come_from_the_environment_or_a_file(tmp_path):
     with pytest.raises(InvalidInputError, match=r"\$MVA_X_FILE") as error:
         read_secret("MVA_X", {"MVA_X_FILE": str(tmp_path / "missing")})
     assert "s3cret" not in str(error.value)
+
+
+def test_sessions_that_ended_more_than_a_day_ago_are_removed_at_the_next_login(service, team):
+    from MVAWorkflowLib.models import LoginSession, SessionTicket
+    old = service.login("ann", PASSWORD)
+    service.issue_ticket(old.token)
+    recent = service.login("ann", PASSWORD, lifetime_s=1)
+    with service.database.transaction() as session:
+        session.execute(update(LoginSession).where(LoginSession.token_sha256 == security.token_digest(old.token))
+                        .values(expires_at=_dt.datetime(2000, 1, 1)))
+        before = session.scalar(select(func.count(LoginSession.id)))
+    service.login("bob", PASSWORD)
+    with service.database.transaction() as session:
+        after = session.scalar(select(func.count(LoginSession.id)))
+        assert session.scalar(select(func.count(SessionTicket.id))) == 0
+        assert session.scalar(select(LoginSession.id).where(
+            LoginSession.token_sha256 == security.token_digest(old.token))) is None
+        assert session.scalar(select(LoginSession.id).where(  # ended seconds ago at most: kept
+            LoginSession.token_sha256 == security.token_digest(recent.token))) is not None
+    assert after == before  # the old one removed, bob's added
