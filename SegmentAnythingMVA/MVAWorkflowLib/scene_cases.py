@@ -36,9 +36,10 @@ def _colour(hex_colour):
     return tuple(int(hex_colour[i:i + 2], 16) / 255.0 for i in (0, 2, 4))
 
 
-def open_case(service, actor, project, case_id, scene, annotator=None):
+def open_case(service, actor, project, case_id, scene, annotator=None, revision=None):
     """Load case `case_id` into `scene`: its volume, and a segmentation with one segment per project label
-    holding the current annotation (the caller's, or `annotator`'s for reviewers). Returns an OpenCase."""
+    holding the current annotation (the caller's, or `annotator`'s for reviewers), or revision `revision` of it
+    (after a `DamagedAnnotationError`, which names the revisions to open instead). Returns an OpenCase."""
     case = service.get_case(actor, case_id)
     array, ijk_to_ras = service.load_volume(actor, case_id)
     volume = add_volume_node(scene, array, ijk_to_ras, case.name)
@@ -50,8 +51,10 @@ def open_case(service, actor, project, case_id, scene, annotator=None):
         segments[label.value] = segmentation.GetSegmentation().AddEmptySegment(label.name, label.name,
                                                                                _colour(label.color))
     try:
-        annotation = service.load_annotation(actor, case_id, annotator)
+        annotation = service.load_annotation(actor, case_id, annotator, revision=revision)
     except NotFoundError:
+        if revision is not None:
+            raise  # a revision asked for by number must exist; opening an empty one would hide that
         annotation = None
     if annotation is not None:
         for value, segment_id in segments.items():

@@ -45,3 +45,17 @@ def test_a_stale_save_keeps_neither_the_labelmap_nor_the_answers(team, service, 
         service.save_annotation(team["ann"], case.id, opened.labelmap(), expected_version=first.version,
                                 answers={"quality": "poor"})
     assert service.answers(team["ann"], case.id)["quality"] == "good"
+
+
+def test_an_earlier_revision_opens_in_a_scene_and_a_missing_one_is_refused(team, service, headless):
+    import pytest
+    from MVAWorkflowLib.errors import NotFoundError
+    from MVAWorkflowLib.testing import box_labelmap
+    project = team["project"]
+    case = service.claim_next(team["ann"], project.id)
+    service.save_annotation(team["ann"], case.id, box_labelmap(value=1))
+    service.save_annotation(team["ann"], case.id, box_labelmap(value=2))
+    opened = open_case(service, team["ann"], project.id, case.id, headless.scene, revision=1)
+    assert opened.labelmap().label_values() == [1]
+    with pytest.raises(NotFoundError, match="no revision 7"):
+        open_case(service, team["ann"], project.id, case.id, headless.scene, revision=7)
