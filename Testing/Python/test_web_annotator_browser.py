@@ -232,3 +232,106 @@ def test_smart_regions_draws_region_boundaries_and_highlights_the_region_under_t
     assert served.app.state.overlay_pixels["hover"] != counts["hover"]
     assert voxel_count(served) == voxels  # hovering writes nothing
     assert after != before
+
+
+async def press_on_view(page, served, tool_index):
+    """Select a tool and click once on bright tissue; returns nothing (the click may be refused)."""
+    await page.click(f"#mva-tool-{tool_index}")
+    await page.wait_for_function(
+        f"document.querySelector('#mva-tool-{tool_index}').classList.contains('bg-primary')", timeout=10000)
+    point = (await browser_points(page, served))[0]
+    await page.mouse.click(*point)
+
+
+def snackbar_text(page, served, contains):
+    async def wait():
+        await page.wait_for_function(
+            "(t) => { const e = document.querySelector('#mva-wf-error'); return e && e.innerText.includes(t); }",
+            arg=contains, timeout=30000)
+        text = await page.inner_text("#mva-wf-error")
+        await page.click("#mva-snackbar-close")
+        return text
+    return served.run(wait())
+
+
+def test_segment_anything_without_a_model_shows_where_to_download_one_in_the_page(page, served):
+    served.app.state.sam_model = "none"
+    served.app.state.flush()
+    voxels = voxel_count(served)
+    served.run(press_on_view(page, served, 3))
+    text = snackbar_text(page, served, "No Segment Anything model")
+    assert "https://" in text and "sam_vit_b" in text
+    assert voxel_count(served) == voxels
+
+
+def test_segment_anything_with_a_missing_or_bad_checkpoint_shows_the_error_in_the_page(page, served, tmp_path):
+    served.app.state.update({"sam_model": "vit_b", "sam_checkpoint": str(tmp_path / "missing.pth")})
+    served.app.state.flush()
+    served.run(press_on_view(page, served, 3))
+    assert "does not exist" in snackbar_text(page, served, "Segment Anything")
+    bad = tmp_path / "sam_vit_b_01ec64.pth"
+    bad.write_bytes(b"not a checkpoint")
+    served.app.state.sam_checkpoint = str(bad)
+    served.app.state.flush()
+    served.run(press_on_view(page, served, 3))
+    assert "expected" in snackbar_text(page, served, "Segment Anything")
+    served.app.state.update({"sam_model": "unknown_model", "sam_checkpoint": ""})
+    served.app.state.flush()
+    served.run(press_on_view(page, served, 3))
+    assert "Unknown model" in snackbar_text(page, served, "Segment Anything")
+    served.app.state.update({"sam_model": "tiny", "sam_checkpoint": ""})
+    served.app.state.flush()
+
+
+def test_the_tiny_random_model_needs_the_developer_flag(served):
+    from MVAWebLib.web_app import MVAWebApp
+    with pytest.raises(ValueError, match="developer"):
+        MVAWebApp.__init__(object.__new__(MVAWebApp), sam_model="tiny", developer=False)
+    served.app.developer = False
+    try:
+        served.app.state.sam_model = "tiny"
+        served.app.state.flush()
+        assert served.app.state.sam_model == "none"
+        assert "developer" in served.app.state.tool_error
+    finally:
+        served.app.developer = True
+        served.app.state.update({"sam_model": "tiny", "tool_error": ""})
+        served.app.state.flush()
+
+
+def test_a_long_propagation_shows_a_progress_bar_and_cancel_stops_it_without_writing(page, served):
+    from SmartPropagationLib.algorithms.stop_rule import StopRule
+    from MVAWebLib.smart_effects import SmartPropagationEffect
+    controller = served.app.controllers[SmartPropagationEffect]
+    controller.options.stop_rule = StopRule(min_area_mm2=None, area_ratio_band=None, min_quality=None,
+                                            box_margin_mm=None, min_object_score=None)
+    served.app.state.update({"propagation_strategy": "registration", "propagation_max_slices": 200})
+    served.app.state.flush()
+    voxels, jobs = voxel_count(served), len(served.app.runner.history)
+
+    async def scenario():
+        await press_on_view(page, served, 2)
+        await page.wait_for_selector("#mva-progress-bar", timeout=20000)
+        await wait_until_progress(served)
+        shown = await page.inner_text("#mva-progress-text")
+        await page.click("#mva-progress-cancel")
+        result = await wait_for_job(served, jobs)
+        await page.wait_for_selector("#mva-progress", state="detached", timeout=10000)
+        return shown, result
+    try:
+        shown, result = served.run(scenario())
+    finally:
+        controller.options.stop_rule = None
+    assert shown.endswith("%")
+    assert "cancelled" in result.error
+    assert voxel_count(served) == voxels  # nothing written
+    assert "cancelled" in snackbar_text(page, served, "cancelled")
+
+
+async def wait_until_progress(served, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if (served.app.state.job_progress or 0) > 0:
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError("no progress reported")

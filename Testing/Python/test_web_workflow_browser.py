@@ -4,6 +4,7 @@ An annotator logs in, claims a case, paints with the Smart Brush, answers the fo
 conflict), submits; a reviewer logs in and accepts. The database is checked afterwards: states, annotation file,
 audit entries, tool usage. Tests run in order and share one server and one browser.
 """
+import asyncio
 import os
 import shutil
 import time
@@ -138,11 +139,16 @@ def test_the_annotator_paints_with_the_smart_brush_answers_and_saves_a_revision(
                          what="the Smart Brush job")
         await page.get_by_label("good").check()
         await page.fill("#mva-q-lesions input, input#mva-q-lesions", "2")
+        await page.click("#mva-logout")  # unsaved work: the page asks before logging out
+        await page.wait_for_selector("#mva-unsaved-cancel", timeout=20000)
+        await page.click("#mva-unsaved-cancel")
+        await page.wait_for_selector("#mva-unsaved", state="detached", timeout=20000)
         started = time.perf_counter()
         await page.click("#mva-wf-save")
         await wait_for_text(page, "#mva-wf-info", "Saved revision 1")
         TIMINGS["save (s)"] = round(time.perf_counter() - started, 3)
     served.run(scenario())
+    assert state(served).wf_user["name"] == "ann"  # Cancel kept the user logged in with the case open
     assert mask_voxels(served) > 50
     case = team["service"].case_by_name(team["admin"], PROJECT, "mni_t1")
     assert case.assignments[0].revision == 1
@@ -161,12 +167,28 @@ def test_a_save_from_another_tab_makes_the_next_save_fail_with_a_conflict_messag
         await page.click("#mva-wf-save")
         await wait_for_text(page, "#mva-wf-error", "Conflict")
         text = await page.inner_text("#mva-wf-error")
-        await page.click("#mva-annotate-mni_t1")  # reload the case, as the message says
+        await page.click("#mva-wf-reload")  # the snackbar's Reload opens the newest revision
         await wait_for_text(page, "#mva-wf-info", "opened to annotate")
         return text
     assert "reload" in served.run(scenario())
     assert service.case_by_name(team["admin"], PROJECT, "mni_t1").assignments[0].revision == 2
     assert mask_voxels(served) > 50  # the reloaded revision holds the painted voxels
+
+
+def test_a_second_tab_is_refused_and_sees_nothing_while_the_first_keeps_working(browser, served):
+    async def scenario():
+        context = await browser["browser"].new_context()
+        intruder = await context.new_page()
+        await intruder.goto(served.url)
+        await wait_until(lambda: served.guard.refused > 0, what="the second tab's hello to be refused")
+        await asyncio.sleep(1)
+        seen = await intruder.evaluate("() => window.trame && window.trame.state && "
+                                       "window.trame.state.get('wf_user')")
+        await context.close()
+        await browser["page"].click("#mva-queue-refresh")
+        return seen
+    assert served.run(scenario()) is None
+    assert state(served).wf_user["name"] == "ann"
 
 
 def test_a_role_error_is_shown_in_the_page(browser, served):

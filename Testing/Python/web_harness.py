@@ -26,7 +26,10 @@ def free_port():
 class ServedApp:
     """An MVAWebApp served by a task on `loop`; `run(coro)` drives the loop until `coro` is done."""
 
-    def __init__(self, case_path=None, name="mva_web_test", workflow=None):
+    def __init__(self, case_path=None, name="mva_web_test", workflow=None, one_browser=True, **app_options):
+        """`one_browser`: as `mva serve` (a second tab is refused); `app_options` go to MVAWebApp (default:
+        developer mode with the tiny random SAM)."""
+        from MVAWebLib.serve import guard_one_browser
         from MVAWebLib.web_app import MVAWebApp
         from trame.app import get_server
         self.case_path = case_path
@@ -34,7 +37,9 @@ class ServedApp:
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         cases = [case_path] if case_path else []
-        self.app = MVAWebApp(get_server(name, client_type="vue3"), cases=cases, workflow=workflow)
+        options = {"developer": True, "sam_model": "tiny", **app_options}
+        self.app = MVAWebApp(get_server(name, client_type="vue3"), cases=cases, workflow=workflow, **options)
+        self.guard = guard_one_browser(self.app) if one_browser else None
         if case_path:
             self.app.load_case(case_path)
         self.task = None
@@ -43,7 +48,7 @@ class ServedApp:
         async def serve():
             self.task = self.app.server.start(host="127.0.0.1", port=self.port, exec_mode="task",
                                               open_browser=False, show_connection_info=False,
-                                              disable_logging=True)
+                                              disable_logging=True, timeout=0)
             await self.app.server.ready
         self.run(serve())
         return self

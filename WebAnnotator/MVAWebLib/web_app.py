@@ -6,7 +6,9 @@ import os
 import time
 
 from MVABridgeLib.edit_backend import SegmentEditBridge
-from MVABridgeLib.node_io import save_segmentation_node
+from MVABridgeLib.errors import InvalidSegmentationError
+from MVABridgeLib.node_io import check_segmentation_file, save_segmentation_node
+from MVABridgeLib.volume_io import VolumeFileError, check_volume_file
 from MVABridgeLib.volumes import add_volume_node
 from trame.app import TrameApp
 from trame_slicer import module as trame_slicer_module
@@ -60,10 +62,10 @@ class MVAWebApp(TrameApp):
         `managed`: a workflow_controller.ManagedLogin (team deployment: the gateway logs users in);
         `autosave`: an autosave.AutosaveStore; `developer`: offer the tiny random SAM (plumbing tests only).
         """
+        if sam_model in DEVELOPER_MODELS and not developer:
+            raise ValueError(f"The {sam_model!r} SAM model has random weights: it needs the developer flag")
         super().__init__(server)
         self.developer = bool(developer)
-        if sam_model in DEVELOPER_MODELS and not self.developer:
-            raise ValueError(f"The {sam_model!r} SAM model has random weights: it needs the developer flag")
         self.read_only = False
         self.server.enable_module(trame_slicer_module)
         self.slicer_app = SlicerApp()
@@ -167,12 +169,18 @@ class MVAWebApp(TrameApp):
             raise CaseNotFoundError("This server serves a workflow project: open cases from the queue")
         if not path or not os.path.exists(path):
             raise CaseNotFoundError(f"No such case file: {path!r}")
+        saved = segmentation_path_for(path)
+        try:  # before Slicer's readers: they read a truncated NIfTI as zeros and abort on a cut .seg.nrrd
+            check_volume_file(path, min_slices=2)
+            if os.path.exists(saved):
+                check_segmentation_file(saved)
+        except (VolumeFileError, InvalidSegmentationError) as error:
+            raise CaseNotFoundError(f"Cannot open this case: {error}") from None
         started = time.perf_counter()
         self._clear_scene()
         volumes = self.slicer_app.io_manager.load_volumes([os.fspath(path)])
         if not volumes:
             raise CaseNotFoundError(f"Could not read {path} as a volume")
-        saved = segmentation_path_for(path)
         self._show_volume(volumes[0], saved if os.path.exists(saved) else None)
         self.current_case = os.fspath(path)
         self._loaded(os.path.basename(path), started)
