@@ -87,10 +87,19 @@ def test_duplicates_and_bad_input_get_a_sentence_not_a_database_error(db, monkey
     assert "Traceback" not in capsys.readouterr().err
 
 
-def test_the_database_file_is_private(db):
-    path = db[len("sqlite:///"):]
-    assert os.stat(path).st_mode & 0o777 == 0o600
-    assert os.stat(os.path.dirname(path)).st_mode & 0o777 in (0o700, os.stat(os.path.dirname(path)).st_mode & 0o777)
+def test_the_database_file_is_private(db, tmp_path):
+    from MVAWorkflowLib.database import Database
+    assert os.stat(db[len("sqlite:///"):]).st_mode & 0o777 == 0o600
+    fresh = Database(f"sqlite:///{tmp_path / 'new' / 'folder' / 'team.db'}")
+    fresh.migrate()
+    fresh.dispose()
+    assert os.stat(tmp_path / "new" / "folder" / "team.db").st_mode & 0o777 == 0o600
+    assert {os.stat(tmp_path / name).st_mode & 0o777 for name in ("new", "new/folder")} == {0o700}
+    shared = tmp_path / "shared.db"
+    shared.touch(0o644)
+    shared.chmod(0o644)
+    Database(f"sqlite:///{shared}").dispose()
+    assert os.stat(shared).st_mode & 0o777 == 0o600
 
 
 def test_a_password_in_the_database_url_on_the_command_line_is_refused_unseen(capsys):
