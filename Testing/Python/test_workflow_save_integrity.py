@@ -80,7 +80,7 @@ def test_concurrent_processes_saving_one_annotation_never_mix_their_data(service
     current, rows = revisions_on_record(service, case.id, user_id)
     assert sorted(rows) == sorted(committed) == list(range(1, len(committed) + 1))
     assert current == len(committed) and len(committed) + conflicts == WRITERS * SAVES
-    assert len(committed) >= (WRITERS + 1) // 2 * SAVES  # blind saves retry until they commit
+    assert len(committed) >= SAVES  # blind saves are retried on conflicts (up to ServiceBase.RETRIES times)
     print(f"\n{len(committed)} revisions committed, {conflicts} saves refused as conflicts, all intact")
     for revision, (path, checksum) in rows.items():
         assert storage.file_sha256(path) == checksum, f"revision {revision} fails its checksum"
