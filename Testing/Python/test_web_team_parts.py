@@ -138,3 +138,41 @@ def test_the_job_runner_reports_progress_and_a_cancel_stops_a_polling_job():
     runner.shutdown()
     assert done[-1].error == "cancelled by the user" and done[-1].value is None
     assert runner.progress is None and not runner.cancel()
+
+
+def test_the_gateway_refuses_wrong_passwords_without_echoing_them_and_throttles(tmp_path):
+    from aiohttp.test_utils import TestClient, TestServer
+    from MVAWorkflowLib import security
+    from MVAWorkflowLib.login_throttle import ThrottlePolicy
+    from MVAWorkflowLib.service import WorkflowService
+
+    from MVAWebLib.gateway import Gateway, GatewayConfig
+    security.configure_hasher(time_cost=1, memory_cost_kib=1024)
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    service = WorkflowService.open(url)
+    service.throttle = ThrottlePolicy(user_free_failures=2, base_delay_s=30)
+    service.create_first_admin("ada", "correct horse battery")
+    gateway = Gateway(service, GatewayConfig(url, tmp_path / "runtime", "http://127.0.0.1:9/launcher/",
+                                             secure_cookie=False))
+
+    async def scenario():
+        async with TestClient(TestServer(gateway.app)) as client:
+            page = await client.get("/")
+            assert page.status == 200 and "mva-login-form" in await page.text()
+            replies = []
+            for attempt in range(4):
+                reply = await client.post("/login", data={"username": "ada", "password": f"guess-{attempt}"},
+                                          allow_redirects=False)
+                replies.append((reply.status, await reply.text(), reply.cookies))
+            expired = await (await client.get("/?expired=1")).text()
+            return replies, expired
+    try:
+        replies, expired = run(scenario())
+    finally:
+        service.database.dispose()
+        security.configure_hasher()
+    assert [status for status, _, _ in replies] == [401, 401, 401, 401]
+    assert "Wrong user name or password" in replies[0][1]
+    assert "Too many failed logins" in replies[-1][1]
+    assert all("guess-" not in text and "mva_login" not in cookies for _, text, cookies in replies)
+    assert "expired" in expired
