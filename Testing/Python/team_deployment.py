@@ -43,11 +43,11 @@ def free_port_range(count):
     raise RuntimeError("No free port range")
 
 
-def wait_http(url, timeout=60):
+def wait_http(url, timeout=60, opener=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2):
+            with (opener or (lambda u: urllib.request.urlopen(u, timeout=2)))(url):
                 return
         except OSError:
             time.sleep(0.2)

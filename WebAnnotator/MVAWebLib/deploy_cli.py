@@ -76,7 +76,8 @@ def add_deploy_commands(subparsers):
 
     gateway = subparsers.add_parser("gateway", help="team deployment: the login endpoint")
     gateway.add_argument("--project", default=None, metavar="DB_URL_OR_FILE",
-                         help="workflow database (default: $MVA_DATABASE_URL)")
+                         help="workflow database (default: $MVA_DATABASE_URL or the file in "
+                              "$MVA_DATABASE_URL_FILE: a password on the command line shows in ps)")
     gateway.add_argument("--project-name", default=None)
     gateway.add_argument("--runtime", required=True, help="private runtime folder (shared with the launcher)")
     gateway.add_argument("--launcher", default="http://127.0.0.1:9000/launcher/", help="the launcher's address")
@@ -120,7 +121,8 @@ def run_deploy_command(args):
 
     from MVAWebLib.gateway import GatewayConfig, run_gateway
     from MVAWebLib.workflow_session import database_url
-    url = database_url(args.project) if args.project else default_url()
+    from MVAWorkflowLib.security import read_secret
+    url = database_url(args.project) if args.project else (read_secret("MVA_DATABASE_URL") or default_url())
     try:
         service = WorkflowService.open(url)
     except WorkflowError as error:
