@@ -67,6 +67,14 @@ class JobRunner:
     def busy(self):
         return self.job is not None
 
+    @property
+    def side_pending(self):
+        """Background requests (prefetch) still out; only worker runners have them."""
+        return False
+
+    def poll_side(self):
+        """Deliver finished background requests (worker runners)."""
+
     def start(self, job):
         if self.busy:
             raise JobBusyError(f"{self.job.label} is still running: wait for it or cancel it")

@@ -43,9 +43,11 @@ class SegmentAnythingController(ToolController):
         self.engines = engines
         self.logic = None
         self.box_start = None  # (plane, pixel) of a ctrl+press
+        self.prefetching = set()  # slice keys sent to the compute worker, not back yet
 
     def reset(self):
         self.box_start = None
+        self.prefetching = set()
         if self.logic is not None:
             self.logic.reset()
 
@@ -152,9 +154,12 @@ class SegmentAnythingController(ToolController):
         return Reaction()
 
     def prefetch(self, plane, count=PREFETCH_SLICES):
-        """Queue the plane and its neighbours, nearest first; their images are read now (GUI thread)."""
+        """Queue the plane and its neighbours, nearest first; their images are read now (GUI thread). With a
+        compute worker they are embedded there, else by the engine's prefetcher thread."""
         logic = self.logic
-        if logic is None or logic.prefetcher is None or not plane.is_voxel_aligned:
+        spec = self.engines.model_spec(logic.engine) if logic is not None else None
+        to_worker = spec is not None and hasattr(self.runner, "submit_side")
+        if logic is None or (logic.prefetcher is None and not to_worker) or not plane.is_voxel_aligned:
             return 0
         size = self.bridge.work_volume().shape[plane.aligned_axis]
         planes = [plane] + [plane.neighbour(step) for distance in range(1, count + 1) for step in (distance, -distance)
@@ -162,12 +167,26 @@ class SegmentAnythingController(ToolController):
         items = []
         for each in planes:
             key = logic.slice_key(each)
-            if not logic.engine.has_embedding(key):
+            if not logic.engine.has_embedding(key) and key not in self.prefetching:
                 image = logic.slice_image(each)
                 items.append((key, lambda image=image: image))
-        if items:
+        if to_worker:
+            engine = logic.engine
+            for key, image in items:
+                sent = self.runner.submit_side(("embed", {"model": spec}, {"image": image()}),
+                                               lambda reply, key=key: self._prefetched(engine, key, reply))
+                if not sent:
+                    to_worker = False
+                    break
+                self.prefetching.add(key)
+        if items and not to_worker and logic.prefetcher is not None:
             logic.prefetcher.request(items)
         return len(items)
+
+    def _prefetched(self, engine, key, reply):
+        self.prefetching.discard(key)
+        if not engine.has_embedding(key):
+            store_embedding(engine, key, reply)
 
     def status(self):
         return self.logic.status() if self.logic is not None else "No model loaded yet"

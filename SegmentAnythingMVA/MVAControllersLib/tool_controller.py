@@ -67,12 +67,18 @@ class ToolController:
         return reaction if reaction is not None else Reaction(consumed=consumed)
 
     def poll(self):
-        """Progress or the outcome of the running job (call from a timer while `busy`)."""
+        """Progress or the outcome of the running job (call from a timer while `busy` or `working`)."""
+        self.guarded(self.runner.poll_side, consumed=False)
         return self.guarded(self.runner.poll, self.context(), consumed=False)
 
     @property
     def busy(self):
         return self.runner.busy
+
+    @property
+    def working(self):
+        """A job or background requests (prefetch in the worker) are out: keep polling."""
+        return self.runner.busy or self.runner.side_pending
 
     def cancel(self, reason="cancelled"):
         self.runner.cancel(reason)

@@ -20,6 +20,7 @@ class WorkerJobRunner(JobRunner):
         self.client = None
         self.notice = ""  # why the worker is not used, or what happened to it
         self.request_id = None
+        self.side = {}  # request id -> on_reply(reply): background requests (prefetch) that block nothing
 
     def _client(self):
         if self.client is None and self.client_factory is not None:
@@ -43,7 +44,33 @@ class WorkerJobRunner(JobRunner):
     def cancel(self, reason="cancelled"):
         if self.job is not None and self.request_id is not None:
             self.client.cancel(self.request_id)
+        for request_id in self.side:
+            self.client.cancel(request_id)
+        self.side = {}
         super().cancel(reason)
+
+    def submit_side(self, request, on_reply):
+        """Send a background request whose successful reply goes to `on_reply(reply)`; False without a worker."""
+        client = self._client()
+        if client is None:
+            return False
+        op, params, arrays = request
+        self.side[client.submit(op, params, arrays)] = on_reply
+        return True
+
+    @property
+    def side_pending(self):
+        return bool(self.side)
+
+    def poll_side(self):
+        if not self.side:
+            return
+        for arrived in self.client.poll():
+            _UNCLAIMED[arrived.request_id] = arrived
+        for request_id in [r for r in self.side if r in _UNCLAIMED]:
+            reply, on_reply = _UNCLAIMED.pop(request_id), self.side.pop(request_id)
+            if reply.ok:
+                on_reply(reply)
 
     def poll(self, current_context=None):
         if self.request_id is None:

@@ -72,7 +72,7 @@ class EffectShell:
             self.show_message(reaction.message)
         elif reaction.status and self.status_label is not None:
             self.status_label.text = reaction.status
-        if reaction.job is not None or (self.controller is not None and self.controller.busy):
+        if reaction.job is not None or (self.controller is not None and self.controller.working):
             self.timer.start()
         if reaction.redraw:
             self.redraw()
@@ -86,11 +86,11 @@ class EffectShell:
         return None
 
     def poll(self):
-        if self.controller is None or not self.controller.busy:
+        if self.controller is None or not self.controller.working:
             self.timer.stop()
             return
         reaction = self.controller.poll()
-        if not self.controller.busy:
+        if not self.controller.working:
             self.timer.stop()
         self.show(reaction)
 

@@ -62,6 +62,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
     def prefetchScrolledView(self):
         if self.shell.controller is not None and self.scrolledNode is not None:
             self.shell.controller.view_changed(self.scrolledNode)  # never loads a model, never shows errors
+            if self.shell.controller.working:
+                self.shell.timer.start()  # collects the worker's prefetched embeddings
 
     def deactivate(self):
         self.scrollTimer.stop()

@@ -28,18 +28,27 @@ def a_client():
 
 @pytest.mark.slow
 def test_a_sam_click_embeds_in_the_worker_process_and_writes_here(headless, a_client):
-    scene = make_scene(headless, GEOMETRIES["oblique_anisotropic"])
+    import time
+    scene = make_scene(headless, GEOMETRIES["lps_anisotropic"])
     engines = WorkerTinyEngines()
     engines.load(lambda fraction: None, lambda: False)
     runner = WorkerJobRunner(lambda: a_client)
     controller = SegmentAnythingController(scene.bridge, engines, runner)
     centre = scene.centre_ras()
-    reaction = controller.handle(event("press", slice_node("coronal", centre), centre))
+    node = slice_node("axial", centre)
+    reaction = controller.handle(event("press", node, centre))
     assert reaction.job is not None and reaction.job.request[0] == "embed" and runner.request_id
     reaction = finish_jobs(controller, limit=3)
     assert a_client.worker_pid not in (None, os.getpid())
     assert not reaction.message and "Candidates" in reaction.status and scene.segment().sum() > 0
     assert engines.engine.has_embedding(controller.logic.session.key)
+    assert runner.side_pending  # the neighbours are being embedded in the worker, nothing waits for them
+    deadline = time.time() + 120
+    while controller.working and time.time() < deadline:
+        time.sleep(0.05)
+        controller.poll()
+    neighbour = controller.plane_of(node).neighbour(1)
+    assert engines.engine.has_embedding(controller.logic.slice_key(neighbour))
     scene.session.undo()
     assert scene.segment().sum() == 0
 

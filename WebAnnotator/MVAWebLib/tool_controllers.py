@@ -97,6 +97,11 @@ class WebJobs:
     def poll(self, context=None):
         return None
 
+    side_pending = False  # no background requests: the browser's SAM embeds on click
+
+    def poll_side(self):
+        pass
+
 
 class SmartToolController:
     """Web adapter of one shared controller: gestures in, overlays and messages out."""
