@@ -53,7 +53,8 @@ def bench_throughput(case_path, folder, sides, rows):
     import ray
 
     from MVAComputeLib.embed_cases import cases_from_path
-    from MVAComputeLib.embed_job import EmbedSettings, release_workers, run_embed
+    from MVAComputeLib.embed_job import EmbedSettings, run_embed
+    from MVAComputeLib.embed_ray import release_workers
     cases = cases_from_path(case_path)
     ray.init(num_cpus=2, object_store_memory=256 * 2**20, include_dashboard=False, log_to_driver=False)
     try:

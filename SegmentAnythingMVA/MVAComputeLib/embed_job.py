@@ -6,7 +6,7 @@ return float16 records, and only the driver writes the store, so workers never r
 is cancelled or killed leaves every written record valid; the next run computes only what is missing.
 ``workers=0`` computes in this process without Ray (a laptop, the service's own small jobs).
 
-Ray is imported here only, never by the desktop extension.
+Ray is imported only by embed_ray (the Ray side of this job), never by the desktop extension.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 from MVAComputeLib.embed_cases import (EmbedInputError, case_plane, embedding_window, plane_layout, read_case,
                                        slice_image)
@@ -124,7 +124,8 @@ def run_embed(cases, store_path, settings=None, progress=None, cancel=None):
         if settings.workers <= 0:
             _run_inline(engine, cases, work, case_windows, settings, writer, cancelled)
         else:
-            _run_on_ray(cases, work, case_windows, settings, writer, cancelled)
+            from MVAComputeLib.embed_ray import run_on_ray
+            run_on_ray(cases, work, case_windows, settings, writer, cancelled)
     summary.cancelled = bool(cancelled()) and writer.done < total
     summary.seconds = time.perf_counter() - tic
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - summary.seconds))
@@ -247,117 +248,6 @@ def _run_inline(engine, cases, work, case_windows, settings, writer, cancelled):
         array, ijk_to_ras = volumes[item.digest]
         result = embed_slices(engine, array, ijk_to_ras, item.orientation, indices, case_windows[item.digest])
         writer.write(item, result)
-
-
-def _run_on_ray(cases, work, case_windows, settings, writer, cancelled):
-    import ray
-    _ensure_ray(settings)
-    actors = _actors(settings)
-    try:
-        batches = iter(_batches(work, max(1, settings.batch_slices)))
-        in_flight = {}
-        idle = list(actors) * 2  # two tasks queued per actor keep it busy while the driver writes
-        while True:
-            while idle and not cancelled():
-                step = next(batches, None)
-                if step is None:
-                    break
-                item, indices = step
-                case = cases[item.case_index]
-                actor = idle.pop(0)
-                reference = actor.embed.remote(case.path, case.kind, case.series_uid, item.digest,
-                                               item.orientation, indices, case_windows[item.digest])
-                in_flight[reference] = (actor, item)
-            if not in_flight:
-                return
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
-            for reference in ready:
-                actor, item = in_flight.pop(reference)
-                writer.write(item, ray.get(reference))
-                idle.append(actor)
-            if cancelled():
-                for reference in in_flight:
-                    ray.cancel(reference, force=False)  # queued tasks are dropped; a running batch finishes
-                return
-    except ray.exceptions.RayError as error:
-        release_workers()
-        raise EmbedInputError(f"A Ray worker failed: {error}") from None
-
-
-_POOL = {"session": None, "actors": {}}
-
-
-def _actors(settings):
-    """`settings.workers` actors for this model spec and thread count, kept between runs of one Ray session
-    (a model load and a torch import per worker are paid once, not per run)."""
-    import ray
-    session = ray.get_runtime_context().get_job_id()
-    if _POOL["session"] != session:
-        _POOL.update(session=session, actors={})
-    key = (repr(sorted(settings.model_spec().items())), int(settings.threads_per_worker))
-    pool = _POOL["actors"].setdefault(key, [])
-    if len(pool) < settings.workers:
-        gpus = float(ray.cluster_resources().get("GPU", 0))
-        # Workers share the cluster's GPUs (a fraction each when there are more workers than GPUs).
-        gpu_share = min(1.0, gpus / settings.workers) if gpus else 0
-        options = {"num_cpus": settings.threads_per_worker, "num_gpus": gpu_share,
-                   "runtime_env": {"env_vars": _worker_environment(settings.threads_per_worker)}}
-        actor_class = ray.remote(EmbedActor)
-        pool += [actor_class.options(**options).remote(settings.model_spec(), settings.threads_per_worker)
-                 for _ in range(settings.workers - len(pool))]
-    return pool[:settings.workers]
-
-
-def release_workers():
-    """Stop the pooled embedding actors (their models' memory is freed)."""
-    import ray
-    for pool in _POOL["actors"].values():
-        for actor in pool:
-            ray.kill(actor)
-    _POOL["actors"] = {}
-
-
-def _worker_environment(threads):
-    from MVAComputeLib.local_worker import module_folders
-    folders = module_folders()
-    if os.environ.get("PYTHONPATH"):
-        folders.append(os.environ["PYTHONPATH"])
-    return {"PYTHONPATH": os.pathsep.join(folders), "OMP_NUM_THREADS": str(int(threads)),
-            "ITK_GLOBAL_DEFAULT_THREADER": "Pool"}
-
-
-def _ensure_ray(settings):
-    import ray
-    if ray.is_initialized():
-        return
-    if settings.address:
-        ray.init(address=settings.address, log_to_driver=False)
-        return
-    ray.init(num_cpus=max(1, settings.workers * settings.threads_per_worker), include_dashboard=False,
-             object_store_memory=int(settings.object_store_mb) * 1024 * 1024, log_to_driver=False,
-             runtime_env={"env_vars": _worker_environment(settings.threads_per_worker)})
-
-
-class EmbedActor:
-    """A Ray actor holding one SAM model: embeds slice batches of cases read from their paths."""
-
-    def __init__(self, spec, threads):
-        import torch
-        os.environ.setdefault("ITK_GLOBAL_DEFAULT_THREADER", "Pool")
-        torch.set_num_threads(int(threads))
-        from MVAComputeLib.operations import engine_for_spec
-        self.engine = engine_for_spec(spec)
-        self._volume = (None, None)
-
-    def embed(self, path, kind, series_uid, digest, orientation, indices, window):
-        from MVAWorkflowLib.case_sources import CaseSource
-        if self._volume[0] != digest:
-            array, ijk_to_ras = read_case(CaseSource("case", path, kind, series_uid))
-            if volume_digest(array, ijk_to_ras) != digest:
-                raise EmbedInputError(f"{path} changed while it was being embedded; run `mva embed` again")
-            self._volume = (digest, (array, ijk_to_ras))
-        array, ijk_to_ras = self._volume[1]
-        return embed_slices(self.engine, array, ijk_to_ras, orientation, indices, window)
 
 
 class ProgressLine:
