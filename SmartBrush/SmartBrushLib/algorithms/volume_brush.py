@@ -22,9 +22,11 @@ CENTRES_PER_LABEL = 64
 # brush's "none of the above" floor at 3 bandwidths called them background (a clean ball: Dice 0.75 from one
 # dab inside and one outside); at 6 bandwidths they take the nearer label (Dice 1.0).
 OUTLIER_DISTANCE = 6.0
-# One painted label only (no background example yet): similar smoothed intensity, 3 robust deviations wide.
+# One painted label only (no background example yet): similar intensity smoothed at the middle feature scale
+# (1.6 mm: a 3D Gaussian of that size averages dozens of voxels, so noise hardly widens the band), 3 robust
+# deviations wide and at least SIMILARITY_TOLERANCE (normalised units; 7.5 HU on CT) for noise-free images.
 SIMILARITY_DEVIATIONS = 3.0
-SIMILARITY_TOLERANCE = 0.1
+SIMILARITY_TOLERANCE = 0.05
 
 
 def _stroke_weights(block):
@@ -230,7 +232,7 @@ class VolumeBrushModel:
         Each stroke has its own band: two dabs on differently bright parts of an object take both parts, not
         everything between and around them as one wide band would.
         """
-        column = self.settings.names(3).index(f"gaussian_{min(self.settings.sigmas_mm)}")
+        column = self.settings.names(3).index(f"gaussian_{sorted(self.settings.sigmas_mm)[len(self.settings.sigmas_mm) // 2]}")
         values = features[..., column]
         similar = np.zeros(values.shape, bool)
         for stroke in np.unique(stroke_ids):
