@@ -145,7 +145,9 @@ def bench_clicks(case_path, store, side, rows, clicks=3):
         times.append(time.perf_counter() - tic)
     stored_hits = logic.stored.hits
     engine.cache.clear()
-    logic.stored = None  # the same clicks without the store: the encoder runs
+    logic.stored = None  # the same click without the store: a window the store was not made with, so it encodes
+    window, level = logic.current_window_level()
+    logic.window_level = (window + 1.0, level)
     plane = SlicePlane.for_anatomical_axis("axial", 0, ijk_to_ras, array.shape)
     logic.reset()
     tic = time.perf_counter()
@@ -154,6 +156,7 @@ def bench_clicks(case_path, store, side, rows, clicks=3):
     rows.append({"what": "first click -> mask in the segment (shared controller path)", "side": side,
                  "case_open_s": round(open_seconds, 3), "stored_click_s": [round(t, 3) for t in times],
                  "stored_click_p50_s": round(statistics.median(times), 3), "stored_hits": stored_hits,
+                 "encoded": engine.last_embedding is not None,
                  "click_without_store_s": round(fresh, 2)})
     print(json.dumps(rows[-1]), flush=True)
     headless.clear()
@@ -163,7 +166,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m MVAComputeLib.embed_bench")
     parser.add_argument("--output", default=None)
     parser.add_argument("--slices", type=int, default=4)
-    parser.add_argument("--sides", type=int, nargs="+", default=[512, 1024], help="Ray runs (1 and 2 workers)")
+    parser.add_argument("--sides", type=int, nargs="*", default=[512, 1024], help="Ray runs (1 and 2 workers)")
     parser.add_argument("--inline-sides", type=int, nargs="*", default=[], help="runs in this process only")
     args = parser.parse_args(argv)
     rows = [{"what": "machine", "cpus": os.cpu_count(), "load_average": os.getloadavg()}]
