@@ -267,8 +267,9 @@ class WorkflowController:
         return self.open(case_id, "annotate")
 
     def open(self, case_id, mode="annotate"):
-        self.app.set_read_only(mode == "review")
         current = self.session.open(int(case_id), mode)
+        self.app.set_read_only(mode == "review")
+        self._baseline = None
         array, ijk_to_ras = current.volume
         self.app.load_volume_array(array, ijk_to_ras, current.case.name)
         self._label_segments(current.labelmap)
