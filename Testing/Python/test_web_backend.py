@@ -193,6 +193,8 @@ def test_the_smart_brush_preview_and_the_regions_are_drawn_in_the_label_layer_of
 def test_the_sam_encoder_input_option_rebuilds_the_engine_with_that_size(web_app):
     from MVAWebLib.web_app import SegmentAnythingEffect
     controller = web_app.controllers[SegmentAnythingEffect]
+    web_app.developer = True  # "tiny" (random weights) is for developers; the server starts with no model ("none")
+    web_app._on_sam_options(sam_model="tiny", sam_input_size="full")
     assert web_app.state.sam_input_size == "full" and controller._ensure_logic().engine.input_size is None
     web_app._on_sam_options(sam_model="tiny", sam_input_size="auto")
     engine = controller._ensure_logic().engine
