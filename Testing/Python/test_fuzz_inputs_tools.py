@@ -179,3 +179,17 @@ def test_hostile_segment_names_survive_an_edit_and_a_file_round_trip(headless, t
     loaded_id = loaded.GetSegmentation().GetNthSegmentID(0)
     assert loaded.GetSegmentation().GetSegment(loaded_id).GetName() == name
     assert np.array_equal(segment_mask_in_volume(loaded, loaded_id, volume), mask)
+
+
+# --- planes and masks handed to the bridge ------------------------------------------------------------------------
+def test_slice_mask_of_another_shape_than_the_plane(work):
+    refuses(work, InvalidMaskError, lambda: work.bridge.apply_slice_mask(axial(), np.ones((5, 5), bool)),
+            "differs from the slice shape")
+
+
+def test_oblique_view_that_misses_the_volume(work):
+    slice_to_ras = slice_to_ras_for("axial", (500.0, 500.0, 500.0))
+    c, s = np.cos(0.5), np.sin(0.5)
+    slice_to_ras[:3, :3] = np.array([[1, 0, 0], [0, c, -s], [0, s, c]]) @ slice_to_ras[:3, :3]
+    refuses(work, OutsideVolumeError, lambda: SlicePlane.voxel_aligned(slice_to_ras, MATRIX, disc_image().shape),
+            "does not cut the volume")
