@@ -128,6 +128,7 @@ class Session:
     dice: list = field(default_factory=list)
     actions: list = field(default_factory=list)
     latencies_s: list = field(default_factory=list)
+    pending: list = field(default_factory=list)
 
     @property
     def left(self):
@@ -142,6 +143,7 @@ class Session:
         self.dice.append(dice(visible, self.annotator.truth))
         self.actions.append(action)
         self.latencies_s.append(float(seconds))
+        self.pending.append(bool(pending))
         if self.left <= 0 or (not pending and self.dice[-1] >= TARGET_DICE):
             raise SessionOver()
 
@@ -161,9 +163,12 @@ def timed(function, *args, **kwargs):
     return value, time.perf_counter() - tic
 
 
-def interactions_to(dice_values, threshold=TARGET_DICE):
-    for count, value in enumerate(dice_values, start=1):
-        if value >= threshold:
+def interactions_to(dice_values, threshold=TARGET_DICE, pending=None):
+    """Interactions (1-based) until the Dice reached `threshold` in the segment itself: a preview still waiting
+    for Apply (`pending[n]` True) does not count as reached."""
+    pending = pending or [False] * len(dice_values)
+    for count, (value, waiting) in enumerate(zip(dice_values, pending), start=1):
+        if value >= threshold and not waiting:
             return count
     return None
 
@@ -194,7 +199,7 @@ def run_annotate3d(case, combination, budget, seed=0, model="tiny", checkpoint=N
         "tool": combination, "protocol": "annotate3d", "volume": case.name, "budget": int(budget),
         "dice": [round(float(d), 4) for d in session.dice], "actions": session.actions,
         "final_dice": round(float(session.dice[-1]), 4) if session.dice else None,
-        "interactions_to_90": interactions_to(session.dice), "worst_drop": worst_drop(session.dice),
+        "interactions_to_90": interactions_to(session.dice, pending=session.pending), "worst_drop": worst_drop(session.dice),
         "seconds_total": round(seconds_total, 2),
         "latency_ms_p50": round(float(np.percentile(latencies_ms, 50)), 1) if latencies_ms.size else None,
         "latency_ms_p95": round(float(np.percentile(latencies_ms, 95)), 1) if latencies_ms.size else None,

@@ -15,6 +15,7 @@ from skimage.segmentation import find_boundaries
 from MVABridgeLib.errors import InvalidMaskError
 from MVABridgeLib.tool_edits import EditResult, ToolEdits
 from MVABridgeLib.slice_geometry import VoxelPatch
+from SmartRegionsLib.algorithms.region_corrections import ClickMemory, local_value, similar_part
 from SmartRegionsLib.algorithms.region_graph import RegionGraph
 from SmartRegionsLib.algorithms.region_lookup import RankTolerance, click_regions, default_merge_tolerance
 from SmartRegionsLib.algorithms.supervoxel_cache import SupervoxelCache
@@ -30,6 +31,7 @@ class SmartRegionsLogic:
         self.options = options or RegionsOptions()
         self.cache = cache or SupervoxelCache()
         self.edits = ToolEdits("Smart Regions")
+        self.click_memory = ClickMemory()  # 3D mode: corrections split a region clicked both ways
         self._objects = {}  # id(labels) -> bounding boxes of its regions
         self._plane_labels = {}
         self._plane_graph = None
@@ -135,6 +137,9 @@ class SmartRegionsLogic:
         if not clicked:
             return None, None, None
         if len(indices) == 1:
+            mixed = self._mixed_region_part(volume, labels, tuple(int(v) for v in indices[0]), add)
+            if mixed is not None:
+                return mixed.start_kji, mixed.mask_kji, np.zeros_like(mixed.mask_kji)
             rim = self._rim_patch(volume, labels, tuple(int(v) for v in indices[0]))
             if rim is not None:
                 return rim.start_kji, rim.mask_kji, np.zeros_like(rim.mask_kji)
@@ -144,6 +149,7 @@ class SmartRegionsLogic:
         for index in indices:
             if labels[tuple(index)]:
                 chosen.update(int(v) for v in click_regions(labels, tuple(index), graph, tolerance, self._hops(add)))
+        chosen -= self.click_memory.protected(add, exclude=clicked)  # merge never undoes an opposite click
         boxes = self._bounding_boxes(labels)
         low = np.min([[b.start for b in boxes[c - 1]] for c in chosen], axis=0)
         high = np.max([[b.stop for b in boxes[c - 1]] for c in chosen], axis=0)
@@ -153,6 +159,24 @@ class SmartRegionsLogic:
         lookup[list(clicked)] = 2
         taken = lookup[block]
         return tuple(int(v) for v in low), taken == 2, taken == 1
+
+    def _mixed_region_part(self, volume, labels, index, add):
+        """A click of the other sign on a region clicked before: the part of it like this click (else None).
+
+        Without this, a region straddling an edge toggles: added whole, removed whole, added again.
+        """
+        self.click_memory.reset_for((self.volume_token(), self.options.parameters()))
+        region = int(labels[index])
+        if region == 0:
+            return None
+        value = local_value(volume.array, index)
+        before = self.click_memory.opposite_click(region, add)
+        self.click_memory.record(region, add, value)
+        if before is None:
+            return None
+        box = self._bounding_boxes(labels)[region - 1]
+        part = similar_part(volume.array[box], labels[box] == region, value, before)
+        return VoxelPatch(tuple(int(b.start) for b in box), part) if part.any() else None
 
     def _rim_patch(self, volume, labels, index):
         """The part of the clicked region that looks like the click, when the click sits on its atypical rim.
