@@ -70,6 +70,15 @@ def test_a_job_is_dropped_when_the_segment_changes_before_it_finishes(scene):
     assert scene.segment().sum() == 0
 
 
+def test_deactivating_the_tool_cancels_its_job_and_nothing_is_written(scene):
+    controller = SmartBrushController(scene.bridge, JobRunner(threaded=False), options=BrushToolOptions(radius_mm=1.5))
+    centre = scene.centre_ras()
+    stroke(controller, slice_node("axial", centre), [centre])
+    controller.predict_3d()
+    controller.deactivate()
+    assert "nothing was written" in finish_jobs(controller).status and scene.segment().sum() == 0
+
+
 def test_a_hidden_segment_declined_is_left_as_it_was(scene):
     answers = []
     options = RegionsToolOptions(mode="2d", region_size_mm=6.0, merge_tolerance=None)
@@ -156,9 +165,11 @@ def test_a_first_sam_click_loads_the_model_embeds_and_writes_one_undo_step(scene
     centre = scene.centre_ras()
     node = slice_node("axial", centre)
     reaction = controller.handle(event("press", node, centre))
-    assert reaction.job is not None and "Loading" in reaction.job.label
+    loading = reaction.job
+    assert loading is not None and "Loading" in loading.label
     assert controller.handle(event("press", node, centre)).status.startswith("Wait")  # no second click queued
     reaction = finish_jobs(controller)
+    assert loading.progress == 0.5  # the loader's progress reached the job (and the effect's status line)
     assert engines.loads == 1 and "Candidates" in reaction.status
     assert scene.segment().sum() > 0
     assert controller.handle(key(node, "c")).consumed

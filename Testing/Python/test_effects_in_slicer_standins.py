@@ -227,3 +227,45 @@ def _real_ensure_dependencies():
     import importlib
     module = importlib.import_module("MVASlicerLib.dependencies")
     return importlib.reload(module).ensure_dependencies
+
+
+def test_torch_comes_from_the_pytorch_extension_after_the_user_agrees(slicer_app, monkeypatch):
+    """SlicerPyTorch's PyTorchUtilsLogic().torch installs without asking (PyTorchUtils.py:150-155, 181-186)."""
+    import types
+
+    app = slicer_app
+    ensure = _real_ensure_dependencies()
+    pip_requests, installs = [], []
+    monkeypatch.setattr("MVAControllersLib.dependency_plan.install_request",  # installed by the first pip_ensure
+                        lambda requirements: [] if pip_requests else ["scipy>=1.10,<2"])
+    packaging = types.ModuleType("slicer.packaging")  # Slicer 5.11+: pip_ensure asks and installs
+    packaging.pip_ensure = lambda request, requester=None: pip_requests.append((list(request), requester))
+    monkeypatch.setitem(sys.modules, "slicer.packaging", packaging)
+    utils = types.ModuleType("PyTorchUtils")
+    utils.PyTorchUtilsLogic = lambda: types.SimpleNamespace(torch=installs.append("torch") or object())
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", utils)
+    import importlib.util
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else find_spec(name, *a))
+    app.answer = False
+    with pytest.raises(RuntimeError, match="PyTorch was not installed"):
+        ensure(torch=True)
+    assert pip_requests == [(["scipy>=1.10,<2"], "SegmentAnythingMVA")] and installs == []
+    with pytest.raises(RuntimeError, match="declined"):
+        ensure(torch=True)  # not asked again
+    app.answer = True
+    ensure(torch=True, ask_again=True)  # the module's Install button
+    assert installs == ["torch"] and sum("PyTorch" in q for q in app.questions) == 2
+
+
+def test_the_brush_preview_is_redrawn_when_its_slice_view_moves(slicer_app):
+    app = slicer_app
+    app.editor.setActiveEffectByName("Smart Brush")
+    effect, widget = app.editor.active, app.widgets["Red"]
+    drag(app, widget, [app.centre])
+    overlay = effect.python.shell.overlays[("Red", "preview")]
+    before = overlay.image.GetPointData().GetScalars()
+    widget.mrmlSliceNode().SetFieldOfView(20.0, 16.0, 1.0)  # zoom: the paint adaptor forwards no view events
+    after = overlay.image.GetPointData().GetScalars()
+    count = lambda scalars: int((np.frombuffer(memoryview(scalars), np.uint8).reshape(-1, 4)[:, 3] > 0).sum())
+    assert after is not before and count(after) > 2 * count(before)  # the effect's own slice node observer
