@@ -274,7 +274,7 @@ def test_segment_anything_with_a_missing_or_bad_checkpoint_shows_the_error_in_th
     served.app.state.sam_checkpoint = str(bad)
     served.app.state.flush()
     served.run(press_on_view(page, served, 3))
-    assert "expected" in snackbar_text(page, served, "Segment Anything")
+    assert "not a PyTorch checkpoint" in snackbar_text(page, served, "Segment Anything")
     served.app.state.update({"sam_model": "unknown_model", "sam_checkpoint": ""})
     served.app.state.flush()
     served.run(press_on_view(page, served, 3))

@@ -153,7 +153,7 @@ def test_killing_one_session_process_leaves_the_other_working_and_its_user_gets_
     pages["ann"].wait_for_selector("#mva-case-panel", timeout=120000)
     assert state_of(pages["ann"], "wf_case")["name"] == "case_01"
     pages["bob"].wait_for_selector("#mva-back-to-login", timeout=60000)
-    pages["bob"].click("#mva-back-to-login")
+    pages["bob"].click("#mva-back-to-login", no_wait_after=True)
     wait_logged_in(pages["bob"], "bob")  # the cookie is still good: the gateway starts a new process
     assert state_of(pages["bob"], "session_pid") != bob_pid
 

@@ -216,7 +216,8 @@ class WebSamEngines(EngineSource):
         from SegmentAnythingLib.engine_factory import create_engine
         options = self.options
         if options.model in ("", "none"):
-            raise ValueError("No Segment Anything model is chosen: pick one in the Segment Anything panel")
+            from MVAWebLib.tool_errors import NoSamModelError, no_model_message
+            raise NoSamModelError(no_model_message())
         self.engine = create_engine(options.model, checkpoint=options.checkpoint or None,
                                     allow_download=options.allow_download, input_size=options.engine_input_size(),
                                     remote_url=options.remote_url or None, remote_token=options.remote_token or None)
