@@ -255,7 +255,7 @@ class SegmentAnythingController(SmartToolController):
         return self.shared.ensure_logic(engine)
 
     def on_gesture(self, slice_node, gesture, point_ras, shift, control):
-        if gesture in (Gesture.PRESS, Gesture.RELEASE):
+        if gesture is Gesture.PRESS or (gesture is Gesture.RELEASE and self.shared.box_start is not None):
             self._ensure_logic()  # one job per click: the embedding (the model is built before it)
         super().on_gesture(slice_node, gesture, point_ras, shift, control)
 
