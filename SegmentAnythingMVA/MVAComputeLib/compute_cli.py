@@ -104,6 +104,8 @@ def run_embed_command(args):
     except (EmbedInputError, EmbeddingStoreError, ValueError) as error:
         print(f"mva embed: {error}", file=sys.stderr)
         return 2
+    if summary.cancelled:
+        print(file=sys.stderr)  # end the progress line
     print(summary.text())
     return 130 if summary.cancelled else 0
 
