@@ -168,6 +168,7 @@ def main(argv=None):
     parser.add_argument("--slices", type=int, default=4)
     parser.add_argument("--sides", type=int, nargs="*", default=[512, 1024], help="Ray runs (1 and 2 workers)")
     parser.add_argument("--inline-sides", type=int, nargs="*", default=[], help="runs in this process only")
+    parser.add_argument("--throughput-only", action="store_true", help="no click or compute-worker figures")
     args = parser.parse_args(argv)
     rows = [{"what": "machine", "cpus": os.cpu_count(), "load_average": os.getloadavg()}]
     with tempfile.TemporaryDirectory() as folder:
@@ -176,9 +177,10 @@ def main(argv=None):
             bench_throughput(case_path, folder, args.sides, rows)
         for side in args.inline_sides:
             bench_inline(case_path, folder, side, rows)
-        for side in args.sides + args.inline_sides:
-            bench_clicks(case_path, os.path.join(folder, f"store_{side}_1.zarr"), side, rows)
-        bench_compute_worker(rows)
+        if not args.throughput_only:
+            for side in args.sides + args.inline_sides:
+                bench_clicks(case_path, os.path.join(folder, f"store_{side}_1.zarr"), side, rows)
+            bench_compute_worker(rows)
     rows.append({"what": "machine after", "load_average": os.getloadavg()})
     if args.output:
         with open(args.output, "w") as stream:
