@@ -26,7 +26,8 @@ def _cropped(data, box):
 
 
 def base_cases(quick=False):
-    """(case, structure name, label) of the 3D suite: MNI white matter, CT phantom liver and effusion."""
+    """(case, structure name, label) of the 3D suite: MNI white matter, CT phantom liver and effusion (quick: a
+    small phantom's liver)."""
     from MVAEvaluationLib.datasets import load_mni
     from MVAEvaluationLib.phantom import make_ct_phantom
     if quick:
@@ -34,10 +35,11 @@ def base_cases(quick=False):
     else:
         phantom = make_ct_phantom(shape_kji=(64, 160, 160), seed=0)
     ct = Labelled("ct_phantom", phantom.image, phantom.labelmap, phantom.ijk_to_ras, dict(phantom.labels))
-    cases = [(ct, "liver", phantom.labels["liver"]), (ct, "effusion", phantom.labels["effusion"])]
+    cases = [(ct, "liver", phantom.labels["liver"])]
     if not quick:
+        cases.append((ct, "effusion", phantom.labels["effusion"]))
         wm = load_mni("wm")
-        mni = _cropped(Labelled("mni_wm", wm.image, wm.truth.astype(np.uint8), wm.ijk_to_ras, {"wm": 1}), MNI_CROP)
+        mni = _cropped(Labelled("mni_wm_crop", wm.image, wm.truth.astype(np.uint8), wm.ijk_to_ras, {"wm": 1}), MNI_CROP)
         cases.insert(0, (mni, "wm", 1))
     return cases
 
@@ -49,6 +51,8 @@ def suite_cases(quick=False, families=REPORTED_FAMILIES):
         chosen = ("oblique",) if quick else families
         for family, variant in make_variants(data, label, chosen):
             if (variant.labelmap == label).any():
+                # some variants depend on the structure (a neighbour touching it, its enhancement): name them so
+                variant.name = f"{variant.name}_{structure}"
                 yield family, variant, structure, label
 
 
