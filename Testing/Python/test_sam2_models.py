@@ -12,6 +12,15 @@ from SegmentAnythingLib.algorithms.sam_errors import (
     PromptOutsideImageError, UnknownModelError)
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    # Tiny models are all overhead: on a shared 2-core machine two threads contend and run much slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny_model():
     return sam2_models.build_tiny_sam2(seed=0)
