@@ -166,7 +166,8 @@ def check_sam2_state_dict(spec: Sam2ModelSpec, state_dict: dict, file_name: str)
             f"{file_name} holds no SAM 2 image encoder and memory attention weights; choose a SAM 2.1 or MedSAM2 "
             f"checkpoint (.pt).")
     width = int(weight.shape[0])
-    blocks = 1 + max(int(key.split(".")[3]) for key in state_dict if key.startswith("image_encoder.trunk.blocks."))
+    blocks = 1 + max((int(key.split(".")[3]) for key in state_dict if key.startswith("image_encoder.trunk.blocks.")),
+                     default=-1)
     if (width, blocks) != (spec.trunk_width, spec.trunk_blocks):
         fitting = [s.name for s in SAM2_MODELS.values() if (s.trunk_width, s.trunk_blocks) == (width, blocks)]
         hint = f" It looks like a {' or '.join(fitting)} checkpoint." if fitting else ""
