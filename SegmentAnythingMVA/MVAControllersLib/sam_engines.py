@@ -11,7 +11,7 @@ def offered_models(developer_mode, model_names=None):
     """Model names for the module's list: the tiny random-weight model only for developers (it segments nothing)."""
     if model_names is None:
         from SegmentAnythingLib.engine_factory import MODEL_NAMES as model_names
-    return [name for name in model_names if developer_mode or name != TEST_MODEL]
+    return [name for name in model_names if developer_mode or name not in (TEST_MODEL, "sam2_tiny")]
 
 
 def typed_setting(raw_value, name):
@@ -53,6 +53,10 @@ class SettingsEngineSource(EngineSource):
                                remote_token=self.setting("RemoteToken") or None)
         engine.model_name = self.setting("Model")
         self.engine = engine
+        from SegmentAnythingLib.sam2_engine_factory import is_sam2_model
+        if is_sam2_model(engine.model_name):  # a SAM 2 model also serves Smart Propagation's strategy sam2
+            from SegmentAnythingLib.sam2_propagation import register_sam2_propagation
+            register_sam2_propagation(engine)
         return engine
 
     def embedding_store(self, bridge):
