@@ -19,7 +19,7 @@ class ViewOverlay:
         self.actor = vtk.vtkActor2D()
         self.actor.SetMapper(self.mapper)
         self.actor.VisibilityOff()
-        self.renderer().AddActor2D(self.actor)
+        self.renderer().AddViewProp(self.actor)
 
     def renderer(self):
         return self.slice_widget.sliceView().renderWindow().GetRenderers().GetFirstRenderer()
@@ -42,4 +42,4 @@ class ViewOverlay:
         self.slice_widget.sliceView().scheduleRender()
 
     def remove(self):
-        self.renderer().RemoveActor2D(self.actor)
+        self.renderer().RemoveViewProp(self.actor)
