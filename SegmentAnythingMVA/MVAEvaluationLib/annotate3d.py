@@ -195,11 +195,13 @@ def run_annotate3d(case, combination, budget, seed=0, model="tiny", checkpoint=N
         pass
     seconds_total = time.perf_counter() - started
     latencies_ms = np.asarray(session.latencies_s, float) * 1000.0
+    dice_values = [round(float(d), 4) for d in session.dice]
     return {
         "tool": combination, "protocol": "annotate3d", "volume": case.name, "budget": int(budget),
-        "dice": [round(float(d), 4) for d in session.dice], "actions": session.actions,
+        "dice": dice_values, "actions": session.actions,
         "final_dice": round(float(session.dice[-1]), 4) if session.dice else None,
-        "interactions_to_90": interactions_to(session.dice, pending=session.pending), "worst_drop": worst_drop(session.dice),
+        "interactions_to_90": interactions_to(dice_values, pending=session.pending),
+        "worst_drop": worst_drop(dice_values),
         "seconds_total": round(seconds_total, 2),
         "latency_ms_p50": round(float(np.percentile(latencies_ms, 50)), 1) if latencies_ms.size else None,
         "latency_ms_p95": round(float(np.percentile(latencies_ms, 95)), 1) if latencies_ms.size else None,

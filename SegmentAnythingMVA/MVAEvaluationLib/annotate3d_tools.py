@@ -264,6 +264,33 @@ def _fill(painted):
     return out | painted
 
 
+class IncrementalGrowCut:
+    """One vtkImageGrowCutSegment kept across updates, as Slicer's effect keeps it: only the seeds change, so the
+    filter continues from its previous state instead of starting over."""
+
+    def __init__(self, image, spacing_kji):
+        from vtk.util import numpy_support
+        self.numpy_support = numpy_support
+        self.grower = baselines._slicer().vtkImageGrowCutSegment()
+        self.grower.SetIntensityVolume(baselines._to_vtk(image, spacing_kji))
+        self.grower.SetDistancePenalty(0.0)
+        self.spacing_kji = spacing_kji
+        self.seed_image = None
+
+    def update(self, seeds):
+        if len(np.unique(seeds[seeds != 0])) < 2:
+            return seeds
+        if self.seed_image is None:
+            self.seed_image = baselines._to_vtk(seeds.astype(np.uint8), self.spacing_kji)
+            self.grower.SetSeedLabelVolume(self.seed_image)
+        else:
+            target = self.numpy_support.vtk_to_numpy(self.seed_image.GetPointData().GetScalars())
+            target[:] = seeds.astype(np.uint8).ravel()
+            self.seed_image.Modified()
+        self.grower.Update()
+        return baselines._from_vtk(self.grower.GetOutput())
+
+
 def growcut3d(case, session, **_):
     """Slicer's Grow from seeds in 3D on an ROI the person draws around the structure (one interaction).
 
@@ -282,6 +309,7 @@ def growcut3d(case, session, **_):
             index[axis] = end
             seeds[tuple(index)] = baselines.BACKGROUND_SEED
     full = np.zeros(case.truth.shape, bool)
+    grower = IncrementalGrowCut(image, volume.spacing_kji)
     session.record("roi", 0.0, full, pending=True)
     axis = axial_axis(case)
     plane = plane_along(case, axis, annotator.first_slice(axis))
@@ -294,7 +322,7 @@ def growcut3d(case, session, **_):
             dab, _ = plane.mask_to_volume(dab_mask(plane.shape, click.index), case.ijk_to_ras, full.shape)
             dab_roi = dab.full(full.shape)[box]
             seeds[dab_roi] = baselines.FOREGROUND_SEED if click.positive else baselines.BACKGROUND_SEED
-            grown, seconds = timed(baselines.growcut, image, seeds, volume.spacing_kji)
+            grown, seconds = timed(grower.update, seeds)
             visible = full.copy()
             visible[box] = grown == baselines.FOREGROUND_SEED
             session.record("dab", seconds, visible, pending=True)

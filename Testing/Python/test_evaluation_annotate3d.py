@@ -29,10 +29,10 @@ def test_a_session_of_each_kind_reports_dice_after_every_interaction_within_the_
     phantom, image, labels = phantom_files
     out_json = tmp_path / "sessions.json"
     code = main(["eval", "annotate3d", "--volume", image, "--truth", labels, "--label", str(phantom.labels["liver"]),
-                 "--tools", "brush3d,paint+fillbetween", "--budget", "6", "--json", str(out_json)])
+                 "--tools", "brush3d,paint+fillbetween,growcut3d", "--budget", "6", "--json", str(out_json)])
     results = json.loads(capsys.readouterr().out)
     assert code == 0 and results == json.loads(out_json.read_text())
-    assert [r["tool"] for r in results] == ["brush3d", "paint+fillbetween"]
+    assert [r["tool"] for r in results] == ["brush3d", "paint+fillbetween", "growcut3d"]
     for result in results:
         assert KEYS <= set(result)
         assert 1 <= len(result["dice"]) <= 6 and len(result["actions"]) == len(result["dice"])
@@ -41,7 +41,7 @@ def test_a_session_of_each_kind_reports_dice_after_every_interaction_within_the_
                    if d >= 0.9 and action not in ("dab", "erase dab", "stroke", "fill between", "roi", "propagate")]
         assert result["interactions_to_90"] == (reached[0] if reached else None)
         assert result["actions"][-1] == "apply", "a pending preview must be applied to count"
-    assert results[1]["actions"][0] == "stroke"
+    assert results[1]["actions"][0] == "stroke" and results[2]["actions"][:2] == ["roi", "dab"]
 
 
 def test_an_unknown_combination_exits_with_code_2_and_names_the_choices(phantom_files, capsys):
