@@ -287,6 +287,8 @@ def test_the_tiny_random_model_needs_the_developer_flag(served):
     from MVAWebLib.web_app import MVAWebApp
     with pytest.raises(ValueError, match="developer"):
         MVAWebApp.__init__(object.__new__(MVAWebApp), sam_model="tiny", developer=False)
+    served.app.state.sam_model = "none"
+    served.app.state.flush()
     served.app.developer = False
     try:
         served.app.state.sam_model = "tiny"
