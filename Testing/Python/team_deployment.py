@@ -55,17 +55,34 @@ def wait_http(url, timeout=60, opener=None):
 
 
 def database_url(folder):
+    """SQLite in `folder`, or a schema of its own in the PostgreSQL test database (MVA_TEST_POSTGRES_URL):
+    other tests may use that database at the same time."""
     postgres = os.environ.get("MVA_TEST_POSTGRES_URL")
     if not postgres:
         return f"sqlite:///{folder}/team.db"
     from sqlalchemy import create_engine, text
-    name = f"mva_team_{os.getpid()}_{int(time.time())}"
-    engine = create_engine(postgres, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
     from sqlalchemy.engine import make_url
-    return make_url(postgres).set(database=name).render_as_string(hide_password=False)
+    schema = f"mva_team_{os.getpid()}_{int(time.time() * 1000) % 10 ** 8}"
+    engine = create_engine(postgres)
+    with engine.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    url = make_url(postgres).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+def drop_database(url):
+    """Remove the PostgreSQL schema `database_url` made (nothing to do for SQLite: its folder goes away)."""
+    if not url.startswith("postgresql"):
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    parsed = make_url(url)
+    schema = parsed.query["options"].split("=", 1)[1]
+    engine = create_engine(parsed.difference_update_query(["options"]))
+    with engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
 
 
 def create_project(folder, annotators=("ann", "bob"), reviewers=("rita",), cases=2):

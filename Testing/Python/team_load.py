@@ -183,6 +183,7 @@ def run_load(users=3, seconds=60, folder=None):
     lost, corrupt = check_saves(service, admin, users, saves)
     statuses = [service.case_by_name(admin, team.PROJECT, f"case_{i + 1:02d}").status for i in range(users)]
     service.database.dispose()
+    team.drop_database(url)
     actions = {action: {"n": len(values), "p50_s": round(statistics.median(values), 3),
                         "p95_s": round(percentile(values, 0.95), 3)} for action, values in timings.items()}
     return {"users": users, "seconds": seconds, "wall_s": round(wall_s, 1), "database": url.split(":")[0],

@@ -36,6 +36,7 @@ def deployment(tmp_path_factory):
     deployed.stop()
     print("\nteam deployment facts:", FACTS)
     service.database.dispose()
+    team.drop_database(url)
     security.configure_hasher()
 
 

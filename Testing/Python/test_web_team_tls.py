@@ -74,6 +74,7 @@ def behind_nginx(tmp_path_factory):
     nginx.wait(10)
     deployed.stop()
     service.database.dispose()
+    team.drop_database(url)
     security.configure_hasher()
 
 
