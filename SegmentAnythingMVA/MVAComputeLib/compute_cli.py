@@ -6,7 +6,7 @@ import sys
 import threading
 
 from MVACommandLineLib.arguments import int_range
-from MVAComputeLib.embed_cases import ORIENTATIONS
+from MVABridgeLib.plane_axes import ANATOMICAL_AXES as ORIENTATIONS  # not embed_cases: keeps `mva` start fast
 
 COMMANDS = ("embed", "inference-service")
 

@@ -9,11 +9,11 @@ import os
 
 import numpy as np
 
-from MVABridgeLib.slice_geometry import SlicePlane
+from MVABridgeLib.slice_geometry import ANATOMICAL_AXES, SlicePlane
 from MVABridgeLib.windowing import auto_window_level, window_to_rgb
 from MVAWorkflowLib.case_sources import CaseSource, find_case_sources, read_case_volume
 
-ORIENTATIONS = ("axial", "coronal", "sagittal")
+ORIENTATIONS = ANATOMICAL_AXES
 
 
 class EmbedInputError(ValueError):
