@@ -147,10 +147,12 @@ def slice_tool_with_propagation(tool_class):
 
 
 # --- 3D tools: every click on the slice the annotator picks, in any orientation --------------------------------
-def brush3d(case, session, seed=0, **_):
-    """Smart Brush in 3D: dabs on any slice update one 3D preview; Apply once the annotator is content."""
-    from SmartBrushLib.volume_brush_logic import VolumeBrushLogic
-    logic = VolumeBrushLogic(case.bridge, seed=seed)
+def clicks_anywhere(case, session, on_click, after_click=None):
+    """The 3D-tool loop: a click on the first slice, then on the slice of the largest 3D error (any orientation).
+
+    `on_click(plane, click)` performs and records one interaction and returns the mask the user now sees;
+    `after_click(visible, click)` (optional) may record a button press (Apply) and return the new visible mask.
+    """
     annotator = session.annotator
     axis = axial_axis(case)
     plane = plane_along(case, axis, annotator.first_slice(axis))
@@ -160,17 +162,32 @@ def brush3d(case, session, seed=0, **_):
         click = annotator.click(plane, visible)
         stuck.check(click is not None)
         if click is not None:
-            preview, seconds = timed(logic.add_stroke, plane, dab_mask(plane.shape, click.index),
-                                     erase=not click.positive)
-            visible = preview.mask_kji
-            session.record("dab" if click.positive else "erase dab", seconds, visible, pending=True)
-        if logic.preview is not None and (click is None or session.wants_apply(visible)):
-            _, seconds = timed(logic.apply)
-            session.record("apply", seconds, case.segment())
+            visible = on_click(plane, click)
+        if after_click is not None:
+            visible = after_click(visible, click)
         target = annotator.slice_to_fix(visible, axes=(0, 1, 2))
         if target is None:
             return
         plane = plane_along(case, *target)
+
+
+def brush3d(case, session, seed=0, **_):
+    """Smart Brush in 3D: dabs on any slice update one 3D preview; Apply once the annotator is content."""
+    from SmartBrushLib.volume_brush_logic import VolumeBrushLogic
+    logic = VolumeBrushLogic(case.bridge, seed=seed)
+
+    def dab(plane, click):
+        preview, seconds = timed(logic.add_stroke, plane, dab_mask(plane.shape, click.index), erase=not click.positive)
+        session.record("dab" if click.positive else "erase dab", seconds, preview.mask_kji, pending=True)
+        return preview.mask_kji
+
+    def apply_when_content(visible, click):
+        if logic.preview is not None and (click is None or session.wants_apply(visible)):
+            _, seconds = timed(logic.apply)
+            session.record("apply", seconds, case.segment())
+        return visible
+
+    clicks_anywhere(case, session, dab, apply_when_content)
 
 
 def regions(case, session, **_):
@@ -178,22 +195,14 @@ def regions(case, session, **_):
     from SmartRegionsLib.smart_regions_logic import RegionsOptions, SmartRegionsLogic
     logic = SmartRegionsLogic(case.bridge, RegionsOptions(mode="3d"))
     logic.volume_labels()  # one-off cost, before the first click as in the effect
-    annotator = session.annotator
-    axis = axial_axis(case)
-    plane = plane_along(case, axis, annotator.first_slice(axis))
-    visible = case.segment()
-    stuck = Stuck()
-    while True:
-        click = annotator.click(plane, visible)
-        stuck.check(click is not None)
-        if click is not None:
-            _, seconds = timed(logic.click, plane, click.index, add=click.positive)
-            visible = case.segment()
-            session.record("click" if click.positive else "negative click", seconds, visible)
-        target = annotator.slice_to_fix(visible, axes=(0, 1, 2))
-        if target is None:
-            return
-        plane = plane_along(case, *target)
+
+    def region_click(plane, click):
+        _, seconds = timed(logic.click, plane, click.index, add=click.positive)
+        visible = case.segment()
+        session.record("click" if click.positive else "negative click", seconds, visible)
+        return visible
+
+    clicks_anywhere(case, session, region_click)
 
 
 # --- Slicer's own ways -----------------------------------------------------------------------------------------------
@@ -311,28 +320,23 @@ def growcut3d(case, session, **_):
     full = np.zeros(case.truth.shape, bool)
     grower = IncrementalGrowCut(image, volume.spacing_kji)
     session.record("roi", 0.0, full, pending=True)
-    axis = axial_axis(case)
-    plane = plane_along(case, axis, annotator.first_slice(axis))
-    visible = full
-    stuck = Stuck()
-    while True:
-        click = annotator.click(plane, visible)
-        stuck.check(click is not None)
-        if click is not None:
-            dab, _ = plane.mask_to_volume(dab_mask(plane.shape, click.index), case.ijk_to_ras, full.shape)
-            dab_roi = dab.full(full.shape)[box]
-            seeds[dab_roi] = baselines.FOREGROUND_SEED if click.positive else baselines.BACKGROUND_SEED
-            grown, seconds = timed(grower.update, seeds)
-            visible = full.copy()
-            visible[box] = grown == baselines.FOREGROUND_SEED
-            session.record("dab", seconds, visible, pending=True)
+
+    def dab(plane, click):
+        placed, _ = plane.mask_to_volume(dab_mask(plane.shape, click.index), case.ijk_to_ras, full.shape)
+        seeds[placed.full(full.shape)[box]] = baselines.FOREGROUND_SEED if click.positive else baselines.BACKGROUND_SEED
+        grown, seconds = timed(grower.update, seeds)
+        visible = full.copy()
+        visible[box] = grown == baselines.FOREGROUND_SEED
+        session.record("dab", seconds, visible, pending=True)
+        return visible
+
+    def apply_when_content(visible, click):
         if click is None or session.wants_apply(visible):
             _, seconds = timed(case.bridge.write_blocks, (0, 0, 0), add=visible, remove=~visible)
             session.record("apply", seconds, case.segment())
-        target = annotator.slice_to_fix(visible, axes=(0, 1, 2))
-        if target is None:
-            return
-        plane = plane_along(case, *target)
+        return visible
+
+    clicks_anywhere(case, session, dab, apply_when_content)
 
 
 COMBINATIONS = {

@@ -1,6 +1,7 @@
 """Smart Brush in 3D: targeted corrections, one classifier for strokes in any orientation, ROI growth, bridge."""
 import numpy as np
 import pytest
+from scipy import ndimage
 from conftest import GEOMETRIES, add_segmentation
 
 from MVABridgeLib.editor_session import SegmentEditorSession
@@ -111,8 +112,7 @@ def test_the_3d_preview_writes_nothing_until_apply_which_is_one_undo_step(brush3
     logic = VolumeBrushLogic(session.bridge, margin_mm=10.0)
     axial = SlicePlane.for_anatomical_axis("axial", 12, work.index_to_ras, work.shape)
     truth_2d = axial.sample(ball, work.index_to_ras, order=0) > 0
-    centre = tuple(int(v) for v in np.argwhere(truth_2d).mean(0))
-    logic.add_stroke(axial, dab_mask(axial.shape, centre))
+    logic.add_stroke(axial, ndimage.binary_erosion(truth_2d, iterations=2))  # a scribble inside the ball
     preview = logic.add_stroke(axial, dab_mask(axial.shape, (3, 3)), erase=True)
     assert segment_mask_in_volume(segmentation, segment_id, volume).sum() == 0
     assert preview.mask_kji.any(axis=(1, 2)).sum() > 10, "the preview stayed on the painted slice"

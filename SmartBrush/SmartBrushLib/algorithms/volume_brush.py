@@ -230,16 +230,31 @@ class VolumeBrushModel:
         """One label painted: voxels of smoothed intensity like one of the strokes (its median +- 3 MAD).
 
         Each stroke has its own band: two dabs on differently bright parts of an object take both parts, not
-        everything between and around them as one wide band would.
+        everything between and around them as one wide band would. The core band is on the 1.6 mm smoothing
+        (noise-robust); the 0.7 mm band adds the partial-volume shell within two voxels of the core, which the
+        wider smoothing blurs away.
         """
-        column = self.settings.names(3).index(f"gaussian_{sorted(self.settings.sigmas_mm)[len(self.settings.sigmas_mm) // 2]}")
-        values = features[..., column]
+        sigmas = sorted(self.settings.sigmas_mm)
+        names = self.settings.names(3)
+        core = self._bands(features[..., names.index(f"gaussian_{sigmas[len(sigmas) // 2]}")], where, stroke_ids,
+                           SIMILARITY_TOLERANCE)
+        fine = self._bands(features[..., names.index(f"gaussian_{sigmas[0]}")], where, stroke_ids,
+                           2 * SIMILARITY_TOLERANCE)
+        strokes = np.zeros(core.shape, bool)
+        strokes[tuple(where.T)] = True
+        labelled, _ = ndimage.label(core | strokes)
+        keep = np.unique(labelled[strokes])
+        core = np.isin(labelled, keep[keep > 0])  # only the core reached from the strokes grows a shell
+        return core | (fine & ndimage.binary_dilation(core, iterations=2))
+
+    @staticmethod
+    def _bands(values, where, stroke_ids, tolerance):
         similar = np.zeros(values.shape, bool)
         for stroke in np.unique(stroke_ids):
-            painted = features[tuple(where[stroke_ids == stroke].T)][:, column]
+            painted = values[tuple(where[stroke_ids == stroke].T)]
             centre = float(np.median(painted))
             spread = 1.4826 * float(np.median(np.abs(painted - centre)))
-            similar |= np.abs(values - centre) <= max(SIMILARITY_DEVIATIONS * spread, SIMILARITY_TOLERANCE)
+            similar |= np.abs(values - centre) <= max(SIMILARITY_DEVIATIONS * spread, tolerance)
         return similar
 
     def _coarse_to_fine(self, classifier, features):
