@@ -69,6 +69,7 @@ async def brush(page, offset):
 
 async def annotator(browser, url, username, case, seconds, timings, saves):
     context = await browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(ACTION_TIMEOUT_MS)  # a loaded host: opening a case can take tens of seconds
     page = await context.new_page()
     await timed(timings, "login to queue", log_in(page, url, username))
     await timed(timings, "claim and open", claim(page, case))
@@ -104,6 +105,7 @@ async def submit(page):
 
 async def reviewer(browser, url, username, cases, timings, stop_after, accepted):
     context = await browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(ACTION_TIMEOUT_MS)  # a loaded host: opening a case can take tens of seconds
     page = await context.new_page()
     await timed(timings, "login to queue", log_in(page, url, username))
     deadline = time.time() + stop_after
