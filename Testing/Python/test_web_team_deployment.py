@@ -246,3 +246,17 @@ def test_logout_ends_the_session_and_a_reload_shows_only_the_login_page(deployme
     while time.time() < deadline and team.pid_alive(pid):
         time.sleep(0.5)
     assert not team.pid_alive(pid)
+
+
+def test_no_password_or_ticket_appears_in_the_logs_or_on_a_command_line(deployment):
+    deployed = deployment["deployed"]
+    assert team.PASSWORD not in deployed.log_text()
+    command_lines = []
+    for pid in [deployed.launcher.pid, deployed.gateway.pid] + [r["pid"] for r in deployed.sessions().values()]:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as stream:
+                command_lines.append(stream.read().decode(errors="replace"))
+        except OSError:
+            pass
+    assert command_lines and not any(team.PASSWORD in line or "secret" in line for line in command_lines)
+    assert not any(deployed.database.split("://")[0] + "://" in line for line in command_lines)
