@@ -370,12 +370,13 @@ class SegmentEditBridge:
     def _roll_back(self, start, before, volume, extent_start_ijk):
         """Restore the selected segment's block to `before` (Remove changes only the selected segment; an Add
         that raised is taken as not applied)."""
-        if before is not None:
-            lost = before & ~self.selected_block(start, before.shape)
-            if lost.any():
-                self.backend.modify(self._modifier(lost, volume, extent_start_ijk), EditorLogic.ModificationModeAdd,
-                                    bypass_masking=True)
-        self.backend.forget_failed_action()
+        lost = before & ~self.selected_block(start, before.shape) if before is not None else None
+        if lost is not None and lost.any():
+            self.backend.modify(self._modifier(lost, volume, extent_start_ijk), EditorLogic.ModificationModeAdd,
+                                bypass_masking=True)
+            self.backend.forget_failed_action()
+        # Nothing was written: the undo state saved for the action equals the segment, and the editor's history
+        # treats it as the current state (vtkSegmentationHistory), so the next undo still goes to the step before.
 
     @staticmethod
     def _modifier(mask, volume, extent_start_ijk):

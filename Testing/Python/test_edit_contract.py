@@ -175,10 +175,10 @@ def fail_at_write(case, number):
     return lambda: setattr(backend, "modify", original)
 
 
-@settings(max_examples=30, deadline=None, derandomize=True, database=None,
+@settings(max_examples=80, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(seed=st.integers(0, 2 ** 16), geometry=st.sampled_from(sorted(GEOMETRIES)),
-       shape=st.tuples(st.integers(6, 14), st.integers(8, 24), st.integers(8, 24)),
+       shape=st.tuples(st.integers(6, 48), st.integers(8, 48), st.integers(8, 48)),
        actions=st.lists(st.tuples(st.sampled_from(ACTIONS), st.sampled_from(["ok", "ok", "undo", "fail1", "fail2"])),
                         min_size=1, max_size=5))
 def test_tool_actions_keep_every_voxel_they_did_not_decide_about(scene, engine, seed, geometry, shape, actions):
