@@ -18,28 +18,29 @@ class SparseMask:
     def __len__(self):
         return len(self._chunks)
 
-    def _chunk_ranges(self, start, stop):
-        low = np.asarray(start) // CHUNK
-        high = (np.asarray(stop) - 1) // CHUNK
-        for ck in range(low[0], high[0] + 1):
-            for cj in range(low[1], high[1] + 1):
-                for ci in range(low[2], high[2] + 1):
+    @staticmethod
+    def _chunk_ranges(start, stop):
+        (k0, j0, i0), (k1, j1, i1) = ((v // CHUNK for v in start), ((v - 1) // CHUNK for v in stop))
+        for ck in range(k0, k1 + 1):
+            for cj in range(j0, j1 + 1):
+                for ci in range(i0, i1 + 1):
                     yield (ck, cj, ci)
 
     @staticmethod
     def _overlap(chunk, start, stop):
         """(slices into the block, slices into the chunk) where chunk `chunk` meets [start, stop)."""
-        origin = np.asarray(chunk) * CHUNK
-        low = np.maximum(origin, start)
-        high = np.minimum(origin + CHUNK, stop)
-        in_block = tuple(slice(int(a), int(b)) for a, b in zip(low - start, high - start))
-        in_chunk = tuple(slice(int(a), int(b)) for a, b in zip(low - origin, high - origin))
-        return in_block, in_chunk
+        in_block, in_chunk = [], []
+        for c, a, b in zip(chunk, start, stop):
+            origin = c * CHUNK
+            low, high = max(origin, a), min(origin + CHUNK, b)
+            in_block.append(slice(low - a, high - a))
+            in_chunk.append(slice(low - origin, high - origin))
+        return tuple(in_block), tuple(in_chunk)
 
     def get(self, start_kji, shape_kji):
         """A copy of the block of `shape_kji` at `start_kji`."""
-        start = np.asarray(start_kji, int)
-        stop = start + np.asarray(shape_kji, int)
+        start = tuple(int(v) for v in start_kji)
+        stop = tuple(a + int(n) for a, n in zip(start, shape_kji))
         block = np.zeros(tuple(int(v) for v in shape_kji), bool)
         if block.size == 0:
             return block
@@ -54,8 +55,8 @@ class SparseMask:
         """Store `values_kji` at `start_kji` (only where `where_kji` is True, when given)."""
         values = np.asarray(values_kji, bool)
         where = None if where_kji is None else np.asarray(where_kji, bool)
-        start = np.asarray(start_kji, int)
-        stop = start + np.asarray(values.shape, int)
+        start = tuple(int(v) for v in start_kji)
+        stop = tuple(a + n for a, n in zip(start, values.shape))
         if values.size == 0:
             return
         for chunk in self._chunk_ranges(start, stop):
@@ -63,15 +64,16 @@ class SparseMask:
             part = values[in_block]
             mask = None if where is None else where[in_block]
             stored = self._chunks.get(chunk)
+            sets_any = part.any() if mask is None else (part & mask).any()
             if stored is None:
-                if not part.any() or (mask is not None and not (part & mask).any()):
+                if not sets_any:
                     continue
                 stored = self._chunks[chunk] = np.zeros((CHUNK,) * 3, bool)
             if mask is None:
                 stored[in_chunk] = part
             else:
                 stored[in_chunk] = np.where(mask, part, stored[in_chunk])
-            if not stored.any():
+            if not sets_any and not stored.any():  # only a write of zeros can empty a chunk
                 del self._chunks[chunk]
 
     def nbytes(self):

@@ -104,8 +104,9 @@ class SegmentLedger:
 
     def plan(self, start, current, add=None, retract=None, erase=None):
         """(add, remove) bool blocks allowed by the contract for this action."""
-        edited = self.edited(start, current)
-        own = self.own(start, current)
+        owned, after, known, others = self._blocks(start, current.shape)
+        edited = others | (known & (after != current))
+        own = owned & current & ~edited
         empty = np.zeros(current.shape, bool)
         erase = empty if erase is None else erase
         to_add = empty if add is None else add & ~current & ~edited & ~erase
