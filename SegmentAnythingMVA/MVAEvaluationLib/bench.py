@@ -46,9 +46,24 @@ def bench_bridge_write(data, quick):
     full = np.zeros(data.image.shape, bool)
     full[97] = data.truth[97]
     _, base = timed(lambda: case.bridge.apply(VoxelPatch((0, 0, 0), full), EditMode.REPLACE), 3 if quick else 5)
+    contract, plain = _contract_write_times(case, plane, mask)
     case.close()
     return [row("segment write through the bridge (one slice, local extent)", ours,
-                "same edit as a full-volume modifier", base)]
+                "same edit as a full-volume modifier", base),
+            row("tool write under the edit contract (one slice, alternating masks)", contract,
+                "plain replace of the same masks", plain)]
+
+
+def _contract_write_times(case, plane, mask):
+    """Tool writes that each change voxels (two masks in turn), under the contract and as plain replaces."""
+    from scipy import ndimage
+    from MVABridgeLib.edit_backend import EditMode
+    from MVABridgeLib.tool_edits import ToolEdits
+    masks = [mask, ndimage.binary_dilation(mask, iterations=2)]
+    edits, turn = ToolEdits("bench"), iter(range(10 ** 6))
+    _, contract = timed(lambda: case.bridge.write_plane_decision(edits, plane, add_2d=masks[next(turn) % 2]), 10)
+    _, plain = timed(lambda: case.bridge.apply_slice_mask(plane, masks[next(turn) % 2], EditMode.REPLACE), 10)
+    return contract, plain
 
 
 def bench_propagation(data, quick):
