@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from MVABridgeLib.edit_backend import EditMode
 from MVABridgeLib.image_data import array_view, index_to_ras
 from MVAControllersLib.tool_controller import ToolController, describe_edit
 from MVAControllersLib.view_events import Reaction
@@ -135,8 +134,7 @@ class SmartBrushController(ToolController):
         worker.bridge = self.snapshot()
 
         def finish(patch):
-            write = getattr(self.logic, "apply_volume", None)  # the brush's edit contract, where available
-            result = self.edit(write, patch) if write else self.edit(self.bridge.apply, patch, EditMode.REPLACE)
+            result = self.edit(self.logic.apply_volume, patch)  # the edit contract: never a REPLACE of the box
             return Reaction(redraw=True, status=describe_edit(result, "3D prediction written: "))
         return self.start_job("Smart Brush 3D prediction",
                               lambda progress, cancel: worker.predict_volume(plane, progress=progress, cancel=cancel),

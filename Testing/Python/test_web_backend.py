@@ -53,13 +53,47 @@ def test_a_replace_through_the_trame_backend_is_one_undo_step_limited_to_the_pla
     undo_stack.undo()
 
 
+def test_a_tool_write_failing_half_way_through_the_trame_backend_changes_nothing(web_app):
+    from MVABridgeLib.slice_geometry import SlicePlane
+    from MVABridgeLib.tool_edits import ToolEdits
+    bridge = web_app.bridge
+    volume = bridge.work_volume()
+    plane = SlicePlane.for_anatomical_axis("axial", volume.shape[0] // 2, volume.index_to_ras, volume.shape)
+    drawn = np.zeros(plane.shape, bool)
+    drawn[100:120, 80:110] = True
+    bridge.apply_slice_mask(plane, drawn, "add")
+    before = bridge.selected_mask().copy()
+    backend, calls = bridge.backend, []
+    original = backend.modify
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the add failed")
+        return original(*args, **kwargs)
+    backend.modify = failing
+    erase = np.zeros(plane.shape, bool)
+    erase[105:110, 85:90] = True
+    try:
+        with pytest.raises(RuntimeError, match="add failed"):
+            bridge.write_plane_decision(ToolEdits(), plane, add_2d=np.roll(drawn, 40, axis=1), erase_2d=erase)
+    finally:
+        backend.modify = original
+    assert len(calls) == 3  # remove, the failing add, the rollback (masking bypassed)
+    assert np.array_equal(bridge.selected_mask(), before)
+    bridge.apply_slice_mask(plane, drawn, "remove")
+
+
 def test_a_snapshot_bridge_reads_captured_arrays_and_refuses_to_write(web_app):
-    from MVAWebLib.trame_backend import SnapshotBridge
-    snapshot = SnapshotBridge(web_app.bridge)
+    from MVAControllersLib.snapshot import SnapshotBridge
+    from MVABridgeLib.tool_edits import ToolEdits
+    snapshot = SnapshotBridge(web_app.bridge, with_mask=True)
     assert snapshot.work_volume() is web_app.bridge.work_volume()
     assert snapshot.selected_mask().shape == snapshot.work_volume().shape
     with pytest.raises(RuntimeError, match="read-only"):
         snapshot.write_blocks((0, 0, 0), add=np.ones((1, 1, 1), bool))
+    with pytest.raises(RuntimeError, match="read-only"):  # a tool write from a job is refused too
+        snapshot.write_decision(ToolEdits(), (0, 0, 0), add=np.ones((1, 1, 1), bool))
 
 
 def test_viewer_settings_reach_the_display_nodes(web_app):

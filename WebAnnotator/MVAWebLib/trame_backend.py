@@ -1,15 +1,14 @@
-"""`EditBackend` over trame-slicer's SegmentationEditor, and a read-only snapshot bridge for worker threads.
+"""`EditBackend` over trame-slicer's SegmentationEditor (jobs read through MVAControllersLib.snapshot).
 
 Writes go through trame-slicer's `SegmentModifier.apply_labelmap`, which calls slicer-core's
 vtkSlicerSegmentEditorLogic.ModifySegmentByLabelmap (masking, overwrite and intensity range apply) and
-pushes trame-slicer's undo command. Callers wrap one tool action in `one_undo_step` so that a REPLACE
-(a remove and an add) is a single undo entry.
+pushes trame-slicer's undo command. Callers wrap one tool action in `one_undo_step` so that its remove and add
+(and a rollback after a failed write) are a single undo entry.
 """
 from contextlib import contextmanager
 
-import numpy as np
 import slicer
-from MVABridgeLib.edit_backend import EditBackend, SegmentEditBridge
+from MVABridgeLib.edit_backend import EditBackend
 from MVABridgeLib.errors import BridgeError
 
 EditorLogic = slicer.vtkSlicerSegmentEditorLogic
@@ -47,13 +46,14 @@ class TrameEditBackend(EditBackend):
         # trame-slicer's apply_labelmap records the undo state of each write itself.
         pass
 
-    def modify(self, modifier, logic_mode):
+    def modify(self, modifier, logic_mode, bypass_masking=False):
         from trame_slicer.segmentation import ModificationMode
         mode = {EditorLogic.ModificationModeAdd: ModificationMode.Add,
                 EditorLogic.ModificationModeRemove: ModificationMode.Remove,
                 EditorLogic.ModificationModeSet: ModificationMode.Set}[logic_mode]
         # Only the modifier's own extent is touched (it is a sub-block of the reference grid).
-        self._modifier().apply_labelmap(modifier, modification_mode=mode, modifier_extent=list(modifier.GetExtent()))
+        self._modifier().apply_labelmap(modifier, modification_mode=mode, modifier_extent=list(modifier.GetExtent()),
+                                        do_bypass_masking=bool(bypass_masking))
 
 
 @contextmanager
@@ -65,27 +65,3 @@ def one_undo_step(segmentation_editor, text=""):
         return
     with modifier.group_undo_commands(text):
         yield
-
-
-class SnapshotBridge(SegmentEditBridge):
-    """A bridge whose reads come from arrays captured on the main thread; it cannot write.
-
-    Tool logics compute previews in a worker thread through it (VTK and MRML are not thread-safe), then
-    the result is written on the main loop through the live bridge.
-    """
-
-    def __init__(self, live_bridge, with_mask=True):
-        super().__init__(live_bridge.backend)
-        self._volume = live_bridge.work_volume()
-        self._mask = live_bridge.selected_mask() if with_mask else None
-
-    def work_volume(self):
-        return self._volume
-
-    def selected_mask(self):
-        if self._mask is None:
-            return np.zeros(self._volume.shape, np.uint8)
-        return self._mask
-
-    def write_blocks(self, start_kji, add=None, remove=None):
-        raise RuntimeError("A snapshot bridge is read-only: write on the main loop through the live bridge")
