@@ -14,7 +14,7 @@ import logging
 import os
 import stat
 
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import String, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import sessionmaker
@@ -70,6 +70,27 @@ def _configure_sqlite_connection(dbapi_connection, _record):
     cursor.close()
 
 
+def check_string_lengths(session, _flush_context=None, _instances=None):
+    """Refuse a text longer than its column before it reaches the database (a SQLAlchemy `before_flush` hook).
+
+    PostgreSQL rejects such a value with a `DataError` that would reach the user as a database failure,
+    while SQLite stores it anyway: with this check both refuse it, with a message naming the field.
+
+    Raises
+    ------
+    InvalidInputError
+        A string attribute of a new or changed row is longer than its `String(n)` column.
+    """
+    for row in list(session.new) + list(session.dirty):
+        table = getattr(row, "__table__", None)
+        for column in table.columns if table is not None else ():
+            limit = getattr(column.type, "length", None) if isinstance(column.type, String) else None
+            value = getattr(row, column.key, None)
+            if limit and isinstance(value, str) and len(value) > limit:
+                raise InvalidInputError(f"The {column.key.replace('_', ' ')} is too long: at most {limit} "
+                                        f"characters, got {len(value)} (table {table.name})")
+
+
 def _begin_immediate(connection):
     # Take the write lock at BEGIN: two writers then queue up (busy timeout) instead of one failing with
     # "database is locked" when both try to upgrade a read lock.
@@ -121,6 +142,7 @@ class Database:
             event.listen(self.engine, "connect", _configure_sqlite_connection)
             event.listen(self.engine, "begin", _begin_immediate)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self._sessions, "before_flush", check_string_lengths)
 
     def sqlite_folder(self):
         """Folder of the SQLite file (None for PostgreSQL or in-memory SQLite): default place for case files."""

@@ -9,7 +9,7 @@ import random
 import time
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from MVAWorkflowLib.errors import (AuthenticationError, ConflictError, InvalidInputError, NotFoundError,
@@ -227,7 +227,9 @@ class ServiceBase:
 
         A `StaleDataError` (someone else updated a versioned row first) is retried with fresh data when
         `retry_conflicts` (the work recomputes its change from the current rows), else becomes `ConflictError`.
-        A unique-constraint violation becomes `InvalidInputError`.
+        A unique-constraint violation, or a value the database cannot store (`DataError`: a number out of
+        range; over-long texts are refused before, by `database.check_string_lengths`), becomes
+        `InvalidInputError`.
         """
         attempts = self.RETRIES if retry_conflicts else 1
         for attempt in range(attempts):
@@ -243,4 +245,7 @@ class ServiceBase:
                                         ) from None
             except IntegrityError as error:
                 raise InvalidInputError(integrity_message(error)) from None
+            except DataError:
+                raise InvalidInputError("A value does not fit the database (too long or out of range): "
+                                        "shorten or correct it") from None
         raise AssertionError("unreachable")

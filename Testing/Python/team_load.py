@@ -77,7 +77,7 @@ async def annotator(browser, url, username, case, seconds, timings, saves):
     step = 0
     while time.time() < deadline:
         await timed(timings, "brush stroke", brush(page, step))
-        await timed(timings, "save", save(page, saves, username, step + 1))
+        await timed(timings, "save", save(page, saves, username))
         step += 1
     await page.get_by_label("good").check()
     await timed(timings, "submit", submit(page))
@@ -90,12 +90,21 @@ async def claim(page, case):
     await page.wait_for_selector("#mva-wf-save")
 
 
-async def save(page, saves, username, expected_revision):
+async def save(page, saves, username):
+    """Save and record the revision the page confirmed (read from its message), or the error it showed."""
+    before = await page.evaluate("() => window.trame.state.get('wf_info') || ''")
     await page.click("#mva-wf-save")
-    await wait_state(page, f"(window.trame.state.get('wf_info') || '') === 'Saved revision {expected_revision}' || "
-                           "(window.trame.state.get('wf_error') || '') !== ''")
+    await page.wait_for_function("([before]) => { const s = window.trame.state; const info = s.get('wf_info') || '';"
+                                 " return (info.startsWith('Saved revision ') && info !== before) || "
+                                 "(s.get('wf_error') || '') !== ''; }", arg=[before], timeout=ACTION_TIMEOUT_MS)
     error = await page.evaluate("() => window.trame.state.get('wf_error')")
-    saves.setdefault(username, []).append(expected_revision if not error else f"error: {error}")
+    if error:
+        saves.setdefault(username, []).append(f"error: {error}")
+        await page.click("#mva-snackbar-close")  # the next save must not read this error again
+        await wait_state(page, "!window.trame.state.get('wf_error')")
+        return
+    info = await page.evaluate("() => window.trame.state.get('wf_info')")
+    saves.setdefault(username, []).append(int(info.rsplit(" ", 1)[1]))
 
 
 async def submit(page):

@@ -249,5 +249,6 @@ def test_the_database_holds_the_states_the_annotation_file_the_audit_and_the_too
         assert action in actions
     tools = {row["tool"]: row for row in project_statistics(service, admin, PROJECT)["tools"]}
     assert tools["Smart Brush"]["interactions"] >= 1
+    assert all(len(name) <= 50 and "." not in name for name in tools), sorted(tools)  # titles, not class paths
     assert sum(row["time_s"] for row in tools.values()) > 0
     assert np.isfinite(tools["Smart Brush"]["time_s"])

@@ -150,3 +150,18 @@ def test_the_audit_log_records_who_changed_what(service, team):
     assert entries[0].detail["revision"] == 1
     actions = {(e.actor, e.action) for e in service.audit_log(team["admin"])}
     assert {("ada", "create_user"), ("ada", "add_label"), ("ada", "add_case")} <= actions
+
+
+def test_a_text_longer_than_its_column_is_refused_with_a_message_and_nothing_is_stored(service, team):
+    from sqlalchemy import func, select
+    from MVAWorkflowLib.models import ToolEvent
+    case = first_case(service, team)
+    service.claim(team["ann"], case.id)
+    long_tool = "trame_slicer.segmentation.segmentation_effect_no_tool.SegmentationEffectNoTool"
+    with pytest.raises(InvalidInputError, match="tool is too long: at most 50 characters"):
+        service.record_tool_usage(team["ann"], case.id, long_tool, 3.0, 1)
+    service.record_tool_usage(team["ann"], case.id, "Smart Brush", 3.0, 1)  # the session still works
+    with service.database.transaction() as session:
+        assert session.scalar(select(func.count(ToolEvent.id))) == 1
+    with pytest.raises(InvalidInputError, match="name is too long"):
+        service.create_project(team["admin"], "P" * 201)

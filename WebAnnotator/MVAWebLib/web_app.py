@@ -52,6 +52,17 @@ SLICE_ONLY_LAYOUT = "Axial Only"
 THREE_D_LAYOUT = "Axial Primary"
 
 
+def tool_title(effect_name):
+    """The name a tool's time is recorded under: a smart tool's title, a trame-slicer effect's short class name
+    ("Paint", "Erase", ...), "" for no tool. trame-slicer names effects by their full class path, which is longer
+    than the statistics column (and says nothing to a reader)."""
+    effect = next((e for e in SMART_EFFECTS if e.get_effect_name() == effect_name), None)
+    if effect is not None:
+        return effect.title
+    short = (effect_name or "").rsplit(".", 1)[-1].removeprefix("SegmentationEffect")
+    return "" if short in ("", "NoTool") else short
+
+
 class MVAWebApp(TrameApp):
     """One annotation session: a scene, a segment editor with the smart tools, a page."""
 
@@ -284,7 +295,7 @@ class MVAWebApp(TrameApp):
         effect = next((e for e in SMART_EFFECTS if e.get_effect_name() == effect_name), None)
         self.state.smart_tool = effect.__name__ if effect else ""
         if self.workflow is not None:
-            self.workflow.on_tool_changed(effect.title if effect else effect_name)
+            self.workflow.on_tool_changed(tool_title(effect_name))
         self.overlay.clear()  # a preview or regions of the previous tool no longer apply
 
     def _on_overlay_change(self, counts):

@@ -6,10 +6,14 @@ review made on stale data fails with the service's `ConflictError`), and times t
 (`ToolClock`, written with `record_tool_usage`).
 """
 import dataclasses
+import logging
 import os
 import time
 
 from MVAWorkflowLib.errors import InvalidStateError, NotFoundError, PermissionDeniedError, WorkflowError
+from sqlalchemy.exc import SQLAlchemyError
+
+_LOG = logging.getLogger(__name__)
 
 VIEWING = "viewing"  # time on a case with no tool active
 
@@ -201,7 +205,10 @@ class WorkflowSession:
         assignment = self.service.save_annotation(self.token, current.case.id, labelmap,
                                                   expected_version=current.version, answers=_answered(answers))
         current.version = assignment.version
-        self.flush_usage()
+        try:
+            self.flush_usage()
+        except (WorkflowError, SQLAlchemyError) as error:  # the revision is committed: statistics must not undo that
+            _LOG.warning("Tool usage of case %s not recorded: %s", current.case.id, error)
         return assignment
 
     def submit(self, labelmap, answers):
