@@ -20,11 +20,26 @@ supervoxels
     params ``spacing_kji``, optional ``parameters`` (SupervoxelParameters fields), ``box_kji``;
     arrays ``image`` (k, j, i) -> arrays ``labels`` int32.
 brush_predict
-    params ``spacing_kji``, ``box_kji``; arrays ``image`` (k, j, i) and ``strokes`` int32 (k, j, i)
-    (0 = not painted, else the label) -> arrays ``labels`` int32 and ``probability`` float32 of the box.
+    The Smart Brush's Predict 3D (MVAComputeLib.brush_operation builds it from a SmartBrushModel):
+    params ``spacing_kji``, ``box_kji`` (in the crop), ``seed``, ``settings`` (FeatureSettings fields),
+    ``classifier_options``, ``intensity_map`` (the whole volume's IntensityMap fields); arrays ``image`` float32
+    (the crop: box plus feature context), ``stroke_kji`` int32 (N, 3) and ``stroke_labels`` int32 (N,) (every
+    painted voxel of the crop, 0 = an erase stroke) -> arrays ``labels`` int32 and ``probability`` float32 of
+    the box, equal to the in-process prediction.
+propagate
+    A Smart Propagation preview or re-propagation (MVAComputeLib.propagation_operation builds it from a
+    PropagationRun): params ``strategy`` (registration, copy, interpolation, sam, sam2), ``seed_k``, ``low``
+    (index of the first slice sent), ``direction`` (1, -1 or "both"), ``max_slices``, ``spacing`` (propagation
+    axis first), ``stop_rule`` (StopRule fields), ``mask_slices`` (the slice of each mask), ``window_level``,
+    ``drawn``, ``repropagating`` and, for sam / sam2, ``model`` (a model spec); arrays ``image`` (n, J, I) (the
+    reachable slices along the axis, the volume's dtype) and ``masks`` bool (len(mask_slices), J, I) (the seed
+    and, for interpolation and sam2, every drawn slice) -> arrays ``masks`` bool (m, J, I), ``slices`` int32
+    (m,), ``quality`` float32 (m,); params ``seed_k``, ``stops`` ([{direction, slice_k, reason}]), ``strategy``.
 
-A model spec is ``{"name": "tiny" | "vit_b" | ..., "checkpoint": path or None, "input_size": None | "auto" |
-int, "device": "auto"}``; checkpoints must already be on the worker's machine (no download in a worker).
+A model spec is ``{"name": "tiny" | "vit_b" | ... | "sam2.1_tiny" | "medsam2" | ..., "checkpoint": path or None,
+"input_size": None | "auto" | int, "device": "auto"}``; checkpoints must already be on the worker's machine (no
+download in a worker). The random test models ("tiny", "sam2_tiny") are offered by the front ends in developer
+mode only.
 """
 from __future__ import annotations
 
@@ -59,8 +74,11 @@ class Operations:
     def __init__(self, threads=None):
         self.threads = threads
         self._engines = OrderedDict()
+        from MVAComputeLib import brush_operation, propagation_operation
         self._handlers = {"ping": self.ping, "embed": self.embed, "decode": self.decode,
-                          "supervoxels": self.supervoxels, "brush_predict": self.brush_predict}
+                          "supervoxels": self.supervoxels, "brush_predict": brush_operation.brush_predict,
+                          "propagate": lambda params, arrays, context: propagation_operation.propagate(
+                              params, arrays, context, self.engine)}
 
     @property
     def names(self):
@@ -127,26 +145,17 @@ class Operations:
                                      progress=context.progress, cancel=context.cancelled)
         return {"regions": int(labels.max())}, {"labels": labels.astype(np.int32)}
 
-    def brush_predict(self, params, arrays, context):
-        from SmartBrushLib.algorithms.model import SmartBrushModel
-        image = _required(arrays, "image", "brush_predict")
-        strokes = _required(arrays, "strokes", "brush_predict")
-        if strokes.shape != image.shape:
-            raise ComputeError(f"strokes {strokes.shape} and image {image.shape} must have the same shape")
-        model = SmartBrushModel(image, params["spacing_kji"])
-        for label in np.unique(strokes):
-            if label != 0:
-                model.add_stroke(strokes == label, int(label))
-        labels, probability = model.predict_box(_box(params["box_kji"]), progress=context.progress,
-                                                cancel=context.cancelled)
-        return {}, {"labels": labels.astype(np.int32), "probability": probability.astype(np.float32)}
-
 
 def engine_for_spec(spec, cache_mb=256):
-    """A SamEngine for a model spec; "vit_b-random" (any registry type + "-random") is a random-weight model
-    for speed measurements only. Checkpoints are never downloaded here."""
+    """A SamEngine (or Sam2Engine for SAM 2 names) for a model spec; "vit_b-random" (any registry type +
+    "-random") is a random-weight model for speed measurements only. Checkpoints are never downloaded here."""
     spec = normalised_model_spec(spec)
     name = spec["name"]
+    from SegmentAnythingLib.sam2_engine_factory import is_sam2_model
+    if is_sam2_model(name):
+        from SegmentAnythingLib.sam2_engine_factory import create_sam2_engine
+        return create_sam2_engine(name, spec["checkpoint"], spec["device"], allow_download=False,
+                                  cache_mb=cache_mb)
     if name.endswith("-random"):
         from SegmentAnythingLib.algorithms.sam_embedding_cache import EmbeddingCache
         from SegmentAnythingLib.algorithms.sam_engine import SamEngine

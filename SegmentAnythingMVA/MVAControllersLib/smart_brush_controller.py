@@ -1,6 +1,5 @@
 """Smart Brush: strokes -> classifier preview -> Apply; erase is a mode (Slicer's paint adaptor refuses strokes
 that start with a modifier key, qSlicerSegmentEditorPaintEffect.cxx: `LeftButtonPressEvent && !anyModifierKeyPressed`)."""
-import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -129,16 +128,20 @@ class SmartBrushController(ToolController):
     def _predict_3d(self):
         if self.last_slice_node is None:
             raise ValueError("Paint a stroke first: 3D prediction works in the orientation of the view painted in")
+        from MVAComputeLib.brush_operation import brush_box_request
         plane = self.plane_of(self.last_slice_node)
-        worker = copy.copy(self.logic)  # shares the trained models; reads the snapshot, not MRML
-        worker.bridge = self.snapshot()
+        model, label, box = self.logic.volume_box(plane)  # read here; strokes are refused until the job ends
+        request = brush_box_request(model, box) if self.runner_uses_worker() else None
 
-        def finish(patch):
+        def predict_here(progress, cancel):  # without a compute worker: numpy on the model, no MRML
+            return model.predict_box(box, progress=progress, cancel=cancel)[0]
+
+        def finish(labels):
+            patch = self.logic.volume_patch(plane, box, labels, label)
             result = self.edit(self.logic.apply_volume, patch)  # the edit contract: never a REPLACE of the box
             return Reaction(redraw=True, status=describe_edit(result, "3D prediction written: "))
-        return self.start_job("Smart Brush 3D prediction",
-                              lambda progress, cancel: worker.predict_volume(plane, progress=progress, cancel=cancel),
-                              finish)
+        return self.start_job("Smart Brush 3D prediction", predict_here, finish, request=request,
+                              from_reply=lambda reply: reply.arrays["labels"])
 
     def _refuse_while_busy(self):
         if self.busy:

@@ -16,11 +16,12 @@ class PropagationToolOptions(PropagationOptions):
 class SmartPropagationController(ToolController):
     name = "Smart Propagation"
 
-    def __init__(self, bridge, runner=None, confirm_edit=None, options=None):
+    def __init__(self, bridge, runner=None, confirm_edit=None, options=None, models=None):
         super().__init__(bridge, runner, confirm_edit)
         from SmartPropagationLib.smart_propagation_logic import SmartPropagationLogic
         self.options = options or PropagationToolOptions()
         self.logic = SmartPropagationLogic(bridge, self.options)
+        self.models = models or dict  # () -> {"sam": spec or None, "sam2": spec or None} for the compute worker
 
     def on_release(self, event):
         """A click (inside the volume) in a view propagates from that view's slice."""
@@ -34,21 +35,24 @@ class SmartPropagationController(ToolController):
     def _preview(self, slice_node, repropagate):
         if self.busy:
             raise ValueError("A propagation is running: wait for it or cancel it")
+        from MVAComputeLib.propagation_operation import SAM_STRATEGIES, propagation_request, result_from_reply
+        from SmartPropagationLib.propagation_run import run_propagation
         plane = self.plane_of(slice_node)
         self.last_slice_node = slice_node
-        snapshot = self.snapshot(with_mask=True)
-        logic = self.logic
-        run = logic.repropagate_from if repropagate else logic.compute_preview
+        models = self.worker_models() if self.runner_uses_worker() else {}
+        run = self.logic.plan_preview(plane, repropagate, remote_strategies=tuple(models))
+        in_worker = self.runner_uses_worker() and (run.strategy in models or run.strategy not in SAM_STRATEGIES)
+        request = propagation_request(run, models.get(run.strategy)) if in_worker else None
 
-        def compute(progress, cancel):
-            # the live logic reads the snapshot meanwhile; every other action is refused while busy
-            logic.bridge = snapshot
-            try:
-                return run(plane, progress=progress, cancel=cancel)
-            finally:
-                logic.bridge = self.bridge
+        def propagate_here(progress, cancel):  # without a compute worker: the arrays of `run` only
+            return run_propagation(run, progress, cancel)
+        return self.start_job("Propagating", propagate_here,
+                              lambda result: self._show_preview(self.logic.preview_of(run, result)),
+                              request=request, from_reply=result_from_reply)
 
-        return self.start_job("Propagating", compute, self._show_preview)
+    def worker_models(self):
+        """{strategy: model spec} the compute worker runs SAM strategies with (sam / sam2), from `models()`."""
+        return {strategy: spec for strategy, spec in (self.models() or {}).items() if spec}
 
     def _show_preview(self, preview):
         volume = self.bridge.work_volume()

@@ -75,6 +75,10 @@ class ToolController:
     def busy(self):
         return self.runner.busy
 
+    def runner_uses_worker(self):
+        """True when jobs naming a worker request go to the compute worker (build the request then)."""
+        return bool(getattr(self.runner, "uses_worker", False))
+
     @property
     def working(self):
         """A job or background requests (prefetch in the worker) are out: keep polling."""

@@ -22,6 +22,11 @@ class WorkerJobRunner(JobRunner):
         self.request_id = None
         self.side = {}  # request id -> on_reply(reply): background requests (prefetch) that block nothing
 
+    @property
+    def uses_worker(self):
+        """False once the worker could not start (jobs then compute in a thread here)."""
+        return self.client is not None or self.client_factory is not None
+
     def _client(self):
         if self.client is None and self.client_factory is not None:
             try:

@@ -193,6 +193,13 @@ class SmartBrushLogic:
 
     def predict_volume(self, plane, margin_voxels=10, progress=None, cancel=None):
         """3D scope: predict inside a box around the strokes (axis model of `plane`); returns a VoxelPatch."""
+        model, label, box = self.volume_box(plane, margin_voxels)
+        labels, _ = model.predict_box(box, progress=progress, cancel=cancel)
+        return self.volume_patch(plane, box, labels, label)
+
+    def volume_box(self, plane, margin_voxels=10):
+        """What `predict_volume` predicts: (axis model of `plane`, the selected segment's label, the box around
+        the strokes in the model's slice-first layout). The compute worker predicts the same box elsewhere."""
         if not plane.is_voxel_aligned:
             raise ValueError("3D prediction needs a view aligned with the volume's axes")
         model = self._model_for(plane)
@@ -202,9 +209,12 @@ class SmartBrushLogic:
         painted_low, painted_high = self.painted_box[id(model)]
         low = np.maximum(painted_low - margin_voxels, 0)
         high = np.minimum(painted_high + margin_voxels + 1, model.image.shape)
-        box = tuple((int(a), int(b)) for a, b in zip(low, high))
-        labels, _ = model.predict_box(box, progress=progress, cancel=cancel)
-        block_moved = labels == label
+        return model, label, tuple((int(a), int(b)) for a, b in zip(low, high))
+
+    def volume_patch(self, plane, box, labels, label):
+        """The VoxelPatch (volume layout) of the predicted `labels` of `box` (slice-first layout) for `label`."""
+        low = [a for a, _ in box]
+        block_moved = np.asarray(labels) == label
         block = np.moveaxis(block_moved, 0, plane.aligned_axis)
         start = [0, 0, 0]
         start[plane.aligned_axis] = int(low[0])

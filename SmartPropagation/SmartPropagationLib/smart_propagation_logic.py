@@ -12,10 +12,10 @@ import numpy as np
 from MVABridgeLib.errors import BridgeError, NothingToApplyError
 from MVABridgeLib.tool_edits import EditResult, ToolEdits
 from SmartPropagationLib.propagation_options import STRATEGIES, PropagationOptions
-from SmartPropagationLib.algorithms import (
-    StopRule, available_strategies, interpolate_between_slices, propagate, repropagate)
-from SmartPropagationLib.algorithms.sam2_video import (
-    build_tracker, propagate_video, repropagate_video, video_strategies)
+from SmartPropagationLib.algorithms import StopRule, available_strategies
+from SmartPropagationLib.algorithms.sam2_video import video_strategies
+from SmartPropagationLib.propagation_run import (
+    PropagationRun, merged_repropagation, reachable_slices, run_propagation)
 
 STOP_MESSAGES = {
     "vanished": "the object vanished",
@@ -90,50 +90,79 @@ class SmartPropagationLogic:
         return sign if self.options.direction == "forward" else -sign
 
     # --- preview / apply ----------------------------------------------------------------------------------
-    def _slice_stack(self, plane):
-        """The plane's axis first: (axis, index, image, segment, spacing, drawn slices)."""
-        axis, index = self._axis_and_index(plane)
-        volume = self.bridge.work_volume()
-        segment = np.moveaxis(self.bridge.selected_mask().astype(bool), axis, 0)
-        image = np.moveaxis(volume.array, axis, 0).astype(np.float32)
-        spacing = tuple(np.array(volume.spacing_kji)[[axis] + [a for a in range(3) if a != axis]])
-        return axis, index, image, segment, spacing, self.drawn_slices(axis)
-
     def compute_preview(self, plane, progress=None, cancel=None):
         """Propagate (or interpolate) from the selected segment's mask on `plane`; nothing is written."""
-        axis, index, image, segment, spacing, drawn = self._slice_stack(plane)
-        strategy = self._strategy(drawn, segment)
-        if strategy == "interpolation":
-            masks_volume = interpolate_between_slices(
-                image, {k: segment[k] for k in sorted(drawn)}, spacing, progress=_adapt(progress), cancel=cancel)
-            low, high = min(drawn), max(drawn)
-            masks = {k: masks_volume[k] for k in range(low, high + 1)}
-            stops = []
-        elif strategy in video_strategies():  # SAM 2: the drawn slices condition one tracker through the stack
-            result = propagate_video(build_tracker(strategy, image, spacing), image.shape, index,
-                                     _conditioning(segment, drawn, index), self._direction(plane),
-                                     self.options.max_slices, spacing, self._stop_rule(), _adapt(progress), cancel)
-            self._last_result = (axis, result)
-            masks, stops = dict(result.masks), list(result.stops.values())
+        run = self.plan_preview(plane)
+        return self.preview_of(run, run_propagation(run, progress, cancel))
+
+    def plan_preview(self, plane, repropagate=False, remote_strategies=()):
+        """Everything a preview computes from, read now (GUI thread): a PropagationRun for `run_propagation`.
+
+        `remote_strategies`: SAM strategies a compute worker will run although no model is loaded here.
+        """
+        axis, index = self._axis_and_index(plane)
+        if repropagate and (self._last_result is None or self._last_result[0] != axis):
+            repropagate = False  # nothing to re-propagate along this axis yet: a fresh preview
+        volume = self.bridge.work_volume()
+        segment = np.moveaxis(self.bridge.selected_mask().astype(bool), axis, 0)
+        spacing = tuple(np.array(volume.spacing_kji)[[axis] + [a for a in range(3) if a != axis]])
+        drawn = self.drawn_slices(axis)
+        strategy = self._strategy(drawn, segment, propagating=repropagate, remote=remote_strategies)
+        video = strategy in video_strategies() or (strategy == "sam2" and strategy in remote_strategies)
+        if repropagate:
+            direction = 1 if index >= self._last_result[1].seed_k else -1
         else:
-            result = propagate(image, segment[index], index, self._direction(plane), self.options.max_slices,
-                               spacing, strategy, self._stop_rule(), _adapt(progress), cancel)
-            self._last_result = (axis, result)
+            direction = self._direction(plane)
+        if strategy == "interpolation":
+            masks = {k: segment[k] for k in sorted(drawn)}
+        elif video:  # SAM 2: the drawn slices condition one tracker through the stack
+            masks = _conditioning(segment, drawn, index)
+        else:
+            masks = {index: segment[index]}
+        low, high = reachable_slices(strategy, index, drawn, direction, int(self.options.max_slices),
+                                     segment.shape[0], video)
+        image = np.ascontiguousarray(np.moveaxis(volume.array, axis, 0)[low:high + 1])
+        window = self._window_level(volume) if strategy == "sam" else None
+        return PropagationRun(strategy, axis, index, low, image, masks, direction, int(self.options.max_slices),
+                              spacing, self._stop_rule(), frozenset(drawn), window, repropagate)
+
+    def preview_of(self, run, result):
+        """The preview of a computed `run` (GUI thread); a re-propagation keeps the slices on the seed side."""
+        if run.strategy == "interpolation":
+            masks, stops = dict(result.masks), []
+        elif run.repropagating:
+            merged = merged_repropagation(self._last_result[1], result, run.seed_k, run.direction)
+            self._last_result = (run.axis, merged)
+            masks = {k: m for k, m in merged.masks.items() if (k - run.seed_k) * run.direction > 0}
+            stops = list(merged.stops.values())
+        else:
+            self._last_result = (run.axis, result)
             masks, stops = dict(result.masks), list(result.stops.values())
-        self.preview = PropagationPreview(axis, index, masks, stops, strategy, drawn)
+        self.preview = PropagationPreview(run.axis, run.seed_k, masks, stops, run.strategy, set(run.drawn))
         return self.preview
+
+    def _window_level(self, volume):
+        """The window SAM strategies show the slices with: the volume's display window, else automatic."""
+        from MVABridgeLib.windowing import auto_window_level, display_window_level
+        try:
+            return display_window_level(self.bridge.backend.source_volume_node(), volume.array)
+        except (AttributeError, RuntimeError):  # a backend without a volume node
+            return auto_window_level(volume.array)
 
     def _stop_rule(self):
         return self.options.stop_rule or StopRule()
 
-    def _strategy(self, drawn, segment, propagating=False):
-        """The strategy to run; `propagating` (re-propagation) never interpolates."""
+    def _strategy(self, drawn, segment, propagating=False, remote=()):
+        """The strategy to run; `propagating` (re-propagation) never interpolates; `remote`: SAM strategies a
+        compute worker runs with its own model."""
         strategy = self.options.strategy
         if strategy not in STRATEGIES:
             raise ValueError(f"Unknown strategy {strategy!r}; choose one of {STRATEGIES}")
         if strategy == "auto" or (propagating and strategy == "interpolation"):
             with_content = sum(1 for k in drawn if segment[k].any())
             return "interpolation" if with_content >= 2 and not propagating else "registration"
+        if strategy in remote:
+            return strategy
         if strategy == "sam" and "sam" not in available_strategies():
             self.notes.append("No Segment Anything model is loaded: propagated by registration instead")
             return "registration"
@@ -173,32 +202,10 @@ class SmartPropagationLogic:
 
     def repropagate_from(self, plane, progress=None, cancel=None):
         """After the user corrected `plane`'s slice: keep the slices on the seed side, propagate beyond it."""
-        axis, _ = self._axis_and_index(plane)
-        if self._last_result is None or self._last_result[0] != axis:
-            return self.compute_preview(plane, progress, cancel)
-        axis, index, image, segment, spacing, drawn = self._slice_stack(plane)
-        strategy = self._strategy(drawn, segment, propagating=True)
-        if strategy in video_strategies():  # the corrected slice becomes one more conditioning frame
-            result = repropagate_video(build_tracker(strategy, image, spacing), self._last_result[1], index,
-                                       _conditioning(segment, drawn, index), None, self.options.max_slices, spacing,
-                                       self._stop_rule(), _adapt(progress), cancel, shape_kji=image.shape)
-        else:
-            result = repropagate(image, self._last_result[1], index, segment[index], None, self.options.max_slices,
-                                 spacing, strategy, self._stop_rule(), _adapt(progress), cancel)
-        self._last_result = (axis, result)
-        away = 1 if index >= result.seed_k else -1
-        beyond = {k: m for k, m in result.masks.items() if (k - index) * away > 0}
-        self.preview = PropagationPreview(axis, index, beyond, list(result.stops.values()), strategy, drawn)
-        return self.preview
+        run = self.plan_preview(plane, repropagate=True)
+        return self.preview_of(run, run_propagation(run, progress, cancel))
 
 
 def _conditioning(segment, drawn, index):
     """A video strategy's conditioning frames: every drawn slice as it is, and the slice propagated from."""
     return {**{k: segment[k] for k in drawn}, index: segment[index]}
-
-
-def _adapt(progress):
-    """The algorithms report (done, total); the UI wants a fraction."""
-    if progress is None:
-        return None
-    return lambda done, total: progress(done / max(total, 1))

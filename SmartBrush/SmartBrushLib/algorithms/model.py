@@ -106,6 +106,17 @@ class SmartBrushModel:
             self._strokes.pop(int(label), None)
         self._slice_classifier = None
 
+    def stroke_voxels(self):
+        """(index_kji (N, 3) int64, labels (N,) int64) of every painted voxel: all the model's training state
+        besides the image and its settings (a voxel holds one label at a time)."""
+        indices, labels = [np.zeros((0, 3), np.int64)], [np.zeros(0, np.int64)]
+        for label, slices in sorted(self._strokes.items()):
+            for k, mask in sorted(slices.items()):
+                j, i = np.nonzero(mask)
+                indices.append(np.stack([np.full(j.size, k), j, i], axis=1))
+                labels.append(np.full(j.size, label, np.int64))
+        return np.concatenate(indices), np.concatenate(labels)
+
     def painted_labels(self):
         """Sorted labels that currently have at least one stroke voxel."""
         return sorted(label for label, slices in self._strokes.items() if any(m.any() for m in slices.values()))
