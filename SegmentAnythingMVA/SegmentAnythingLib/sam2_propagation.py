@@ -40,7 +40,7 @@ def register_sam2_propagation(engine, window_level=None):
 
 def run_sam2_propagation(image_kji, spacing_kji, seed_k, drawn_masks, direction="both", max_slices=50,
                          stop_rule=None, window_level=None, engine=None, model_name="sam2.1_tiny", checkpoint=None,
-                         progress=None, cancel=None, corrected_from=None):
+                         progress=None, cancel=None, corrected_from=None, prompts=None):
     """Propagate with SAM 2 on plain arrays (for the desktop effect's worker process).
 
     Parameters
@@ -60,6 +60,9 @@ def run_sam2_propagation(image_kji, spacing_kji, seed_k, drawn_masks, direction=
         Re-used between calls (its embeddings stay cached); otherwise built from `model_name` / `checkpoint`.
     corrected_from : PropagationResult, optional
         The earlier result: re-propagate beyond `seed_k` away from its seed and keep the rest.
+    prompts : dict of int -> SlicePrompts, optional
+        The user's points / box per slice (in that slice's pixels: x = column, y = row): conditioning frames as
+        SAM 2's add_new_points_or_box; the seed may have prompts instead of a drawing.
 
     Returns
     -------
@@ -72,6 +75,6 @@ def run_sam2_propagation(image_kji, spacing_kji, seed_k, drawn_masks, direction=
     tracker = sam2_tracker_factory(engine, window_level)(image_kji, spacing_kji)
     if corrected_from is not None:
         return repropagate_video(tracker, corrected_from, seed_k, drawn_masks, None, max_slices, spacing_kji,
-                                 stop_rule, progress, cancel, shape_kji=image_kji.shape)
+                                 stop_rule, progress, cancel, shape_kji=image_kji.shape, prompts=prompts)
     return propagate_video(tracker, image_kji.shape, seed_k, drawn_masks, direction, max_slices, spacing_kji,
-                           stop_rule, progress, cancel)
+                           stop_rule, progress, cancel, prompts)

@@ -8,7 +8,8 @@ number of slices.
 
 A tracker implements the interface that Smart Propagation's video strategy expects
 (``SmartPropagationLib.algorithms.sam2_video``): ``condition(k, mask)``, ``begin_pass(direction)``,
-``track(k, direction) -> FramePrediction``.
+``track(k, direction) -> FramePrediction``, and ``condition_prompts(k, points_xy, labels, box_xyxy, mask_2d)``
+for frames the user prompted (points and/or a box) instead of, or on top of, a drawn mask.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .sam_image import upsample_logits
+from .sam_image import prompt_to_model_frame, upsample_logits
 
 FrameSource = Callable[[int], np.ndarray]
 
@@ -129,11 +130,8 @@ class Sam2VideoTracker:
         """Make frame ``k`` a conditioning frame with the user's mask (empty = the object is absent there)."""
         k = self._check_frame(k)
         model = self.model
-        size = int(model.image_size)
         features, vision_feats, vision_pos, feat_sizes = self._frame_inputs(k)
-        mask = torch.from_numpy(np.asarray(mask_2d, np.float32)).to(self.engine.device)[None, None]
-        mask = (F.interpolate(mask, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-                >= 0.5).float()
+        mask = self._mask_at_model_size(mask_2d)
         with torch.inference_mode(), self.engine.autocast():
             out = model.track_step(frame_idx=k, is_init_cond_frame=True, current_vision_feats=vision_feats,
                                    current_vision_pos_embeds=vision_pos, feat_sizes=feat_sizes, point_inputs=None,
@@ -142,6 +140,80 @@ class Sam2VideoTracker:
                                    num_frames=self.num_frames, track_in_reverse=False, run_mem_encoder=True)
         self._conditioning[k] = self._store(out)
         self._recent.pop(k, None)
+
+    def condition_prompts(self, k: int, points_xy=None, labels=None, box_xyxy=None,
+                          mask_2d: Optional[np.ndarray] = None) -> FramePrediction:
+        """Make frame ``k`` a conditioning frame from the user's prompts, as SAM 2's ``add_new_points_or_box``.
+
+        The frame is decoded without memory (an initial conditioning frame), the box first as corner points
+        2 and 3, then the points (1 positive, 0 negative); SAM 2's multimask choice applies to one point. A drawn
+        ``mask_2d`` on the same frame acts as SAM 2's earlier ``add_new_mask`` there: the prompts refine it (its
+        ±10 low-res logits go in as the mask prompt). The memory is encoded from the predicted mask, binarised as
+        for SAM 2's prompted frames.
+
+        Parameters
+        ----------
+        points_xy : array-like (N, 2), optional
+            (x = column, y = row) in the frame's pixels.
+        labels : array-like (N,), optional
+            1 positive, 0 negative (default all positive).
+        box_xyxy : array-like (4,), optional
+            (x_min, y_min, x_max, y_max) in the frame's pixels.
+        mask_2d : ndarray (rows, columns) bool, optional
+
+        Returns
+        -------
+        FramePrediction
+            The frame's mask from the prompts.
+
+        Raises
+        ------
+        EmptyPromptError, InvalidPromptError, PromptOutsideImageError, ValueError
+        """
+        k = self._check_frame(k)
+        model = self.model
+        size = int(model.image_size)
+        features, vision_feats, vision_pos, feat_sizes = self._frame_inputs(k)
+        points, point_labels, box = prompt_to_model_frame(tuple(features.original_size), (size, size), points_xy,
+                                                          labels, box_xyxy)
+        coords, codes = [], []
+        if box is not None:
+            coords.append(box)
+            codes.append(np.array([2, 3], np.float32))
+        if points is not None:
+            coords.append(points)
+            codes.append(point_labels)
+        point_inputs = {"point_coords": torch.from_numpy(np.concatenate(coords)).to(self.engine.device)[None],
+                        "point_labels": torch.from_numpy(np.concatenate(codes)).to(self.engine.device,
+                                                                                     torch.int32)[None]}
+        previous = None
+        if mask_2d is not None and np.asarray(mask_2d, bool).any():
+            lowres = 4 * int(model.sam_image_embedding_size)
+            full = self._mask_at_model_size(mask_2d)
+            previous = F.interpolate(full, size=(lowres, lowres), mode="bilinear", align_corners=False,
+                                     antialias=True) * 20.0 - 10.0  # SAM 2's mask-as-output scale and bias
+        with torch.inference_mode(), self.engine.autocast():
+            out, sam_outputs, _, _ = model._track_step(
+                k, True, vision_feats, vision_pos, feat_sizes, point_inputs, None,
+                {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}, self.num_frames, False, previous)
+            _, _, ious, low_res, high_res, obj_ptr, object_score = sam_outputs
+            out.update(pred_masks=low_res, obj_ptr=obj_ptr, object_score_logits=object_score)
+            model._encode_memory_in_output(vision_feats, feat_sizes, point_inputs, True, high_res, object_score, out)
+        self._conditioning[k] = self._store(out)
+        self._recent.pop(k, None)
+        return self._prediction(low_res, ious, object_score, features)
+
+    def _mask_at_model_size(self, mask_2d) -> torch.Tensor:
+        size = int(self.model.image_size)
+        mask = torch.from_numpy(np.asarray(mask_2d, np.float32)).to(self.engine.device)[None, None]
+        return (F.interpolate(mask, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+                >= 0.5).float()
+
+    def _prediction(self, low_res, ious, object_score, features) -> FramePrediction:
+        size = int(self.model.image_size)
+        logits = upsample_logits(low_res[0, 0].float(), size, (size, size), tuple(features.original_size))
+        return FramePrediction((logits > 0).cpu().numpy(), float(ious.float().max()),
+                               float(object_score.float().reshape(-1)[0]), low_res[0, 0].float().cpu().numpy())
 
     def track(self, k: int, direction: int) -> FramePrediction:
         """Predict frame ``k`` from the memory bank, tracking in ``direction`` (+1 or -1), and remember it.
@@ -167,11 +239,7 @@ class Sam2VideoTracker:
         self._recent[k] = self._store(out)
         while len(self._recent) > self.keep_frames:
             self._recent.popitem(last=False)
-        logits = upsample_logits(low_res[0, 0].float(), int(model.image_size), (int(model.image_size),) * 2,
-                                 tuple(features.original_size))
-        mask = (logits > 0).cpu().numpy()
-        return FramePrediction(mask, float(ious.float().max()), float(object_score.float().reshape(-1)[0]),
-                               low_res[0, 0].float().cpu().numpy())
+        return self._prediction(low_res, ious, object_score, features)
 
     def _check_frame(self, k) -> int:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= int(k) < self.num_frames:

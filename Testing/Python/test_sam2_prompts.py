@@ -1,0 +1,149 @@
+"""SAM 2 propagation conditioned by the user's prompts (points, box) as well as by drawn masks."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from test_sam2_propagation import NO_STOP, ball_volume, fresh_engine
+
+from SegmentAnythingLib.algorithms.sam2_models import build_tiny_sam2
+from SegmentAnythingLib.sam2_propagation import run_sam2_propagation, sam2_tracker_factory
+from SmartPropagationLib.algorithms import PropagationInputError, StopReason
+from SmartPropagationLib.algorithms import sam2_video
+from SmartPropagationLib.algorithms.sam2_video import SlicePrompts
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    return build_tiny_sam2(seed=0, image_size=64)
+
+
+class PromptOracle:
+    """The tracker interface with known answers: a prompted slice's mask is its box (or a disk at its first
+    positive point); tracked slices are the bright voxels."""
+
+    def __init__(self, image_kji, threshold=150.0):
+        self.image, self.threshold = image_kji, threshold
+        self.conditioned, self.prompted, self.tracked = {}, {}, []
+
+    def condition(self, k, mask_2d):
+        self.conditioned[k] = np.asarray(mask_2d, bool)
+
+    def condition_prompts(self, k, points_xy, labels, box_xyxy, mask_2d=None):
+        self.prompted[k] = SimpleNamespace(points_xy=points_xy, labels=labels, box_xyxy=box_xyxy, mask_2d=mask_2d)
+        rows, cols = np.indices(self.image.shape[1:])
+        if box_xyxy is not None:
+            x0, y0, x1, y1 = box_xyxy
+            mask = (cols >= x0 - 0.5) & (cols < x1 + 0.5) & (rows >= y0 - 0.5) & (rows < y1 + 0.5)
+        else:
+            x, y = next(p for p, label in zip(points_xy, labels) if label == 1)
+            mask = (cols - x) ** 2 + (rows - y) ** 2 <= 9
+        return SimpleNamespace(mask=mask, iou=0.9, object_score=5.0)
+
+    def begin_pass(self, direction):
+        pass
+
+    def track(self, k, direction):
+        self.tracked.append(k)
+        return SimpleNamespace(mask=self.image[k] > self.threshold, iou=0.95, object_score=8.0)
+
+
+# --- the algorithm, with the oracle ------------------------------------------------------------------------------
+def test_prompts_alone_condition_the_seed_and_their_mask_is_the_seed_slice_of_the_result():
+    image, inside = ball_volume()
+    tracker = PromptOracle(image)
+    prompts = {8: SlicePrompts(((16.0, 14.0),), (1,))}
+    result = sam2_video.propagate_video(tracker, image.shape, 8, {}, "both", 2, (2, 1, 1), NO_STOP, prompts=prompts)
+    assert tracker.prompted[8].points_xy == ((16.0, 14.0),) and tracker.prompted[8].mask_2d is None
+    assert not tracker.conditioned and sorted(result.masks) == [6, 7, 8, 9, 10]
+    assert result.masks[8].sum() == 29 and result.masks[8][14, 16] and result.quality[8] == pytest.approx(0.9)
+
+
+def test_a_mask_on_one_slice_and_prompts_on_another_both_condition_and_the_drawing_stays_as_drawn():
+    image, inside = ball_volume()
+    drawn_5 = inside[5].copy()
+    drawn_5[:, :16] = False
+    tracker = PromptOracle(image)
+    prompts = {8: SlicePrompts((), (), (10.0, 8.0, 22.0, 20.0)), 5: SlicePrompts(((15.0, 14.0),), (0,),
+                                                                                   (9.0, 9.0, 20.0, 19.0))}
+    result = sam2_video.propagate_video(tracker, image.shape, 8, {5: drawn_5, 11: inside[11]}, "both", 20,
+                                        (2, 1, 1), NO_STOP, prompts=prompts)
+    assert set(tracker.conditioned) == {11} and set(tracker.prompted) == {5, 8}
+    assert tracker.prompted[5].mask_2d is not None and np.array_equal(tracker.prompted[5].mask_2d, drawn_5)
+    assert np.array_equal(result.masks[5], drawn_5) and np.array_equal(result.masks[11], inside[11])
+    assert result.masks[8].sum() == 13 * 13 and 5 not in tracker.tracked and 11 not in tracker.tracked
+
+
+@pytest.mark.parametrize("prompts, message", [
+    (SlicePrompts(((40.0, 3.0),), (1,)), "outside"),
+    (SlicePrompts(((4.0, 3.0), (5.0, 5.0)), (1,)), "one label"),
+    (SlicePrompts((), (), (9.0, 9.0, 3.0, 19.0)), "x_min"),
+    (SlicePrompts(((4.0, 3.0),), (0,)), "no drawing and no positive prompt"),
+])
+def test_prompts_that_cannot_say_where_the_object_is_are_refused_with_a_message(prompts, message):
+    image, _ = ball_volume()
+    with pytest.raises(PropagationInputError, match=message):
+        sam2_video.propagate_video(PromptOracle(image), image.shape, 8, {}, 1, 3, prompts={8: prompts})
+
+
+def test_a_tracker_without_prompt_support_refuses_prompts_instead_of_ignoring_them():
+    image, inside = ball_volume()
+    tracker = SimpleNamespace(condition=lambda k, m: None, begin_pass=lambda d: None, track=None)
+    with pytest.raises(PropagationInputError, match="takes no prompts"):
+        sam2_video.propagate_video(tracker, image.shape, 8, {8: inside[8]}, 1, 3,
+                                   prompts={8: SlicePrompts(((16.0, 14.0),), (1,))})
+
+
+def test_a_prompted_slice_predicting_nothing_ends_the_object_there():
+    image, inside = ball_volume()
+    tracker = PromptOracle(image)
+    tracker.condition_prompts = lambda k, *a, **kw: SimpleNamespace(mask=np.zeros(image.shape[1:], bool), iou=0.1,
+                                                                     object_score=-4.0)
+    result = sam2_video.propagate_video(tracker, image.shape, 8, {8: inside[8]}, 1, 20, (2, 1, 1), NO_STOP,
+                                        prompts={11: SlicePrompts(((16.0, 14.0),), (1,))})
+    assert result.stops[1].slice_k == 11 and result.stops[1].reason == StopReason.VANISHED
+    assert sorted(result.masks) == [8, 9, 10]
+
+
+# --- the tiny random SAM 2 -----------------------------------------------------------------------------------------
+def test_sam2_prompts_reach_a_slice_three_away_through_the_memory_alone(tiny_model):
+    image, inside = ball_volume()
+    factory = sam2_tracker_factory(fresh_engine(tiny_model), (400.0, 150.0))
+
+    def track_three(**prompt):
+        tracker = factory(image, (2.0, 1.0, 1.0))
+        seed = tracker.condition_prompts(8, **prompt)
+        tracker.begin_pass(1)
+        return seed, [tracker.track(k, 1) for k in (9, 10, 11)][-1]
+
+    centre = dict(points_xy=[(16, 14)], labels=[1])
+    (seed_a, first), (_, repeat) = track_three(**centre), track_three(**centre)
+    seed_b, other = track_three(points_xy=[(16, 14), (25, 6)], labels=[1, 0], box_xyxy=(4, 3, 28, 25))
+    assert seed_a.mask.shape == inside[8].shape and seed_a.mask.dtype == bool
+    assert not np.array_equal(seed_a.mask, seed_b.mask)
+    # Bit-for-bit deterministic, so any difference comes from the prompts; random weights make it small.
+    assert np.array_equal(first.lowres_logits, repeat.lowres_logits)
+    assert np.abs(first.lowres_logits - other.lowres_logits).max() > 1e-5
+
+
+def test_sam2_prompts_on_a_drawn_slice_refine_the_drawing_in_memory_only(tiny_model):
+    image, inside = ball_volume()
+    engine = fresh_engine(tiny_model)
+    prompts = {8: SlicePrompts(((16.0, 14.0),), (1,))}
+    drawn = {8: inside[8]}
+    with_prompts = run_sam2_propagation(image, (2.0, 1.0, 1.0), 8, drawn, 1, 3, NO_STOP, (400.0, 150.0),
+                                        engine=engine, prompts=prompts)
+    mask_only = run_sam2_propagation(image, (2.0, 1.0, 1.0), 8, drawn, 1, 3, NO_STOP, (400.0, 150.0), engine=engine)
+    prompts_only = run_sam2_propagation(image, (2.0, 1.0, 1.0), 8, {}, 1, 3, NO_STOP, (400.0, 150.0), engine=engine,
+                                        prompts=prompts)
+    assert np.array_equal(with_prompts.masks[8], inside[8]) and with_prompts.slices == [8, 9, 10, 11]
+    assert not np.array_equal(prompts_only.masks[8], inside[8]) and prompts_only.slices == [8, 9, 10, 11]
+    assert any(not np.array_equal(with_prompts.masks[k], mask_only.masks[k]) for k in (9, 10, 11))
