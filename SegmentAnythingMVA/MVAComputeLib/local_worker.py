@@ -63,7 +63,7 @@ def module_folders():
     """Folders holding this extension's packages (added to the worker's PYTHONPATH)."""
     import MVAComputeLib
     folders = [os.path.dirname(os.path.dirname(os.path.abspath(MVAComputeLib.__file__)))]
-    for name in ("SegmentAnythingLib", "SmartRegionsLib", "SmartBrushLib"):
+    for name in ("SegmentAnythingLib", "SmartRegionsLib", "SmartBrushLib", "SmartPropagationLib"):
         module = sys.modules.get(name)
         if module is None:
             try:

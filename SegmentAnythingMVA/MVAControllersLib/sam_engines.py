@@ -95,3 +95,46 @@ class SettingsEngineSource(EngineSource):
         if self._prefetcher is not None:
             text += "; " + self._prefetcher.status().summary()
         return text
+
+
+SAM2_MISSING = ("Strategy sam2 needs the 'sam2' package (SAM 2.1 and MedSAM2), which this Slicer's Python does not "
+                "have. It is not installed automatically because it may upgrade Slicer's torch; install it from the "
+                "Python console with: slicer.util.pip_install('sam2') (SAM2_BUILD_CUDA=0 skips its CUDA extension), "
+                "then restart Slicer. The other strategies work without it.")
+
+
+def sam2_available(find_spec=None):
+    """True when the `sam2` package can be imported (checked without importing it)."""
+    import importlib.util
+    return (find_spec or importlib.util.find_spec)("sam2") is not None
+
+
+def offered_sam2_models(developer_mode):
+    """SAM 2 model names for Smart Propagation's list: the random "sam2_tiny" only for developers."""
+    from SegmentAnythingLib.sam2_engine_factory import SAM2_MODEL_NAMES
+    return offered_models(developer_mode, SAM2_MODEL_NAMES)
+
+
+def propagation_models(sam2_model, developer_mode, device="auto", sam_source=None, find_spec=None):
+    """{strategy: model spec} the compute worker propagates with: "sam2" from the chosen SAM 2 model (None
+    without the sam2 package, or for the random "sam2_tiny" outside developer mode: see `sam2_refusal`), "sam"
+    from the session's loaded SAM 1 model (None when none is loaded)."""
+    from SegmentAnythingLib.sam2_engine_factory import is_sam2_model
+    usable = sam2_refusal(sam2_model, developer_mode, find_spec) is None
+    models = {"sam2": {"name": sam2_model, "device": device} if usable else None, "sam": None}
+    engine = sam_source.loaded() if sam_source is not None else None
+    if engine is not None and not is_sam2_model(getattr(engine, "model_name", "")):
+        models["sam"] = sam_source.model_spec(engine)
+    return models
+
+
+def sam2_refusal(sam2_model, developer_mode, find_spec=None):
+    """Why strategy sam2 cannot run with `sam2_model` here (a message), or None when it can."""
+    from SegmentAnythingLib.sam2_engine_factory import SAM2_TINY_NAME
+    if not sam2_available(find_spec):
+        return SAM2_MISSING
+    if sam2_model == SAM2_TINY_NAME and not developer_mode:
+        return ("'sam2_tiny' has random weights and segments nothing (it tests the plumbing): choose a SAM 2.1 or "
+                "MedSAM2 model")
+    return None
+

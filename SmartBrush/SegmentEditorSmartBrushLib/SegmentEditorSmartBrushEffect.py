@@ -24,7 +24,8 @@ class SegmentEditorSmartBrushEffect(AbstractScriptedSegmentEditorPaintEffect):
 
     def makeController(self, bridge, confirm_edit):
         from MVAControllersLib.smart_brush_controller import SmartBrushController
-        return SmartBrushController(bridge, confirm_edit=confirm_edit)
+        from MVASlicerLib.sam_session import worker_runner
+        return SmartBrushController(bridge, worker_runner(), confirm_edit=confirm_edit)  # Predict 3D in the worker
 
     def clone(self):
         return clone_effect(__file__, paint=True)

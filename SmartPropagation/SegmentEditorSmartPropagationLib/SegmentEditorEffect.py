@@ -21,7 +21,15 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def makeController(self, bridge, confirm_edit):
         from MVAControllersLib.smart_propagation_controller import SmartPropagationController
-        return SmartPropagationController(bridge, confirm_edit=confirm_edit)
+        from MVASlicerLib.sam_session import worker_runner
+        return SmartPropagationController(bridge, worker_runner(), confirm_edit=confirm_edit, models=self.workerModels)
+
+    def workerModels(self):
+        """The models the compute worker propagates with (SAM 2 as chosen here, SAM as loaded in the module)."""
+        from MVAControllersLib.sam_engines import propagation_models
+        from MVASlicerLib import sam_session
+        return propagation_models(self.parameters.values()["Sam2Model"], sam_session.developer_mode(),
+                                  sam_session.setting("Device"), sam_session.engines())
 
     def clone(self):
         return clone_effect(__file__)
@@ -35,10 +43,15 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             "carried to neighbouring slices until the object ends (the reason is shown). <b>Apply</b> writes it as "
             "one undo step and never changes the slices you drew. After correcting a slice, <b>Re-propagate from "
             "here</b> updates only the slices beyond it. With two or more drawn slices, <i>auto</i> interpolates "
-            "between them.</html>")
+            "between them. <i>sam2</i> tracks the object with SAM 2's memory (the chosen SAM 2.1 or MedSAM2 model, "
+            "its checkpoint downloaded beforehand; needs the sam2 package), <i>sam</i> with the Segment Anything "
+            "model loaded in the SegmentAnythingMVA module. Propagation runs in the compute worker process, so "
+            "Slicer stays responsive.</html>")
 
     def setupOptionsFrame(self):
+        from MVASlicerLib.sam_session import developer_mode
         self.parameters.combo(_("Strategy:"), "Strategy", STRATEGIES, "auto")
+        self.parameters.combo(_("SAM 2 model:"), "Sam2Model", _sam2_models(developer_mode()), "sam2.1_tiny")
         self.parameters.combo(_("Direction:"), "Direction", ["both", "forward", "backward"], "both")
         self.parameters.number(_("At most:"), "MaxSlices", 50, 1, 1000, 1, " slices")
         self.viewCombo = qt.QComboBox()
@@ -69,7 +82,12 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.parameters.to_mrml()
 
     def withOptions(self, controller, action):
+        from MVAControllersLib.sam_engines import sam2_refusal
+        from MVASlicerLib.sam_session import developer_mode
         values, options = self.parameters.values(), controller.options
+        refusal = sam2_refusal(values["Sam2Model"], developer_mode()) if values["Strategy"] == "sam2" else None
+        if refusal:
+            raise ValueError(refusal)
         options.strategy, options.direction = values["Strategy"], values["Direction"]
         options.max_slices = int(values["MaxSlices"])
         return action(controller)
@@ -80,3 +98,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def deactivate(self):
         self.shell.deactivate()
+
+
+def _sam2_models(developer_mode):
+    from MVAControllersLib.sam_engines import offered_sam2_models
+    return offered_sam2_models(developer_mode)

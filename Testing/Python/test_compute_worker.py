@@ -153,16 +153,19 @@ def test_the_desktop_side_imports_neither_ray_nor_the_web_service():
 
 
 def test_brush_prediction_in_the_worker_equals_the_one_made_here(a_client):
+    from MVAComputeLib.brush_operation import brush_box_request
     from SmartBrushLib.algorithms.model import SmartBrushModel
-    image = np.random.default_rng(5).normal(50, 10, (4, 16, 20)).astype(np.float32)
-    image[:, :, 10:] += 120
-    strokes = np.zeros(image.shape, np.int32)
-    strokes[2, 6:9, 3:6], strokes[2, 6:9, 14:17] = 1, 2
-    box = ((1, 3), (0, 16), (0, 20))
-    reply = a_client.run("brush_predict", {"spacing_kji": [2.0, 1.0, 1.0], "box_kji": box},
-                         {"image": image, "strokes": strokes}, timeout_s=120)
+    image = np.random.default_rng(5).normal(50, 10, (20, 70, 80)).astype(np.float32)
+    image[:, :, 40:] += 120
     model = SmartBrushModel(image, (2.0, 1.0, 1.0))
-    model.add_stroke(strokes == 1, 1)
-    model.add_stroke(strokes == 2, 2)
-    labels, _ = model.predict_box(box)
+    strokes = np.zeros(image.shape, bool), np.zeros(image.shape, bool), np.zeros(image.shape, bool)
+    strokes[0][10, 30:34, 25:29], strokes[1][10, 30:34, 50:54], strokes[2][9, 22:25, 22:25] = True, True, True
+    for mask, label in zip(strokes, (1, 2, 0)):  # label 0: an erase stroke, which the old request lost
+        model.add_stroke(mask, label)
+    box = ((6, 14), (20, 50), (20, 60))  # the crop sent (box and feature context) is smaller than the image
+    op, params, arrays = brush_box_request(model, box)
+    assert arrays["image"].size < image.size and 0 in arrays["stroke_labels"]
+    reply = a_client.run(op, params, arrays, timeout_s=120)
+    labels, probability = model.predict_box(box)
     assert np.array_equal(reply.arrays["labels"], labels) and {1, 2} <= set(np.unique(labels).tolist())
+    assert np.array_equal(reply.arrays["probability"], probability)
