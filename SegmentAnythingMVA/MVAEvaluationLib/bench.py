@@ -304,10 +304,12 @@ def bench_brush(data, quick):
 
 
 def bench_brush3d(data, quick):
-    """3D Smart Brush update (dab -> prediction of a 128^3 ROI, features cached) vs a random forest on
-    scikit-image 3D features of the same box (fit + predict per update, features computed once for both)."""
+    """3D Smart Brush update (dab -> prediction of a 128^3 ROI, features cached): feature cells (ours) next to the
+    previous per-voxel coarse-to-fine evaluation on the same strokes, and a random forest on scikit-image 3D
+    features of the same box (fit + predict per update, features computed once for both)."""
     from skimage.feature import multiscale_basic_features
     from sklearn.ensemble import RandomForestClassifier
+    from MVAEvaluationLib.metrics import dice
     from MVAEvaluationLib.simulated_user import SimulatedUser, dab_mask
     from SmartBrushLib.algorithms.volume_brush import VolumeBrushModel
     side = 64 if quick else 128
@@ -316,22 +318,27 @@ def bench_brush3d(data, quick):
     middle = side // 2
     user = SimulatedUser(truth[middle])
     # the ROI is the whole box from the start, so every update predicts side^3 voxels
-    model = VolumeBrushModel(image, (1.0, 1.0, 1.0), margin_mm=float(side))
+    models = {mode: VolumeBrushModel(image, (1.0, 1.0, 1.0), margin_mm=float(side), prediction=mode)
+              for mode in ("cells", "coarse_to_fine")}
     # a background dab first, so that every timed update runs the classifier (not the one-label band)
     outside = SimulatedUser(~truth[middle]).first_click()
-    model.add_stroke((middle, 0, 0), dab_mask(truth.shape[1:], outside.index)[None], 0)
+    for model in models.values():
+        model.add_stroke((middle, 0, 0), dab_mask(truth.shape[1:], outside.index)[None], 0)
     prediction = np.zeros(truth.shape[1:], bool)
-    clicks, ours = [], []
+    clicks, seconds, dices = [], {mode: [] for mode in models}, {mode: [] for mode in models}
     for _ in range(5 if quick else 11):
         click = user.next_click(prediction)
         clicks.append(click)
-        model.add_stroke((middle, 0, 0), dab_mask(truth.shape[1:], click.index)[None], int(click.positive))
-        tic = time.perf_counter()
-        roi, mask = model.predict(1)
-        ours.append(time.perf_counter() - tic)
-        prediction = np.zeros(truth.shape, bool)
-        prediction[tuple(slice(a, b) for a, b in roi)] = mask
-        prediction = prediction[middle]
+        for mode, model in models.items():
+            model.add_stroke((middle, 0, 0), dab_mask(truth.shape[1:], click.index)[None], int(click.positive))
+            tic = time.perf_counter()
+            roi, mask = model.predict(1)
+            seconds[mode].append(time.perf_counter() - tic)
+            full = np.zeros(truth.shape, bool)
+            full[tuple(slice(a, b) for a, b in roi)] = mask
+            dices[mode].append(round(float(dice(full, truth)), 4))
+            if mode == "cells":
+                prediction = full[middle]
     features = multiscale_basic_features(image)
     strokes = np.full(truth.shape, -1)
     strokes[middle][dab_mask(truth.shape[1:], outside.index)] = 0
@@ -343,8 +350,12 @@ def bench_brush3d(data, quick):
         forest.fit(features[strokes >= 0], strokes[strokes >= 0])
         forest.predict(features.reshape(-1, features.shape[-1]))
         base.append(time.perf_counter() - tic)
-    return [row(f"Smart Brush 3D update (dab -> {side}^3 ROI prediction, features cached, first excluded)", ours[1:],
-                f"random forest (100 trees) on skimage 3D features, fit + predict {side}^3", base)]
+    name = f"Smart Brush 3D update (dab -> {side}^3 ROI prediction, features cached, first excluded)"
+    ours = seconds["cells"][1:]
+    return [row(name, ours, f"previous per-voxel coarse-to-fine evaluation, same strokes, {side}^3",
+                seconds["coarse_to_fine"][1:], first_update_ms=round(1000 * seconds["cells"][0], 1),
+                dice_3d=dices["cells"], dice_3d_baseline=dices["coarse_to_fine"]),
+            row(name, ours, f"random forest (100 trees) on skimage 3D features, fit + predict {side}^3", base)]
 
 
 def bench_supervoxel_quality(data, quick):

@@ -12,6 +12,7 @@ from MVAEvaluationLib.metrics import dice
 from MVAEvaluationLib.simulated_user import dab_mask
 from SmartBrushLib.algorithms import BACKGROUND, SmartBrushInputError
 from SmartBrushLib.algorithms.corrections import CorrectionHistory, targeted_update
+from SmartBrushLib.algorithms.feature_cells import feature_cells
 from SmartBrushLib.algorithms.volume_brush import VolumeBrushModel
 from SmartBrushLib.volume_brush_logic import VolumeBrushLogic
 
@@ -81,6 +82,43 @@ def test_the_roi_grows_until_it_holds_the_object():
     where = np.argwhere(ball)
     assert all(lo <= w for lo, w in zip(low, where.min(0))) and all(hi > w for hi, w in zip(high, where.max(0)))
     assert mask.sum() > 0.9 * ball.sum()
+
+
+def test_feature_cells_hold_voxels_of_one_quantised_feature_vector_and_their_mean():
+    rng = np.random.default_rng(3)
+    stack = rng.normal(0.5, 0.2, (6, 7, 8, 3)).astype(np.float32)
+    stack[:2] = stack[0, 0, 0]  # many voxels with the same features share one cell
+    cells = feature_cells(stack, 0.1)
+    codes = np.floor(stack.reshape(-1, 3) / np.float32(0.1)).astype(int)
+    assert cells.count == len(np.unique(codes, axis=0))
+    assert cells.cell_of_voxel.shape == stack.shape[:3]
+    spread = np.abs(stack - cells.means[cells.cell_of_voxel])
+    assert spread.max() < 0.1
+    for cell in np.unique(cells.cell_of_voxel)[:20]:
+        members = stack[cells.cell_of_voxel == cell]
+        assert np.allclose(members.mean(0), cells.means[cell], atol=1e-5)
+        assert len(np.unique(np.floor(members / np.float32(0.1)).astype(int), axis=0)) == 1
+    with pytest.raises(SmartBrushInputError):
+        feature_cells(stack, 0.0)
+    with pytest.raises(SmartBrushInputError):
+        feature_cells(np.full((2, 2, 2, 3), np.nan, np.float32), 0.1)
+
+
+def test_the_cell_prediction_labels_nearly_every_voxel_as_the_per_voxel_classifier_does():
+    image, ball = ball_volume(shape=(32, 40, 40), radius=11, seed=4)
+    image = image + np.linspace(-25, 25, 40)[None, None, :].astype(np.float32)  # a bias across the ball
+    masks = {}
+    for mode in ("cells", "coarse_to_fine"):
+        model = VolumeBrushModel(image, (1.0, 1.0, 1.0), margin_mm=40.0, prediction=mode)
+        model.add_stroke((16, 14, 14), np.ones((1, 6, 6), bool), 1)
+        model.add_stroke((16, 2, 2), np.ones((1, 5, 5), bool), BACKGROUND)
+        model.add_stroke((3, 20, 30), np.ones((2, 4, 4), bool), BACKGROUND)
+        roi, masks[mode] = model.predict(1)
+        assert roi == ((0, 32), (0, 40), (0, 40))
+    assert (masks["cells"] ^ masks["coarse_to_fine"]).mean() < 0.01
+    assert dice(masks["cells"], ball) > 0.85
+    with pytest.raises(SmartBrushInputError):
+        VolumeBrushModel(image, prediction="fastest")
 
 
 def test_the_volume_brush_refuses_bad_input():
