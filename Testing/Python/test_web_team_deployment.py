@@ -174,8 +174,6 @@ def paint_stroke(page):
                            "!window.trame.state.get('job_busy')", timeout=60000)
 
 
-@pytest.mark.skip(reason="open defect (issue 16): on a quiet machine the restore offer did not appear after the "
-                         "second login in CI's run; the autosave file itself is written 0600 (test_web_team_parts.py)")
 def test_an_expired_login_autosaves_the_work_returns_to_the_login_page_and_restores_for_the_same_user(
         deployment, people):
     from MVAWorkflowLib.models import LoginSession, utcnow

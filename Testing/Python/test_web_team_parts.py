@@ -176,3 +176,43 @@ def test_the_gateway_refuses_wrong_passwords_without_echoing_them_and_throttles(
     assert "Too many failed logins" in replies[-1][1]
     assert all("guess-" not in text and "mva_login" not in cookies for _, text, cookies in replies)
     assert "expired" in expired
+
+
+def test_an_ending_session_process_drops_its_record_at_once_and_refuses_a_new_browser(tmp_path, monkeypatch):
+    """A quick login after an expiry or logout must reach a new process, not the one about to exit."""
+    from MVAWorkflowLib import security
+    from MVAWorkflowLib.service import WorkflowService
+
+    from MVAWebLib import session_process
+    monkeypatch.setattr(session_process, "EXIT_AFTER_LOGOUT_S", 0.05)
+    security.configure_hasher(time_cost=1, memory_cost_kib=1024)
+    service = WorkflowService.open(f"sqlite:///{tmp_path / 'team.db'}")
+    service.create_first_admin("ada", "correct horse battery")
+    login = service.login("ada", "correct horse battery")
+    runtime = RuntimeFolder(tmp_path / "runtime")
+    runtime.record_session(login.user.id, 9101)
+    stopped, adopted = [], []
+
+    class Server:
+        async def stop(self):
+            stopped.append(1)
+    stopper = session_process.Stopper(Server(), on_ending=lambda: runtime.forget_session(login.user.id,
+                                                                                          os.getpid()))
+    check = session_process.TicketCheck(service, login.user.id, adopted.append, stopper)
+
+    async def scenario():
+        assert check(service.issue_ticket(login.token))  # a live process lets its user in
+        stopper.soon()
+        stopper.soon()  # a second logout message: still one stop
+        assert runtime.live_session(login.user.id) is None  # the gateway will launch a new process
+        late = service.issue_ticket(login.token)
+        assert not check(late)
+        await asyncio.sleep(0.2)
+        return late
+    try:
+        late = run(scenario())
+        assert stopped == [1] and len(adopted) == 1
+        assert service.redeem_ticket(late).user.id == login.user.id  # refused unredeemed: still good elsewhere
+    finally:
+        service.database.dispose()
+        security.configure_hasher()

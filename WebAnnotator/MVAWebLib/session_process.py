@@ -34,16 +34,24 @@ def parse_args(argv):
 
 
 class TicketCheck:
-    """`accept(ticket)` of the SessionGuard: redeem the ticket and keep it only if it is this user's."""
+    """`accept(ticket)` of the SessionGuard: redeem the ticket and keep it only if it is this user's.
 
-    def __init__(self, service, user_id, on_session):
+    Once the process is ending (`stopper.ending`: after a logout or an expired login) every browser is refused,
+    so that a quick new login cannot land in a process about to exit: the gateway starts a fresh one.
+    """
+
+    def __init__(self, service, user_id, on_session, stopper=None):
         self.service = service
         self.user_id = int(user_id)
         self.on_session = on_session  # callable(SessionInfo): the workflow adopts the new session
+        self.stopper = stopper
 
     def __call__(self, ticket):
         from MVAWorkflowLib.errors import WorkflowError
         if not isinstance(ticket, str) or len(ticket) < 20:
+            return False
+        if self.stopper is not None and self.stopper.ending:
+            _LOG.warning("Refused a browser: this session process is ending")
             return False
         try:
             session = self.service.redeem_ticket(ticket)
@@ -82,7 +90,7 @@ def build(args, request):
     app = MVAWebApp(server, workflow=WorkflowSession(service, request.get("project_name")), managed=managed,
                     autosave=AutosaveStore(request["autosave_dir"]), developer=bool(request.get("developer")),
                     sam_model=request.get("sam_model") or "none")
-    check = TicketCheck(service, request["user_id"], lambda session: _adopt(app, session))
+    check = TicketCheck(service, request["user_id"], lambda session: _adopt(app, session), stopper)
     guard = SessionGuard(check, takeover=True, on_owner_left=lambda: _browser_left(app))
     server.add_protocol_to_configure(lambda protocol: protocol.registerLinkProtocol(guard))
     app.ctrl.on_server_bind.add(lambda wslink_server: _bind(wslink_server, guard, request["gateway_url"]))
@@ -90,7 +98,7 @@ def build(args, request):
         "<div style='padding: 2em; font-family: sans-serif'>This page is no longer connected: the session "
         f"ended, expired, or was opened in another window. <a href='{request['gateway_url']}' "
         "id='mva-back-to-login'>Back to the login page</a></div>")
-    return app, guard, service
+    return app, guard, service, stopper
 
 
 def _adopt(app, session):
@@ -128,12 +136,23 @@ def _bind(wslink_server, guard, gateway_url):
 
 
 class Stopper:
-    """Ends the process a moment after a logout or an expired login (the page first gets its redirect)."""
+    """Ends the process a moment after a logout or an expired login (the page first gets its redirect).
 
-    def __init__(self, server):
+    `on_ending()` runs at once (the session record is removed, so the gateway sends the next login of this user
+    to a new process rather than to this one while it shuts down); `ending` then stays True.
+    """
+
+    def __init__(self, server, on_ending=None):
         self.server = server
+        self.on_ending = on_ending
+        self.ending = False
 
     def soon(self):
+        if self.ending:
+            return
+        self.ending = True
+        if self.on_ending is not None:
+            self.on_ending()
         asyncio.get_event_loop().call_later(EXIT_AFTER_LOGOUT_S, lambda: asyncio.ensure_future(self.server.stop()))
 
 
@@ -154,8 +173,9 @@ def main(argv=None):
         print(f"session process: {error}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    app, _guard, service = build(args, request)
+    app, _guard, service, stopper = build(args, request)
     user_id = request["user_id"]
+    stopper.on_ending = lambda: runtime.forget_session(user_id, os.getpid())
     _LOG.info("Session of user %s built in %.1f s; serving on 127.0.0.1:%s", user_id,
               time.perf_counter() - started, args.port)
     app.ctrl.on_server_ready.add(lambda **_: _ready(runtime, user_id, args.port))
