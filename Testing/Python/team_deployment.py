@@ -2,7 +2,7 @@
 
 `mva launcher` (wslink's launcher with WebAnnotator/deploy/launcher.json) and `mva gateway` run as separate
 processes on 127.0.0.1 with a private runtime folder; session processes are started by the launcher. The
-database is SQLite in a temporary folder, or PostgreSQL when MVA_TEST_POSTGRES_URL and MVA_TEST_TEAM_POSTGRES are set.
+database is PostgreSQL when MVA_TEST_POSTGRES_URL is set (CI: .ci/run starts one), else SQLite in a temporary folder.
 """
 import json
 import os
@@ -55,12 +55,9 @@ def wait_http(url, timeout=60, opener=None):
 
 
 def database_url(folder):
-    """SQLite in `folder`, or a schema of its own in the PostgreSQL test database (MVA_TEST_POSTGRES_URL, when
-    MVA_TEST_TEAM_POSTGRES is set):
-    other tests may use that database at the same time."""
-    # Opt-in: with PostgreSQL, concurrent browser saves in session processes hit SQLAlchemy errors ("The
-    # database did not answer as expected") in CI; an open defect of the team annotator, tracked in issue 16.
-    postgres = os.environ.get("MVA_TEST_POSTGRES_URL") if os.environ.get("MVA_TEST_TEAM_POSTGRES") else None
+    """A schema of its own in the PostgreSQL test database (MVA_TEST_POSTGRES_URL; other tests may use that
+    database at the same time), or SQLite in `folder` when that is not set."""
+    postgres = os.environ.get("MVA_TEST_POSTGRES_URL")
     if not postgres:
         return f"sqlite:///{folder}/team.db"
     from sqlalchemy import create_engine, text
