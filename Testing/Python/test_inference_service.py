@@ -125,6 +125,23 @@ def test_a_queued_request_is_cancelled_over_http(a_service):
         assert client.wait(busy, 120).ok
 
 
+def test_a_propagation_preview_over_http_equals_the_one_computed_here(a_service):
+    from MVAComputeLib.propagation_operation import propagation_request, result_from_reply
+    from SmartPropagationLib.propagation_run import PropagationRun, run_propagation
+    k, j, i = np.mgrid[:9, :30, :32]
+    ball = (k - 4) ** 2 / 9 + ((j - 15) ** 2 + (i - 16) ** 2) / 64 <= 1
+    image = (np.random.default_rng(3).normal(0, 5, ball.shape) + 200 * ball).astype(np.int16)
+    run = PropagationRun("registration", 0, 4, 0, image, {4: ball[4]}, "both", 3, (2.0, 1.0, 1.0))
+    url, _ = a_service
+    with ComputeClient.remote(url, TOKEN) as client:
+        remote = result_from_reply(client.run(*propagation_request(run), timeout_s=120))
+    local = run_propagation(run)
+    assert sorted(remote.masks) == sorted(local.masks) and len(local.masks) > 3
+    assert all(np.array_equal(remote.masks[n], local.masks[n]) for n in local.masks)
+    assert {d: (s.slice_k, s.reason) for d, s in remote.stops.items()} == \
+        {d: (s.slice_k, s.reason) for d, s in local.stops.items()}
+
+
 def test_an_embed_job_embeds_the_cases_the_project_lists(a_service, a_project_db):
     import json
     url, _ = a_service
