@@ -110,20 +110,22 @@ def bench_inline(case_path, folder, side, rows):
     print(json.dumps(rows[-1]), flush=True)
 
 
-def bench_clicks(case_path, store, side, rows, clicks=3):
+def open_case(case_path, store, engine):
+    """Case open as a front end does it: the volume into a scene, the shared controller's logic with the store, and
+    the first slice shown (its key registered: volume digest, store lookup, axes and decoder warmed).
+
+    Returns (logic, headless scene, array, ijk_to_ras, seconds)."""
     from MVABridgeLib.editor_session import SegmentEditorSession
     from MVABridgeLib.headless_scene import create_headless_scene
     from MVABridgeLib.slice_geometry import SlicePlane
     from MVABridgeLib.volume_io import read_volume
     from MVABridgeLib.volumes import add_volume_node
-    from MVAComputeLib.operations import engine_for_spec
     from MVAControllersLib.segment_anything_controller import EngineSource, SegmentAnythingController
 
     class StoreSource(EngineSource):
         def embedding_store(self, bridge):
             return store
 
-    engine = engine_for_spec({"name": "vit_b-random", "input_size": None if side == 1024 else side})
     headless = create_headless_scene()
     tic = time.perf_counter()
     array, ijk_to_ras = read_volume(case_path)
@@ -134,16 +136,37 @@ def bench_clicks(case_path, store, side, rows, clicks=3):
     segment_id = segmentation.GetSegmentation().AddEmptySegment("brain")
     session = SegmentEditorSession(volume, segmentation, segment_id, headless.scene)
     logic = SegmentAnythingController(session.bridge, StoreSource()).ensure_logic(engine)
-    logic.current_window_level()  # the store's window: reads the case record once
-    open_seconds = time.perf_counter() - tic
-    times = []
-    for index in range(min(clicks, array.shape[0])):
-        plane = SlicePlane.for_anatomical_axis("axial", index, ijk_to_ras, array.shape)
-        logic.reset()
-        tic = time.perf_counter()
-        logic.add_point(plane, (plane.shape[0] // 2, plane.shape[1] // 2))
-        times.append(time.perf_counter() - tic)
+    logic.slice_key(SlicePlane.for_anatomical_axis("axial", 0, ijk_to_ras, array.shape))  # the view shows slice 0
+    return logic, headless, array, ijk_to_ras, time.perf_counter() - tic
+
+
+def bench_clicks(case_path, store, side, rows, clicks=3, thread_counts=(2,)):
+    """First clicks on stored slices (the engine's cache emptied before each, so every click reads the store and
+    prepares the slice afresh), with each torch thread count in turn, then one click without the store."""
+    import torch
+
+    from MVABridgeLib.slice_geometry import SlicePlane
+    from MVAComputeLib.operations import engine_for_spec
+    tic = time.perf_counter()
+    engine = engine_for_spec({"name": "vit_b-random", "input_size": None if side == 1024 else side})
+    model_seconds = time.perf_counter() - tic
+    # The first case of a session also fingerprints the model's encoder weights (once per model): the next one not.
+    _, first_scene, _, _, first_open_seconds = open_case(case_path, store, engine)
+    first_scene.clear()
+    logic, headless, array, ijk_to_ras, open_seconds = open_case(case_path, store, engine)
+    by_threads = {}
+    for threads in thread_counts:
+        torch.set_num_threads(int(threads))
+        times = by_threads[int(threads)] = []
+        for click in range(clicks):
+            plane = SlicePlane.for_anatomical_axis("axial", click % array.shape[0], ijk_to_ras, array.shape)
+            engine.cache.clear()
+            logic.reset()
+            tic = time.perf_counter()
+            logic.add_point(plane, (plane.shape[0] // 2, plane.shape[1] // 2))
+            times.append(time.perf_counter() - tic)
     stored_hits = logic.stored.hits
+    torch.set_num_threads(max(int(t) for t in thread_counts))
     engine.cache.clear()
     logic.stored = None  # the same click without the store: a window the store was not made with, so it encodes
     window, level = logic.current_window_level()
@@ -153,12 +176,16 @@ def bench_clicks(case_path, store, side, rows, clicks=3):
     tic = time.perf_counter()
     logic.add_point(plane, (plane.shape[0] // 2, plane.shape[1] // 2))
     fresh = time.perf_counter() - tic
-    rows.append({"what": "first click -> mask in the segment (shared controller path)", "side": side,
-                 "case_open_s": round(open_seconds, 3), "stored_click_s": [round(t, 3) for t in times],
-                 "stored_click_p50_s": round(statistics.median(times), 3), "stored_hits": stored_hits,
-                 "encoded": engine.last_embedding is not None,
-                 "click_without_store_s": round(fresh, 2)})
-    print(json.dumps(rows[-1]), flush=True)
+    row = {"what": "first click on a stored slice -> mask in the segment (shared controller path)", "side": side,
+           "model_load_s": round(model_seconds, 2), "first_case_open_s": round(first_open_seconds, 3),
+           "case_open_s": round(open_seconds, 3),
+           "stored_hits": stored_hits, "encoded_without_store": engine.last_embedding is not None,
+           "click_without_store_s": round(fresh, 2)}
+    for threads, times in by_threads.items():
+        row[f"stored_click_s_{threads}_threads"] = [round(t, 3) for t in times]
+        row[f"stored_click_p50_s_{threads}_threads"] = round(statistics.median(times), 3)
+    rows.append(row)
+    print(json.dumps(row), flush=True)
     headless.clear()
 
 
@@ -169,8 +196,20 @@ def main(argv=None):
     parser.add_argument("--sides", type=int, nargs="*", default=[512, 1024], help="Ray runs (1 and 2 workers)")
     parser.add_argument("--inline-sides", type=int, nargs="*", default=[], help="runs in this process only")
     parser.add_argument("--throughput-only", action="store_true", help="no click or compute-worker figures")
+    parser.add_argument("--clicks", type=int, default=3, help="first clicks on stored slices per thread count")
+    parser.add_argument("--click-threads", type=int, nargs="+", default=[2],
+                        help="torch thread counts of the click runs (same run, one after the other)")
+    parser.add_argument("--store", default=None,
+                        help="click runs only, on this store's case (--case) instead of embedding one first")
+    parser.add_argument("--case", default=None, help="with --store: the volume file the store was made from")
+    parser.add_argument("--store-side", type=int, default=512, help="with --store: its encoder input side")
     args = parser.parse_args(argv)
     rows = [{"what": "machine", "cpus": os.cpu_count(), "load_average": os.getloadavg()}]
+    if args.store:
+        if not args.case:
+            parser.error("--store needs --case (the volume file the store was made from)")
+        bench_clicks(args.case, args.store, args.store_side, rows, args.clicks, args.click_threads)
+        return _finish(rows, args.output)
     with tempfile.TemporaryDirectory() as folder:
         case_path = write_cropped_mni(folder, args.slices)
         if args.sides:
@@ -179,11 +218,16 @@ def main(argv=None):
             bench_inline(case_path, folder, side, rows)
         if not args.throughput_only:
             for side in args.sides + args.inline_sides:
-                bench_clicks(case_path, os.path.join(folder, f"store_{side}_1.zarr"), side, rows)
+                bench_clicks(case_path, os.path.join(folder, f"store_{side}_1.zarr"), side, rows, args.clicks,
+                             args.click_threads)
             bench_compute_worker(rows)
+    return _finish(rows, args.output)
+
+
+def _finish(rows, output):
     rows.append({"what": "machine after", "load_average": os.getloadavg()})
-    if args.output:
-        with open(args.output, "w") as stream:
+    if output:
+        with open(output, "w") as stream:
             json.dump(rows, stream, indent=1)
     return 0
 

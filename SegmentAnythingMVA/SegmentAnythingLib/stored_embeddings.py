@@ -81,7 +81,23 @@ class StoredEmbeddings:
                 case = None if reason else case
             self._volume = (volume, case, reason)
             self._axes, self._refreshed = {}, {}
+            if case is not None:
+                self._open_axes(case)
         return self._volume[1], self._volume[2]
+
+    def _open_axes(self, case):
+        """At case open, not at the first click: each axis's zarr metadata and checksum table are read once, and
+        the decoder of the stored token grid is built and run once (its first call sets up its kernels)."""
+        grids = set()
+        for name in AXIS_NAMES:
+            records = self._axes[name] = case.axis(name)
+            if records is not None:
+                records.checksum_table()
+                self._refreshed[name] = time.monotonic()
+                grids.add(int(records.embeddings.shape[-1]))
+        warm_up = getattr(self.engine, "warm_up", None)
+        for grid in sorted(grids) if warm_up is not None else ():
+            warm_up(grid)
 
     def window_for(self, volume):
         """The store's embedding window (width, level) for this volume, or None."""
@@ -107,9 +123,7 @@ class StoredEmbeddings:
         if mismatch:
             return mismatch
         axis_name = AXIS_NAMES[plane.aligned_axis]
-        if axis_name not in self._axes:
-            self._axes[axis_name] = case.axis(axis_name)
-        records = self._axes[axis_name]
+        records = self._axes.get(axis_name)
         if records is None:
             return f"axis {axis_name} of this volume was not embedded"
         layout = np.round(np.linalg.solve(volume.index_to_ras, plane.pixel_to_ras_matrix), 6)

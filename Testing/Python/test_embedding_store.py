@@ -163,6 +163,33 @@ def test_the_logic_uses_a_stored_embedding_exactly_like_a_fresh_one(headless, a_
     assert from_store.any() and np.array_equal(from_store, fresh)
 
 
+def test_opening_a_stored_case_does_the_store_work_so_the_first_click_only_reads_its_record(
+        headless, a_case_folder, tmp_path, monkeypatch):
+    from MVABridgeLib.slice_geometry import SlicePlane
+    from SegmentAnythingLib import stored_embeddings
+    from SegmentAnythingLib.algorithms import sam_embedding_store
+    store_path = tmp_path / "store.zarr"
+    run_embed(cases_from_path(a_case_folder)[:1], store_path, INLINE)
+    engine = engine_for_spec("tiny")
+    warmed, original_warm_up = [], engine.warm_up
+    engine.warm_up = lambda grid: warmed.append(grid) or original_warm_up(grid)
+    logic, *_ = logic_on(headless, str(a_case_folder / "alpha.nrrd"), engine, store_path)
+    logic.current_window_level()  # case open: the store's window
+    grid = EmbeddingStore(store_path).case(next(iter(stored_slices(store_path)))).axis("k").embeddings.shape[-1]
+    assert warmed == [grid] and len(engine.cache) == 0  # the decoder ran once, nothing was cached
+
+    calls = []
+    for name in ("axis", "checksum_table", "read"):
+        owner = sam_embedding_store.CaseRecords if name == "axis" else sam_embedding_store.AxisRecords
+        original = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda self, *a, _o=original, _n=name, **k: calls.append(_n) or _o(
+            self, *a, **k))
+    monkeypatch.setattr(stored_embeddings, "volume_digest", lambda *a: calls.append("digest"))
+    logic.add_point(SlicePlane.for_anatomical_axis("axial", 3, MATRIX, (5, 24, 20)), (12, 10))
+    assert logic.stored.hits == 1 and "axis" not in calls and "digest" not in calls and calls.count("read") == 1
+    assert warmed == [grid]
+
+
 def test_the_logic_says_why_it_embeds_on_demand(headless, a_case_folder, tmp_path):
     from MVABridgeLib.slice_geometry import SlicePlane, slice_to_ras_for
     store_path = tmp_path / "store.zarr"

@@ -68,7 +68,8 @@ def encoder_identity(engine):
         state = model.image_encoder.state_dict()
         for name in sorted(state):
             digest.update(name.encode())
-            digest.update(state[name].detach().to("cpu").contiguous().numpy().tobytes())
+            weights = np.ascontiguousarray(state[name].detach().to("cpu").numpy())
+            digest.update(memoryview(weights.reshape(-1)).cast("B"))  # the same bytes as tobytes(), not copied
         for buffer in (model.pixel_mean, model.pixel_std):
             digest.update(buffer.detach().to("cpu").numpy().tobytes())
         fingerprint = _FINGERPRINTS[model] = digest.hexdigest()

@@ -159,6 +159,16 @@ class SamEngine:
             decoder = self._decoders[grid] = FastMaskDecoder(self.model, bf16=self._bf16_decoder, grid=(grid, grid))
         return decoder
 
+    def warm_up(self, grid: int) -> None:
+        """Build the decoder of a token `grid` and decode one point on a zero embedding, caching nothing, so
+        the first real click does not pay the decoder's construction and first-call kernel set-up."""
+        decoder = self._decoder(int(grid))
+        channels = int(self.model.prompt_encoder.embed_dim)
+        with torch.inference_mode():
+            prepared = decoder.prepare(torch.zeros(1, channels, int(grid), int(grid), device=self.device))
+            point = torch.zeros(1, 1, 2, device=self.device)
+            decoder.decode(prepared, point, torch.ones(1, 1, device=self.device), None)
+
     def _onnx_decoder(self, grid: int):
         """The ONNX Runtime decoder of ``grid`` (exported on first use), or None to use torch."""
         if grid in self._onnx:
