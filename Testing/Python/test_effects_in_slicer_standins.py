@@ -51,7 +51,10 @@ def slicer_app(headless, monkeypatch):
         registered.setPythonSource(effect_path(name))
         editor.add_effect(registered)
     app.scene, app.editor, app.widgets, app.centre = scene, editor, widgets, centre
-    return app
+    yield app
+    session = sys.modules.get("MVASlicerLib.sam_session")
+    if session is not None and session._client is not None:
+        session._client.close()  # the compute worker this test's effects started
 
 
 def drag(app, widget, points, **modifiers):
@@ -269,3 +272,44 @@ def test_the_brush_preview_is_redrawn_when_its_slice_view_moves(slicer_app):
     after = overlay.image.GetPointData().GetScalars()
     count = lambda scalars: int((np.frombuffer(memoryview(scalars), np.uint8).reshape(-1, 4)[:, 3] > 0).sum())
     assert after is not before and count(after) > 2 * count(before)  # the effect's own slice node observer
+
+
+def test_a_propagation_preview_runs_in_the_compute_worker_polled_by_the_effect_timer(slicer_app):
+    app = slicer_app
+    app.editor.setActiveEffectByName("Smart Propagation")
+    effect = app.editor.active
+    shell = effect.python.shell
+    node = app.widgets["Red"].mrmlSliceNode()
+    effect.setParameter("Strategy", "registration")
+    effect.setParameter("MaxSlices", 3)
+    shell.run(lambda controller: None)  # the effect's controller, as its first action makes it
+    plane = shell.controller.plane_of(node)
+    drawn = plane.sample(app.scene.ball.astype(np.uint8), app.scene.bridge.work_volume().index_to_ras, order=0) > 0
+    app.scene.bridge.apply_slice_mask(plane, drawn, "replace")
+    before = segment(app).sum()
+    buttons = {w.text: w for w in effect.options_widgets if hasattr(w, "text")}
+    buttons["Preview"].click()
+    assert shell.controller.runner.request_id and shell.timer.active  # sent to the worker, polled by the timer
+    run_jobs(effect)
+    assert not shell.timer.active and app.errors == [] and "Preview" in effect.python.statusLabel.text
+    assert shell.controller.runner.client.worker_pid not in (None, os.getpid())
+    buttons["Apply"].click()
+    assert segment(app).sum() > before
+    app.scene.session.undo()
+    assert segment(app).sum() == before
+
+
+def test_strategy_sam2_without_the_sam2_package_says_how_to_get_it(slicer_app, monkeypatch):
+    import importlib.util
+    app = slicer_app
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sam2" else
+                        real_find_spec(name, *a))
+    app.editor.setActiveEffectByName("Smart Propagation")
+    effect = app.editor.active
+    effect.setParameter("Strategy", "sam2")
+    buttons = {w.text: w for w in effect.options_widgets if hasattr(w, "text")}
+    buttons["Preview"].click()
+    assert len(app.errors) == 1 and "sam2" in app.errors[0] and "pip_install" in app.errors[0]
+    assert effect.python.shell.controller is None or not effect.python.shell.controller.busy
+
