@@ -141,6 +141,17 @@ class SegmentAnythingController(ToolController):
         return "Candidates (predicted IoU): " + scores
 
     # --- background embeddings ------------------------------------------------------------------------------
+    def case_opened(self, slice_node):
+        """A case is shown and the model is loaded: look its volume up in the embedding store now (volume digest,
+        axes, decoder warm-up), so the first click only reads its record. Nothing when no model is loaded."""
+        return self.guarded(self._case_opened, slice_node, consumed=False)
+
+    def _case_opened(self, slice_node):
+        engine = self.engines.loaded()
+        if engine is not None:
+            self.ensure_logic(engine).slice_key(self.plane_of(slice_node))
+        return Reaction()
+
     def view_changed(self, slice_node):
         """The view scrolled or moved: embed its slice and neighbours in the background (model loaded only)."""
         return self.guarded(self._view_changed, slice_node, consumed=False)

@@ -235,6 +235,9 @@ class MVAWebApp(TrameApp):
         self.state.is_volume_loaded = True
         self.state.load_message = f"{name} opened in {self.load_seconds:.2f} s"
         self._on_settings()
+        views = self.slicer_app.view_manager.get_slice_views()
+        if views:  # a loaded SAM model: the embedding store is looked up now, not at the first click
+            self.controllers[SegmentAnythingEffect].shared.case_opened(views[0].get_view_node())
 
     def refresh_display(self):
         """Re-apply the viewer settings (after segments were added or replaced)."""
