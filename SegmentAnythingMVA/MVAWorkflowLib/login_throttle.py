@@ -36,8 +36,9 @@ class ThrottlePolicy:
 
 
 def normalise_username(username):
-    """The user name as counted for throttling (stripped, at most 100 characters)."""
-    return str(username or "").strip()[:100]
+    """The user name as counted for throttling (stripped, at most 100 characters; a NUL, which PostgreSQL cannot
+    store and no user name holds, becomes U+FFFD, which no user name holds either)."""
+    return str(username or "").replace("\x00", "\ufffd").strip()[:100]
 
 
 def _failures(session, condition, since):

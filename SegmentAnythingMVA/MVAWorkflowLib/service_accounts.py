@@ -11,6 +11,7 @@ from MVAWorkflowLib.security import (hash_password, needs_rehash, new_token, tok
                                      verify_password_or_dummy)
 from MVAWorkflowLib.service_base import (AuditInfo, SessionInfo, SupplierInfo, audit, require, resolve_actor,
                                         user_info)
+from MVAWorkflowLib.user_names import check_not_look_alike, check_user_name
 
 SESSION_SECONDS = 12 * 3600  # a browser session (a working day)
 CLI_SESSION_SECONDS = 300  # one `mva project` command
@@ -49,8 +50,11 @@ class AccountsMixin:
         Raises
         ------
         InvalidInputError
-            Users already exist (then an admin must call `create_user`), or the password is too short.
+            Users already exist (then an admin must call `create_user`), the password is too short, or the
+            user name is refused (`user_names.check_user_name`).
         """
+        username = check_user_name(username)
+
         def work(session):
             if session.scalar(select(func.count(User.id))):
                 raise InvalidInputError("Users already exist: ask an admin to create your account")
@@ -241,15 +245,13 @@ class AccountsMixin:
         UserInfo
         """
         role = _role(role)
-        if not isinstance(username, str) or not username.strip():
-            raise InvalidInputError("A user needs a user name")
-        if len(username.strip()) > 100 or any(ord(c) < 32 or ord(c) == 127 for c in username):
-            raise InvalidInputError("A user name has at most 100 characters and no control characters")
+        username = check_user_name(username)
 
         def work(session):
             admin = require(session, actor, "manage_users")
+            check_not_look_alike(username, session.scalars(select(User.username)))
             supplier_row = self._supplier_by_name(session, supplier) if supplier else None
-            user = User(username=username.strip(), password_hash=hash_password(password), role=role,
+            user = User(username=username, password_hash=hash_password(password), role=role,
                         supplier_id=supplier_row.id if supplier_row else None)
             session.add(user)
             session.flush()

@@ -1,6 +1,9 @@
 """Fuzz suite, workflow: `add-cases` leaves out each unusable file with its own message and still adds the good
 ones; save and submit refuse a labelmap on another grid than the case's, with no revision, no file and no status
-change; hostile case names are kept as they are. Command-line cases run in their own process."""
+change; hostile case names are kept as they are; hostile user names are kept as typed with their files named by id,
+or refused with a reason when they could pass for another name. Command-line cases run in their own process."""
+import re
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -9,10 +12,11 @@ from sqlalchemy import select
 
 from MVABridgeLib.volume_io import write_volume
 from MVAWorkflowLib.case_sources import GridMismatchError, UnusableCaseError
+from MVAWorkflowLib.errors import AuthenticationError, InvalidInputError
 from MVAWorkflowLib.models import AnnotationRevision, Case
 from MVAWorkflowLib.service import WorkflowService
 from MVAWorkflowLib.storage import Labelmap
-from MVAWorkflowLib.testing import PASSWORD, box_labelmap, cheap_password_hashing  # noqa: F401
+from MVAWorkflowLib.testing import PASSWORD, box_labelmap, cheap_password_hashing, database_url  # noqa: F401
 
 MATRIX = np.diag([0.8, 0.9, 2.0, 1.0])
 SHAPE_KJI = (6, 8, 10)
@@ -172,3 +176,123 @@ def test_command_line_add_cases_and_submit_refuse_bad_files_with_a_message_each(
     code, output, _ = runs["submit"]
     assert code == 2 and "Traceback" not in output and "case's own grid" in output, output
     assert revisions(service) == []
+
+
+# --- hostile user names --------------------------------------------------------------------------------------------
+# Names that are harmless once files are named by id: kept exactly as typed.
+KEPT_USER_NAMES = {
+    "dot_dot": "..",
+    "slash": "a/b",
+    "traversal": "../../etc/passwd",
+    "backslash": "C:\\Users\\ann",
+    "sql_drop": "'; DROP TABLE users;--",
+    "sql_or": "admin' OR '1'='1",
+    "like_wildcards": "%_%",
+    "html": "<script>alert(1)</script>",
+    "accents_and_cjk": "Zoë 医生",
+    "hundred_chars": "a" * 100,
+}
+# Names that could pass for another one on screen, or cannot be stored everywhere: refused with a reason.
+REFUSED_USER_NAMES = {
+    "nul": ("ann\x00root", "U+0000"),
+    "three_hundred_chars": ("b" * 300, "at most 100 characters; this one has 300"),
+    "right_to_left_override": ("ann\u202etxt.exe", "U+202E"),
+    "zero_width_space": ("an\u200bn", "U+200B"),
+    "byte_order_mark": ("\ufeffann", "U+FEFF"),
+    "line_separator": ("ann\u2028bob", "U+2028"),
+    "replacement_character": ("ann\ufffd", "U+FFFD"),
+    "cyrillic_a_in_latin": ("\u0430nna", "Cyrillic and Latin"),
+    "greek_omicron_in_latin": ("r\u03bfot", "Greek and Latin"),
+    "fullwidth_look_alike": ("\uff41\uff4e\uff4e", "looks like an existing user's ('ann')"),
+    "case_look_alike": ("ANN", "looks like an existing user's ('ann')"),
+    "only_spaces": ("   ", "needs a user name"),
+}
+
+
+@pytest.fixture
+def accounts(database_url, tmp_path):
+    """A workflow on SQLite and on PostgreSQL (when configured) with admin ada, annotator ann and one case."""
+    service = WorkflowService.open(database_url)
+    service.create_first_admin("ada", PASSWORD)
+    admin = service.login("ada", PASSWORD).token
+    service.create_user(admin, "ann", PASSWORD, "annotator")
+    project = service.create_project(admin, "Study", storage_root=str(tmp_path / "storage"))
+    service.add_labels(admin, project.id, ["1:Liver:#dd8065"])
+    folder = tmp_path / "volumes"
+    folder.mkdir()
+    good_volume(folder / "liver_001.nrrd")
+    service.add_cases(admin, project.id, str(folder))
+    yield service, admin, project, tmp_path
+    service.database.dispose()
+
+
+def user_rows(service, admin):
+    return sorted((u.username, u.role) for u in service.list_users(admin))
+
+
+@pytest.mark.parametrize("kind", sorted(KEPT_USER_NAMES))
+def test_a_hostile_user_name_is_kept_as_typed_and_its_annotation_is_stored_under_its_id(accounts, kind):
+    service, admin, project, tmp_path = accounts
+    name = KEPT_USER_NAMES[kind]
+    user = service.create_user(admin, name, PASSWORD, "annotator")
+    assert user.username == name and (name, "annotator") in user_rows(service, admin)
+    token = service.login(name, PASSWORD).token
+    with pytest.raises(AuthenticationError):
+        service.login(name, PASSWORD + "x")
+    case = service.queue(token, project.id).available[0]
+    service.claim(token, case.id)
+    service.submit(token, case.id, labelmap=box_labelmap())
+    storage = tmp_path / "storage"
+    files = stored_files(storage)
+    assert files and all(path.split("/")[:3] == [f"project-{project.id}", f"case-{case.id}", f"user-{user.id}"]
+                         for path in files), files
+    assert all(p.resolve().is_relative_to(storage.resolve()) for p in storage.rglob("*"))
+    from MVAWorkflowLib.export import export_project
+    manifest = export_project(service, admin, "Study", str(tmp_path / "export"), formats=("nifti",),
+                              statuses=("in_review",))
+    assert [(a["annotator"], a["folder"]) for a in manifest["annotations"]] == [(name, f"case-{case.id}/user-{user.id}")]
+    assert all(p.resolve().is_relative_to((tmp_path / "export").resolve()) for p in (tmp_path / "export").rglob("*"))
+    # nobody else lost anything: the other accounts still log in, the case is in review with one revision
+    assert service.login("ann", PASSWORD).user.username == "ann" and service.login("ada", PASSWORD)
+    assert service.get_case(admin, case.id).status == "in_review" and len(revisions(service)) == 1
+
+
+@pytest.mark.parametrize("kind", sorted(REFUSED_USER_NAMES))
+def test_a_user_name_that_could_pass_for_another_is_refused_with_its_reason_and_adds_no_user(accounts, kind):
+    service, admin, _, _ = accounts
+    name, reason = REFUSED_USER_NAMES[kind]
+    before = user_rows(service, admin)
+    with pytest.raises(InvalidInputError) as refused:
+        service.create_user(admin, name, PASSWORD, "annotator")
+    assert reason in str(refused.value)
+    assert user_rows(service, admin) == before
+    with pytest.raises(AuthenticationError):  # logging in with it is an ordinary wrong login, not a crash
+        service.login(name, PASSWORD)
+    assert service.login("ann", PASSWORD).user.username == "ann"
+
+
+@pytest.mark.parametrize("name, reason", [("ada\x00", "U+0000"), ("c" * 300, "at most 100"), ("\u202eada", "U+202E")])
+def test_the_first_admin_gets_the_same_checks_and_a_refusal_leaves_the_database_empty(database_url, name, reason):
+    service = WorkflowService.open(database_url)
+    try:
+        with pytest.raises(InvalidInputError, match=re.escape(reason)):
+            service.create_first_admin(name, PASSWORD)
+        assert not service.list_users_exist()
+        assert service.create_first_admin("ada", PASSWORD).username == "ada"
+    finally:
+        service.database.dispose()
+
+
+def test_command_line_add_user_keeps_a_slash_name_and_refuses_a_direction_override_without_a_traceback(workflow):
+    service, admin, project, tmp_path = workflow
+    db = tmp_path / "workflow.db"
+    runs = run_mva_cases({
+        "slash": (("project", "--db", db, "--user", "ada", "add-user", "a/b", "--role", "annotator"), tmp_path),
+        "override": (("project", "--db", db, "--user", "ada", "add-user", "ann\u202eexe", "--role", "annotator"),
+                     tmp_path),
+    }, tmp_path, env={"MVA_PASSWORD": PASSWORD, "MVA_NEW_PASSWORD": PASSWORD})
+    code, output, _ = runs["slash"]
+    assert code == 0 and "user a/b (annotator" in output, output
+    code, output, _ = runs["override"]
+    assert code == 2 and "Traceback" not in output and "U+202E" in output, output
+    assert user_rows(service, admin) == [("a/b", "annotator"), ("ada", "admin"), ("ann", "annotator")]
