@@ -15,12 +15,17 @@ from skimage.segmentation import find_boundaries
 from MVABridgeLib.errors import InvalidMaskError
 from MVABridgeLib.tool_edits import EditResult, ToolEdits
 from MVABridgeLib.slice_geometry import VoxelPatch
-from SmartRegionsLib.algorithms.region_corrections import ClickMemory, local_value, similar_part
+from SmartRegionsLib.algorithms.region_corrections import ClickMemory, example_part, example_side, local_value
 from SmartRegionsLib.algorithms.region_graph import RegionGraph
 from SmartRegionsLib.algorithms.region_lookup import RankTolerance, click_regions, default_merge_tolerance
 from SmartRegionsLib.algorithms.supervoxel_cache import SupervoxelCache
 from SmartRegionsLib.algorithms.supervoxels import compute_superpixels
 from SmartRegionsLib.regions_options import RegionsOptions
+
+
+# A region whose voxels lie on the click's side (nearest click example) at least this often is taken whole:
+# the rest is noise, and cutting it out would leave speckle holes.
+WHOLE_REGION_SHARE = 0.9
 
 
 class SmartRegionsLogic:
@@ -136,19 +141,37 @@ class SmartRegionsLogic:
         clicked = {int(labels[tuple(index)]) for index in indices} - {0}
         if not clicked:
             return None, None, None
+        self.click_memory.reset_for((self.volume_token(), self.options.parameters()))
+        earlier, other = self.click_memory.examples(add), self.click_memory.examples(not add)
+        same = earlier
         if len(indices) == 1:
-            mixed = self._mixed_region_part(volume, labels, tuple(int(v) for v in indices[0]), add)
+            index = tuple(int(v) for v in indices[0])
+            value = local_value(volume.array, index)
+            same = earlier + [value]
+            self.click_memory.record(int(labels[index]), add, value)
+            mixed = self._example_split(volume, labels, index, same, other)
             if mixed is not None:
                 return mixed.start_kji, mixed.mask_kji, np.zeros_like(mixed.mask_kji)
-            rim = self._rim_patch(volume, labels, tuple(int(v) for v in indices[0]))
+            rim = self._rim_patch(volume, labels, index) if not other else None
             if rim is not None:
                 return rim.start_kji, rim.mask_kji, np.zeros_like(rim.mask_kji)
         tolerance = self._tolerance(add)
         graph = self.cache.graph(labels, volume.array) if tolerance is not None else None
+        blocked = None
+        if graph is not None and other:
+            # a correction merges only into regions more like this sign's clicks than like the other sign's;
+            # a click on new-looking tissue (the earlier clicks of its sign) takes its region, not its lookalikes
+            blocked = ~example_side(graph.mean, earlier or same, other)
+            blocked[list(self.click_memory.protected(add, exclude=clicked))] = True
+        elif graph is not None and earlier:
+            # no example of the other sign yet: a later click merges only into regions also similar to a
+            # region clicked before with its sign (an edge spot must not lead the merge into the next tissue)
+            blocked = self._unlike_earlier_regions(graph, tolerance, self.click_memory.protected(not add) - clicked)
+        hops = self.options.merge_hops if blocked is not None or not earlier else self._hops(add)
         chosen = set(clicked)
         for index in indices:
             if labels[tuple(index)]:
-                chosen.update(int(v) for v in click_regions(labels, tuple(index), graph, tolerance, self._hops(add)))
+                chosen.update(int(v) for v in click_regions(labels, tuple(index), graph, tolerance, hops, blocked))
         chosen -= self.click_memory.protected(add, exclude=clicked)  # merge never undoes an opposite click
         boxes = self._bounding_boxes(labels)
         low = np.min([[b.start for b in boxes[c - 1]] for c in chosen], axis=0)
@@ -160,23 +183,36 @@ class SmartRegionsLogic:
         taken = lookup[block]
         return tuple(int(v) for v in low), taken == 2, taken == 1
 
-    def _mixed_region_part(self, volume, labels, index, add):
-        """A click of the other sign on a region clicked before: the part of it like this click (else None).
-
-        Without this, a region straddling an edge toggles: added whole, removed whole, added again.
-        """
-        self.click_memory.reset_for((self.volume_token(), self.options.parameters()))
-        region = int(labels[index])
-        if region == 0:
+    @staticmethod
+    def _unlike_earlier_regions(graph, tolerance, earlier_regions):
+        """Regions (bool, by label) farther than the merge tolerance from every region in `earlier_regions`
+        (None when there are none): the same test as smart merge's, against the earlier clicks' regions."""
+        if not earlier_regions:
             return None
-        value = local_value(volume.array, index)
-        before = self.click_memory.opposite_click(region, add)
-        self.click_memory.record(region, add, value)
-        if before is None:
+        means = graph.mean_rank if isinstance(tolerance, RankTolerance) else graph.mean
+        reference = means[sorted(earlier_regions)]
+        return np.min(np.abs(means[:, None] - reference[None, :]), axis=1) > float(tolerance)
+
+    def _example_split(self, volume, labels, index, same, other):
+        """The part of the clicked region like this click's sign, when it also holds tissue like the other
+        sign's clicks (else None: the whole region is taken).
+
+        Without this, a region straddling an edge toggles (added whole, removed whole, added again), and a
+        correction takes the other side's tissue with it.
+        """
+        region = int(labels[index])
+        if region == 0 or not other:
             return None
         box = self._bounding_boxes(labels)[region - 1]
-        part = similar_part(volume.array[box], labels[box] == region, value, before)
-        return VoxelPatch(tuple(int(b.start) for b in box), part) if part.any() else None
+        inside = labels[box] == region
+        part = example_part(volume.array[box], inside, same, other)
+        if part.sum() >= WHOLE_REGION_SHARE * inside.sum():
+            return None
+        pieces, _ = ndimage.label(part)
+        at = pieces[tuple(v - b.start for v, b in zip(index, box))]
+        if at == 0:
+            return None
+        return VoxelPatch(tuple(int(b.start) for b in box), pieces == at)
 
     def _rim_patch(self, volume, labels, index):
         """The part of the clicked region that looks like the click, when the click sits on its atypical rim.

@@ -6,6 +6,11 @@ clicks toggle the same region and the mask never improves. `ClickMemory` remembe
 intensity of every click per region. A click of the opposite sign on a region clicked before takes only the part
 of the region that looks like the new click (closer to its local intensity than to the earlier click's), and
 smart merge never takes back (or re-adds) regions the user clicked with the other sign.
+
+Every click is also an example of what the structure looks like (positive) or does not (negative). Once clicks of
+both signs exist, a correction takes only what looks more like its own sign's examples than like the other's
+(`example_side`): a positive click does not merge into tissue like the user's negative clicks, and a negative
+click does not remove the part of a mixed region like the positive ones.
 """
 import numpy as np
 from scipy import ndimage
@@ -22,15 +27,22 @@ class ClickMemory:
 
     def __init__(self):
         self._clicks = {}
+        self._examples = {1: [], -1: []}  # sign -> local values of every click of that sign
         self._token = None
 
     def reset_for(self, token):
         """Forget every click when the regions change (another volume or other parameters)."""
         if token != self._token:
-            self._clicks, self._token = {}, token
+            self._clicks, self._examples, self._token = {}, {1: [], -1: []}, token
 
     def record(self, region, add, value):
-        self._clicks[int(region)] = (1 if add else -1, float(value))
+        sign = 1 if add else -1
+        self._clicks[int(region)] = (sign, float(value))
+        self._examples[sign].append(float(value))
+
+    def examples(self, add):
+        """Local values of every click of this sign (add: positive clicks), oldest first."""
+        return list(self._examples[1 if add else -1])
 
     def opposite_click(self, region, add):
         """The earlier click's local value when `region` was last clicked with the other sign, else None."""
@@ -55,3 +67,40 @@ def similar_part(image_block, region_block, value_now, value_before):
     """
     smoothed = ndimage.uniform_filter(np.asarray(image_block, np.float32), 3)
     return np.asarray(region_block, bool) & (np.abs(smoothed - value_now) < np.abs(smoothed - value_before))
+
+
+def example_side(values, same_examples, other_examples):
+    """True where a value is at least as close to one of `same_examples` as to every one of `other_examples`,
+    and no farther from that nearest example than it lies from the other sign's examples.
+
+    A nearest-example rule on intensities with a margin: beyond its examples a class reaches as far as the gap
+    to the other class (fluid clicked positive and soft tissue negative does not make lung "fluid-like").
+    With no `other_examples` every value qualifies.
+
+    Parameters
+    ----------
+    values : ndarray of float, any shape
+    same_examples, other_examples : sequence of float
+        Local values of the clicks of this sign and of the other sign.
+
+    Returns
+    -------
+    ndarray of bool, shape of `values`
+    """
+    values = np.asarray(values, np.float64)
+    if len(other_examples) == 0 or len(same_examples) == 0:
+        return np.ones(values.shape, bool)
+    same_examples = np.asarray(same_examples, np.float64)
+    other_examples = np.asarray(other_examples, np.float64)
+    to_same = np.abs(values[..., None] - same_examples)
+    nearest = np.argmin(to_same, axis=-1)
+    same = np.take_along_axis(to_same, nearest[..., None], axis=-1)[..., 0]
+    other = np.min(np.abs(values[..., None] - other_examples), axis=-1)
+    gap = np.min(np.abs(same_examples[:, None] - other_examples[None, :]), axis=1)[nearest]
+    return (same <= other) & (same <= gap)
+
+
+def example_part(image_block, region_block, same_examples, other_examples):
+    """Voxels of the region (bool block) whose 3x3x3 mean lies on this click's side (`example_side`)."""
+    smoothed = ndimage.uniform_filter(np.asarray(image_block, np.float32), 3)
+    return np.asarray(region_block, bool) & example_side(smoothed, same_examples, other_examples)

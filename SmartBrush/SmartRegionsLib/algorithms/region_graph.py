@@ -182,7 +182,7 @@ class RegionGraph:
             self._sample = None
         return self._rank
 
-    def similar_regions(self, label, tolerance, max_hops=1, by_rank=False):
+    def similar_regions(self, label, tolerance, max_hops=1, by_rank=False, blocked=None):
         """`label` plus the regions within `max_hops` whose mean differs from its mean by at most `tolerance`.
 
         The walk only passes through regions that qualify, so a dissimilar region blocks it.
@@ -198,6 +198,8 @@ class RegionGraph:
             Largest accepted absolute difference of mean intensity (image units).
         max_hops : int
             1 takes direct neighbours only.
+        blocked : ndarray of bool indexed by label, optional
+            Regions that never qualify (the walk does not pass through them either).
 
         Returns
         -------
@@ -217,8 +219,10 @@ class RegionGraph:
             for region in frontier:
                 for other in self.neighbours(region):
                     other = int(other)
-                    if other not in taken and (abs(means[other] - reference) <= tolerance
-                                              or abs(self.mean[other] - intensity) <= floor):
+                    if other in taken or (blocked is not None and blocked[other]):
+                        continue
+                    if (abs(means[other] - reference) <= tolerance
+                            or abs(self.mean[other] - intensity) <= floor):
                         taken.add(other)
                         grown.append(other)
             if not grown:

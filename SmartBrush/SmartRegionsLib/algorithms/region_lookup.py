@@ -75,7 +75,7 @@ def region_mask(labels, label):
     return lookup[labels]
 
 
-def click_regions(labels, index_kji, graph=None, merge_tolerance=None, max_hops=DEFAULT_MERGE_HOPS):
+def click_regions(labels, index_kji, graph=None, merge_tolerance=None, max_hops=DEFAULT_MERGE_HOPS, blocked=None):
     """Labels a click at `index_kji` takes: its region plus, with smart merge, similar neighbours.
 
     Parameters
@@ -91,6 +91,8 @@ def click_regions(labels, index_kji, graph=None, merge_tolerance=None, max_hops=
         of the Smart Regions logic; `default_merge_tolerance(image)` the older intensity-range rule.
     max_hops : int
         How far the smart merge may walk through similar regions.
+    blocked : ndarray of bool indexed by label, optional
+        Regions smart merge must neither take nor walk through (`RegionGraph.similar_regions`).
 
     Returns
     -------
@@ -102,7 +104,7 @@ def click_regions(labels, index_kji, graph=None, merge_tolerance=None, max_hops=
     if graph is None:
         raise InvalidParameterError("Smart merge needs the RegionGraph of the labels")
     return graph.similar_regions(label, float(merge_tolerance), max_hops,
-                                 by_rank=isinstance(merge_tolerance, RankTolerance))
+                                 by_rank=isinstance(merge_tolerance, RankTolerance), blocked=blocked)
 
 
 def slice_boundaries(labels, k, mode="inner"):
