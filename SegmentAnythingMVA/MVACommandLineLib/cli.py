@@ -46,7 +46,11 @@ def build_parser():
 
     report = commands.add_parser("report", help="standard suite for every tool and baseline: table and plots")
     report.add_argument("--output", default="results")
-    report.add_argument("--quick", action="store_true", help="fewer structures and interactions")
+    report.add_argument("--quick", action="store_true", help="small volumes, few interactions (a smoke test)")
+    report.add_argument("--parts", nargs="+", default=None, choices=("sessions", "variants", "supervoxels", "slices"),
+                        help="run only these parts (default: all, in this order)")
+    report.add_argument("--budget", type=int_range(2, 10000), default=None,
+                        help="interactions per 3D session (default 30; --quick 8)")
 
     bench = commands.add_parser("bench", help="speed suite: each tool next to its baseline, p50/p95, memory")
     bench.add_argument("--only", nargs="*", default=None, help="run only these entries")
@@ -118,9 +122,9 @@ def main(argv=None):
     elif args.command == "eval":
         return run_eval(args)
     elif args.command == "report":
-        from MVAEvaluationLib.report import run_report
+        from MVAEvaluationLib.report import PARTS, run_report
         from MVAEvaluationLib.tool_runners import TOOLS
-        run_report(args.output, TOOLS, quick=args.quick)
+        run_report(args.output, TOOLS, quick=args.quick, parts=args.parts or PARTS, budget=args.budget)
     elif args.command == "bench":
         from MVAEvaluationLib.bench import run_bench
         from MVAEvaluationLib.bench import markdown_table

@@ -37,12 +37,15 @@ def overlay_png(path, planes, title=""):
     return path
 
 
-def curves_png(path, curves, xlabel, ylabel="Dice", title="", x_values=None):
-    """Save line plots: `curves` maps a label to a list of y values (x = 1..n unless `x_values` maps labels)."""
+def curves_png(path, curves, xlabel, ylabel="Dice", title="", x_values=None, dashed=(), colours=None):
+    """Save line plots: `curves` maps a label to a list of y values (x = 1..n unless `x_values` maps labels);
+    labels containing one of the words in `dashed` are drawn dashed (baselines next to the tools), and `colours`
+    (label -> matplotlib colour) gives related lines one colour."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for label, values in curves.items():
         xs = x_values[label] if x_values else np.arange(1, len(values) + 1)
-        ax.plot(xs, values, marker="o", markersize=3, label=label)
+        style = "--" if any(word in label for word in dashed) else "-"
+        ax.plot(xs, values, style, marker="o", markersize=3, label=label, color=(colours or {}).get(label))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.0)
@@ -50,6 +53,29 @@ def curves_png(path, curves, xlabel, ylabel="Dice", title="", x_values=None):
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def bars_png(path, groups, ylabel="", title=""):
+    """Save grouped bars: `groups` maps a measure name to {method: value} (one group of bars per measure)."""
+    measures = list(groups)
+    methods = sorted({method for values in groups.values() for method in values})
+    width = 0.8 / max(len(methods), 1)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for n, method in enumerate(methods):
+        xs = np.arange(len(measures)) + (n - (len(methods) - 1) / 2) * width
+        ax.bar(xs, [groups[m].get(method, np.nan) for m in measures], width, label=method,
+               color=COLOURS[n % len(COLOURS)])
+    ax.set_xticks(np.arange(len(measures)))
+    ax.set_xticklabels(measures, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

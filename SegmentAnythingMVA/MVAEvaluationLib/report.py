@@ -1,42 +1,64 @@
-"""`mva report`: the standard suite for every tool and baseline, as a Markdown table and PNG plots."""
+"""`mva report`: every tool and baseline in one run, as Markdown tables and PNG plots.
+
+Parts, in the order they run (each writes its own `<part>.md` / `.json`, and `report.md` gathers them):
+- `sessions`: whole 3D annotation sessions (`annotate3d`) on MNI white matter, the CT phantom's liver and effusion
+  and their robustness variants (report_3d.py);
+- `variants`: the 2D tools on MNI white / grey matter variants (report_variants.py);
+- `supervoxels`: Smart Regions' supervoxels next to SimpleITK SLIC (report_supervoxels.py);
+- `slices`: each tool on the largest axial slice of every standard structure (this module).
+`--quick` runs every part on small volumes with few interactions: a smoke test, not figures.
+"""
 import json
 import os
+import resource
+import subprocess
 import time
 
-from MVAEvaluationLib.datasets import export_standard_cases
 from MVAEvaluationLib.evaluation import EvalOptions, evaluate
 from MVAEvaluationLib.figures import curves_png
 
+PARTS = ("sessions", "variants", "supervoxels", "slices")
 # (tool, its baseline) pairs compared side by side; each row runs on the structures listed
 INTERACTIVE = [("brush", "growcut"), ("regions", "growcut")]
 PROPAGATION = [("propagate", "copy")]
 INTERPOLATION = [("interpolate", "fillbetween")]
-MNI_STRUCTURES = ("wm", "gm", "brain")
-PHANTOM_STRUCTURES = ("lung", "nodule", "effusion", "liver")
+QUICK_STRUCTURES = ("effusion", "liver")
 
 
-def suite(cases, quick=False):
-    """(case name, structure, volume path, truth path, label) for every structure of the standard cases."""
+class ReportError(ValueError):
+    """An unknown report part."""
+
+
+def slice_cases(folder, quick=False):
+    """(case name, structure, volume path, truth path, label): the standard cases, or a small phantom (quick)."""
+    if quick:
+        from MVAEvaluationLib.phantom import make_ct_phantom
+        from MVAEvaluationLib.report_cases import write_case
+        from MVAEvaluationLib.variants import Labelled
+        os.makedirs(folder, exist_ok=True)
+        phantom = make_ct_phantom(shape_kji=(24, 64, 64), seed=1)
+        image, labels = write_case(folder, Labelled("ct_phantom_small", phantom.image, phantom.labelmap,
+                                                    phantom.ijk_to_ras, dict(phantom.labels)))
+        cases = [("ct_phantom_small", image, labels, {s: phantom.labels[s] for s in QUICK_STRUCTURES})]
+    else:
+        from MVAEvaluationLib.datasets import export_standard_cases
+        cases = export_standard_cases(folder)
     for name, image, labels, structures in cases:
         for structure, label in structures.items():
-            if quick and structure not in ("wm", "nodule", "liver"):
-                continue
             yield name, structure, image, labels, label
 
 
-def run_report(output_folder, tools, quick=False, log=print, sessions_3d=True):
-    os.makedirs(output_folder, exist_ok=True)
-    cases = export_standard_cases(os.path.join(output_folder, "data"))
-    rows, curves = [], {}
-    started = time.perf_counter()
-    for name, structure, image, labels, label in suite(cases, quick):
+def run_slices_report(output_folder, tools, quick=False, log=print):
+    """Every tool and its baseline on the largest axial slice of each standard structure; writes `slices.md`."""
+    rows, curves, started = [], {}, time.perf_counter()
+    for name, structure, image, labels, label in slice_cases(os.path.join(output_folder, "data"), quick):
         largest = _largest_axial(labels, label)
         done = {}
         for pair in INTERACTIVE + PROPAGATION + INTERPOLATION:
             for tool in (t for t in pair if t in tools):
                 if tool not in done:
                     options = EvalOptions(tool=tool, volume=image, truth=labels, label=label,
-                                          interactions=10 if quick else 20, slice=largest)
+                                          interactions=6 if quick else 20, slice=largest)
                     done[tool] = dict(evaluate(options, tools), structure=structure)
                     rows.append(done[tool])
                     log(f"{name}/{structure} {tool}: final Dice {done[tool]['final_dice']} "
@@ -44,22 +66,91 @@ def run_report(output_folder, tools, quick=False, log=print, sessions_3d=True):
                 curves.setdefault((name, structure, pair), {})[tool] = done[tool]
     with open(os.path.join(output_folder, "results.json"), "w") as stream:
         json.dump(rows, stream, indent=1)
-    table = markdown_table(rows)
     plots = write_plots(output_folder, curves)
-    with open(os.path.join(output_folder, "report.md"), "w") as stream:
-        stream.write(f"# SegmentAnythingMVA evaluation\n\nMade by `mva report{' --quick' if quick else ''}` "
-                     f"in {time.perf_counter() - started:.0f} s.\n\n{table}\n")
+    with open(os.path.join(output_folder, "slices.md"), "w") as stream:
+        stream.write(f"## Each tool on one slice (the largest axial slice of each structure)\n\nMade in "
+                     f"{time.perf_counter() - started:.0f} s.\n\n{markdown_table(rows)}\n")
         for plot in plots:
             stream.write(f"\n![{os.path.basename(plot)}]({os.path.basename(plot)})\n")
-    if sessions_3d:
+    return rows, plots
+
+
+def run_part(part, output_folder, tools, quick, budget, log):
+    """Run one part; returns (rows, plots, markdown file name)."""
+    if part == "sessions":
         from MVAEvaluationLib.report_3d import run_annotate3d_report
-        rows_3d, plots_3d = run_annotate3d_report(output_folder, quick=quick, log=log)
-        with open(os.path.join(output_folder, "annotate3d.md")) as section, \
-                open(os.path.join(output_folder, "report.md"), "a") as stream:
-            stream.write("\n" + section.read())
-        rows, plots = rows + rows_3d, plots + plots_3d
+        return (*run_annotate3d_report(output_folder, quick=quick, budget=budget, log=log), "annotate3d.md")
+    if part == "variants":
+        from MVAEvaluationLib.report_variants import run_variants_report
+        return (*run_variants_report(output_folder, tools, quick=quick, log=log), "variants2d.md")
+    if part == "supervoxels":
+        from MVAEvaluationLib.report_supervoxels import run_supervoxels_report
+        return (*run_supervoxels_report(output_folder, quick=quick, log=log), "supervoxels.md")
+    return (*run_slices_report(output_folder, tools, quick=quick, log=log), "slices.md")
+
+
+def run_report(output_folder, tools, quick=False, parts=PARTS, budget=None, log=print):
+    """Run the chosen parts one after another (nothing in parallel) and write `report.md` with all their tables.
+
+    Parameters
+    ----------
+    tools : dict
+        `tool_runners.TOOLS`.
+    parts : sequence of str
+        Some of `PARTS`.
+    budget : int, optional
+        Interactions per 3D session (default 30, quick 8).
+
+    Returns
+    -------
+    dict of part -> list of result rows
+
+    Raises
+    ------
+    ReportError
+        For an unknown part.
+    """
+    unknown = [part for part in parts if part not in PARTS]
+    if unknown:
+        raise ReportError(f"Unknown report parts {unknown}; choose from {', '.join(PARTS)}")
+    os.makedirs(output_folder, exist_ok=True)
+    results, sections, costs, plots = {}, [], [], []
+    started = time.perf_counter()
+    for part in parts:
+        tic, cpu = time.perf_counter(), _cpu_seconds()
+        rows, part_plots, markdown = run_part(part, output_folder, tools, quick, budget, log)
+        costs.append((part, time.perf_counter() - tic, _cpu_seconds() - cpu, len(rows)))
+        log(f"report part {part}: {costs[-1][1]:.0f} s ({costs[-1][2]:.0f} CPU s), {len(rows)} rows")
+        results[part], plots = rows, plots + part_plots
+        with open(os.path.join(output_folder, markdown)) as stream:
+            sections.append(stream.read())
+    cost_table = "\n".join(["| part | rows | wall s | CPU s |", "|---|---|---|---|"] +
+                           [f"| {part} | {count} | {wall:.0f} | {cpu:.0f} |" for part, wall, cpu, count in costs])
+    with open(os.path.join(output_folder, "report.md"), "w") as stream:
+        stream.write(f"# SegmentAnythingMVA evaluation\n\nMade by `mva report{' --quick' if quick else ''} "
+                     f"--parts {' '.join(parts)}` on commit {source_commit()} in "
+                     f"{time.perf_counter() - started:.0f} s ({os.cpu_count()} CPUs, load average "
+                     f"{os.getloadavg()[0]:.1f} at the end).\n\n{cost_table}\n\n" + "\n\n".join(sections))
     log(f"Wrote {os.path.join(output_folder, 'report.md')} and {len(plots)} plots")
-    return rows
+    return results
+
+
+def source_commit():
+    """The git commit of the code that ran (with '+changes' when the tree differs), or 'unknown'."""
+    folder = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+                                 cwd=os.path.dirname(folder), capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("+changes" if changed.strip() else "")
+
+
+def _cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _largest_axial(labels_path, label):
@@ -79,7 +170,8 @@ def markdown_table(rows):
         distance = " / ".join(f"{row['dice_by_distance'].get(k, float('nan')):.3f}" for k in ("1", "5", "10", "20")) \
             if "dice_by_distance" in row else "-"
         lines.append(f"| {row['volume']} | {row['structure']} | {row['tool']} | {interactive} | {row['final_dice']} | "
-                     f"{row['noc85']} | {row['noc90']} | {row.get('worst_drop', '-')} | {distance} | {row.get('extent_error_slices', '-')} | "
+                     f"{row['noc85']} | {row['noc90']} | {row.get('worst_drop', '-')} | {distance} | "
+                     f"{row.get('extent_error_slices', '-')} | "
                      f"{row['latency_ms_p50']} / {row['latency_ms_p95']} | {row['seconds_total']} |")
     return "\n".join(lines)
 

@@ -8,21 +8,11 @@ import numpy as np
 from MVAEvaluationLib.annotate3d import evaluate_annotate3d
 from MVAEvaluationLib.annotate3d_tools import BASELINES, COMBINATIONS
 from MVAEvaluationLib.figures import curves_png
+from MVAEvaluationLib.report_cases import MNI_CROP, crop, write_case
 from MVAEvaluationLib.variants import REPORTED_FAMILIES, Labelled, make_variants
 
-# Central block of the MNI template (k, j, i): most of the brain, 40 % fewer voxels (crops are allowed).
-MNI_CROP = (slice(30, 150), slice(30, 200), slice(20, 170))
 FULL_COMBINATIONS = ("brush3d", "brush+propagate", "regions", "sam+propagate", "paint+fillbetween", "growcut3d")
 QUICK_COMBINATIONS = ("brush3d", "paint+fillbetween", "growcut3d")
-
-
-def _cropped(data, box):
-    """A Labelled crop whose IJK->RAS keeps every voxel at its RAS position."""
-    matrix = np.array(data.ijk_to_ras, float)
-    start_ijk = np.array([b.start or 0 for b in box][::-1], float)
-    matrix[:3, 3] += matrix[:3, :3] @ start_ijk
-    return Labelled(data.name, np.ascontiguousarray(data.image[box]), np.ascontiguousarray(data.labelmap[box]),
-                    matrix, dict(data.structures))
 
 
 def base_cases(quick=False):
@@ -39,7 +29,7 @@ def base_cases(quick=False):
     if not quick:
         cases.append((ct, "effusion", phantom.labels["effusion"]))
         wm = load_mni("wm")
-        mni = _cropped(Labelled("mni_wm_crop", wm.image, wm.truth.astype(np.uint8), wm.ijk_to_ras, {"wm": 1}), MNI_CROP)
+        mni = crop(Labelled("mni_wm_crop", wm.image, wm.truth.astype(np.uint8), wm.ijk_to_ras, {"wm": 1}), MNI_CROP)
         cases.insert(0, (mni, "wm", 1))
     return cases
 
@@ -56,21 +46,12 @@ def suite_cases(quick=False, families=REPORTED_FAMILIES):
                 yield family, variant, structure, label
 
 
-def _write_case(folder, data):
-    from MVABridgeLib.volume_io import write_volume
-    image_path = os.path.join(folder, f"{data.name}_image.nii.gz")
-    labels_path = os.path.join(folder, f"{data.name}_labels.nii.gz")
-    write_volume(image_path, data.image, data.ijk_to_ras)
-    write_volume(labels_path, data.labelmap, data.ijk_to_ras)
-    return image_path, labels_path
-
-
 def export_suite_cases(folder, quick=False):
     """Write every case of the 3D suite as NIfTI; returns (family, name, image, labels, structure, label) rows."""
     os.makedirs(folder, exist_ok=True)
     rows = []
     for family, data, structure, label in suite_cases(quick):
-        image_path, labels_path = _write_case(folder, data)
+        image_path, labels_path = write_case(folder, data)
         rows.append((family, data.name, image_path, labels_path, structure, label))
     return rows
 
@@ -91,7 +72,7 @@ def run_annotate3d_report(output_folder, quick=False, budget=None, combinations=
     os.makedirs(data_folder, exist_ok=True)
     rows, plots, started = [], [], time.perf_counter()
     for family, data, structure, label in suite_cases(quick):
-        image_path, labels_path = _write_case(data_folder, data)
+        image_path, labels_path = write_case(data_folder, data)
         results = evaluate_annotate3d(image_path, labels_path, label, combinations, budget)
         for result in results:
             result.update(family=family, structure=structure, volume=data.name)

@@ -250,7 +250,8 @@ def test_a_hostile_user_name_is_kept_as_typed_and_its_annotation_is_stored_under
     from MVAWorkflowLib.export import export_project
     manifest = export_project(service, admin, "Study", str(tmp_path / "export"), formats=("nifti",),
                               statuses=("in_review",))
-    assert [(a["annotator"], a["folder"]) for a in manifest["annotations"]] == [(name, f"case-{case.id}/user-{user.id}")]
+    exported = [(a["annotator"], a["folder"]) for a in manifest["annotations"]]
+    assert exported == [(name, f"case-{case.id}/user-{user.id}")]
     assert all(p.resolve().is_relative_to((tmp_path / "export").resolve()) for p in (tmp_path / "export").rglob("*"))
     # nobody else lost anything: the other accounts still log in, the case is in review with one revision
     assert service.login("ann", PASSWORD).user.username == "ann" and service.login("ada", PASSWORD)
