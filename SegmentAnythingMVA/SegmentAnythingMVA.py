@@ -30,10 +30,14 @@ class SegmentAnythingMVA(ScriptedLoadableModule):
 class SegmentAnythingMVALogic(ScriptedLoadableModuleLogic):
     """Dependency installation and model management; the work itself is in the Qt-free Lib packages."""
 
-    def ensure_dependencies(self):
-        """Install missing Python packages after asking the user (never at import time)."""
-        from MVASlicerLib.dependencies import ensure_dependencies
+    def ensure_dependencies(self, model_name=None):
+        """Install missing Python packages after asking the user (never at import time); `sam2` too for a SAM 2
+        model, without touching the PyTorch extension's torch."""
+        from MVASlicerLib.dependencies import ensure_dependencies, ensure_sam2
         ensure_dependencies(torch=True, ask_again=True)
+        from SegmentAnythingLib.sam2_engine_factory import is_sam2_model
+        if model_name is not None and is_sam2_model(model_name):
+            ensure_sam2()
 
 
 class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
@@ -177,7 +181,7 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
             slicer.app.processEvents()
 
         try:
-            self.logic.ensure_dependencies()
+            self.logic.ensure_dependencies(self.modelCombo.currentText)
             engine = sam_session.engines().load(progress=report, cancel=lambda: progress.wasCanceled)
             self.statusLabel.text = (f"{engine.model_name} loaded on {engine.device}, "
                                      f"encoder input {engine.input_size or engine.native_size}")

@@ -77,3 +77,25 @@ def _ensure_torch():
         raise DependencyError("PyTorch was not installed: this tool cannot run without it")
     if PyTorchUtils.PyTorchUtilsLogic().torch is None:
         raise DependencyError("Installing PyTorch failed: see the Python console")
+
+
+def ensure_sam2():
+    """Make `sam2` importable for the SAM 2 models, asking first; never upgrades or replaces torch/torchvision
+    (MVAControllersLib.dependency_plan.sam2_install_plan: --no-deps, built against the installed torch).
+
+    Raises
+    ------
+    DependencyError
+        No or too old PyTorch (with what to do), declined, or the installation failed.
+    """
+    import importlib
+
+    from MVAControllersLib.dependency_plan import DependencyError, install_sam2, sam2_install_plan
+    _ensure_torch()
+    requests = sam2_install_plan()
+    if not requests:
+        return
+    install_sam2(requests, slicer.util.pip_install, slicer.util.confirmOkCancelDisplay, os.environ)
+    importlib.invalidate_caches()
+    if sam2_install_plan():
+        raise DependencyError("Installing SAM 2 failed: see the Python console")
