@@ -84,6 +84,16 @@ class SmartEffectsInSlicerTest(ScriptedLoadableModuleTest):
         shell.run(lambda c: c.apply())
         self.assertOneUndoTakesItBack(0)
 
+    def test_smart_brush_predict_3d_in_the_compute_worker(self):
+        import os
+        shell = self.activate("Smart Brush")
+        self.replay(shell, ["PRESS", "MOVE", "RELEASE"])
+        shell.run(lambda c: c.predict_3d())
+        self.assertIsNotNone(shell.controller.runner.request_id)  # sent to the PythonSlicer worker
+        self.wait(shell)
+        self.assertNotIn(shell.controller.runner.client.worker_pid, (None, os.getpid()))
+        self.assertOneUndoTakesItBack(0)
+
     def test_smart_regions_click(self):
         shell = self.activate("Smart Regions")
         self.replay(shell, ["PRESS", "RELEASE"])
