@@ -139,6 +139,10 @@ class ToolEdits:
             self._ledgers[key] = SegmentLedger(volume.shape)
         return self._ledgers[key]
 
+    def segment_ids(self):
+        """The segments this tool object has written into."""
+        return {key[0] for key in self._ledgers}
+
     def forget(self, segment_id=None):
         """Drop the memory of one segment (or all): from then on everything there counts as someone else's."""
         self._ledgers = {k: v for k, v in self._ledgers.items() if segment_id is not None and k[0] != segment_id}

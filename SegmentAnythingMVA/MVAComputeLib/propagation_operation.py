@@ -31,6 +31,12 @@ def propagation_request(run, model=None):
               "repropagating": bool(run.repropagating), "drawn": sorted(int(k) for k in run.drawn)}
     if model:
         params["model"] = model
+    if run.prompts:  # SAM 2's conditioning prompts, plain numbers (slice -> points, labels, box)
+        params["prompts"] = {
+            str(k): {"points_xy": [list(map(float, p)) for p in prompt.points_xy],
+                     "labels": [int(v) for v in prompt.labels],
+                     "box_xyxy": None if prompt.box_xyxy is None else list(map(float, prompt.box_xyxy))}
+            for k, prompt in run.prompts.items()}
     masks = np.stack([np.asarray(run.masks[k], bool) for k in slices]) if slices else \
         np.zeros((0,) + run.image.shape[1:], bool)
     return OPERATION, params, {"image": run.image, "masks": masks}
@@ -49,11 +55,15 @@ def run_from_request(params, arrays):
     rule = {key: tuple(value) if isinstance(value, list) else value
             for key, value in (params.get("stop_rule") or {}).items()}
     window = params.get("window_level")
+    from SmartPropagationLib.algorithms.sam2_video import SlicePrompts
+    prompts = {int(k): SlicePrompts(tuple(map(tuple, p.get("points_xy") or ())), tuple(p.get("labels") or ()),
+                                    None if p.get("box_xyxy") is None else tuple(p["box_xyxy"]))
+               for k, p in (params.get("prompts") or {}).items()}
     return PropagationRun(str(params["strategy"]), int(params.get("axis", 0)), int(params["seed_k"]),
                           int(params.get("low", 0)), image, {int(k): m for k, m in zip(slices, masks)},
                           params.get("direction", "both"), int(params.get("max_slices", 50)),
                           tuple(params["spacing"]), StopRule(**rule), frozenset(params.get("drawn") or ()),
-                          None if window is None else tuple(window), bool(params.get("repropagating")))
+                          None if window is None else tuple(window), bool(params.get("repropagating")), prompts)
 
 
 def propagate(params, arrays, context, engine_of):

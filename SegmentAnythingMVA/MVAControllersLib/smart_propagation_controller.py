@@ -22,6 +22,7 @@ class SmartPropagationController(ToolController):
         self.options = options or PropagationToolOptions()
         self.logic = SmartPropagationLogic(bridge, self.options)
         self.models = models or dict  # () -> {"sam": spec or None, "sam2": spec or None} for the compute worker
+        self.prompt_source = None  # () -> Segment Anything prompts (PlanePrompts or None) for strategy sam2
 
     def on_release(self, event):
         """A click (inside the volume) in a view propagates from that view's slice."""
@@ -40,7 +41,8 @@ class SmartPropagationController(ToolController):
         plane = self.plane_of(slice_node)
         self.last_slice_node = slice_node
         models = self.worker_models() if self.runner_uses_worker() else {}
-        run = self.logic.plan_preview(plane, repropagate, remote_strategies=tuple(models))
+        prompts = self.prompt_source() if self.prompt_source is not None else None
+        run = self.logic.plan_preview(plane, repropagate, remote_strategies=tuple(models), prompts=prompts)
         in_worker = self.runner_uses_worker() and (run.strategy in models or run.strategy not in SAM_STRATEGIES)
         request = propagation_request(run, models.get(run.strategy)) if in_worker else None
 

@@ -44,6 +44,9 @@ class PropagationRun:
         whole stack automatically, as in this process).
     repropagating : bool
         Re-propagation beyond `seed_k` after a correction (`direction` is then away from the first seed).
+    prompts : dict of int -> SlicePrompts
+        Video strategies: the user's points / box per slice (in the stack slice's pixels), conditioning frames
+        as well as, or instead of, drawn masks.
     """
     strategy: str
     axis: int
@@ -58,6 +61,7 @@ class PropagationRun:
     drawn: frozenset = frozenset()
     window_level: tuple = None
     repropagating: bool = False
+    prompts: dict = field(default_factory=dict)
 
     @property
     def is_video(self):
@@ -110,7 +114,8 @@ def run_propagation(run, progress=None, cancel=None, predictor_builder=None, tra
     if run.is_video:
         factory = tracker_factory or (lambda image_kji, spacing: build_tracker(run.strategy, image_kji, spacing))
         result = propagate_video(factory(image, run.spacing), image.shape, seed, local, run.direction,
-                                 run.max_slices, run.spacing, run.stop_rule, ticks, cancel)
+                                 run.max_slices, run.spacing, run.stop_rule, ticks, cancel,
+                                 {k - low: p for k, p in run.prompts.items()} or None)
     else:
         strategy = run.strategy
         if predictor_builder is not None:

@@ -90,15 +90,17 @@ class SmartPropagationLogic:
         return sign if self.options.direction == "forward" else -sign
 
     # --- preview / apply ----------------------------------------------------------------------------------
-    def compute_preview(self, plane, progress=None, cancel=None):
+    def compute_preview(self, plane, progress=None, cancel=None, prompts=None):
         """Propagate (or interpolate) from the selected segment's mask on `plane`; nothing is written."""
-        run = self.plan_preview(plane)
+        run = self.plan_preview(plane, prompts=prompts)
         return self.preview_of(run, run_propagation(run, progress, cancel))
 
-    def plan_preview(self, plane, repropagate=False, remote_strategies=()):
+    def plan_preview(self, plane, repropagate=False, remote_strategies=(), prompts=None):
         """Everything a preview computes from, read now (GUI thread): a PropagationRun for `run_propagation`.
 
         `remote_strategies`: SAM strategies a compute worker will run although no model is loaded here.
+        `prompts` (a PlanePrompts or a list of them: Segment Anything points and boxes on slices of this axis)
+        condition strategy sam2 as well as, or instead of, the drawn slices; other strategies ignore them.
         """
         axis, index = self._axis_and_index(plane)
         if repropagate and (self._last_result is None or self._last_result[0] != axis):
@@ -107,8 +109,10 @@ class SmartPropagationLogic:
         segment = np.moveaxis(self.bridge.selected_mask().astype(bool), axis, 0)
         spacing = tuple(np.array(volume.spacing_kji)[[axis] + [a for a in range(3) if a != axis]])
         drawn = self.drawn_slices(axis)
-        strategy = self._strategy(drawn, segment, propagating=repropagate, remote=remote_strategies)
+        strategy = self._strategy(drawn, segment, propagating=repropagate, remote=remote_strategies,
+                                  prompted=bool(prompts))
         video = strategy in video_strategies() or (strategy == "sam2" and strategy in remote_strategies)
+        prompted = self._stack_prompts(prompts, axis) if video else {}
         if repropagate:
             direction = 1 if index >= self._last_result[1].seed_k else -1
         else:
@@ -119,12 +123,23 @@ class SmartPropagationLogic:
             masks = _conditioning(segment, drawn, index)
         else:
             masks = {index: segment[index]}
-        low, high = reachable_slices(strategy, index, drawn, direction, int(self.options.max_slices),
-                                     segment.shape[0], video)
+        low, high = reachable_slices(strategy, index, set(drawn) | set(prompted), direction,
+                                     int(self.options.max_slices), segment.shape[0], video)
         image = np.ascontiguousarray(np.moveaxis(volume.array, axis, 0)[low:high + 1])
         window = self._window_level(volume) if strategy == "sam" else None
         return PropagationRun(strategy, axis, index, low, image, masks, direction, int(self.options.max_slices),
-                              spacing, self._stop_rule(), frozenset(drawn), window, repropagate)
+                              spacing, self._stop_rule(), frozenset(drawn), window, repropagate, prompted)
+
+    def _stack_prompts(self, prompts, axis):
+        """`prompts` per slice along `axis` (SlicePrompts); prompts in another orientation are noted and left out."""
+        from SmartPropagationLib.propagation_prompts import PlanePrompts, stack_prompts
+        if not prompts:
+            return {}
+        by_slice, skipped = stack_prompts([prompts] if isinstance(prompts, PlanePrompts) else prompts, axis,
+                                          self.bridge.work_volume().index_to_ras)
+        if skipped:
+            self.notes.append("Segment Anything prompts in another view orientation were not used")
+        return by_slice
 
     def preview_of(self, run, result):
         """The preview of a computed `run` (GUI thread); a re-propagation keeps the slices on the seed side."""
@@ -133,7 +148,9 @@ class SmartPropagationLogic:
         elif run.repropagating:
             merged = merged_repropagation(self._last_result[1], result, run.seed_k, run.direction)
             self._last_result = (run.axis, merged)
-            masks = {k: m for k, m in merged.masks.items() if (k - run.seed_k) * run.direction > 0}
+            # beyond the correction, and the corrected slice itself when prompts (not a drawing) gave it
+            masks = {k: m for k, m in merged.masks.items() if (k - run.seed_k) * run.direction > 0
+                     or (k == run.seed_k and k in run.prompts and k not in run.drawn)}
             stops = list(merged.stops.values())
         else:
             self._last_result = (run.axis, result)
@@ -152,12 +169,15 @@ class SmartPropagationLogic:
     def _stop_rule(self):
         return self.options.stop_rule or StopRule()
 
-    def _strategy(self, drawn, segment, propagating=False, remote=()):
+    def _strategy(self, drawn, segment, propagating=False, remote=(), prompted=False):
         """The strategy to run; `propagating` (re-propagation) never interpolates; `remote`: SAM strategies a
-        compute worker runs with its own model."""
+        compute worker runs with its own model; `prompted`: with Segment Anything prompts "auto" takes SAM 2 when
+        it is there (the only strategy that reads them)."""
         strategy = self.options.strategy
         if strategy not in STRATEGIES:
             raise ValueError(f"Unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+        if strategy == "auto" and prompted and ("sam2" in video_strategies() or "sam2" in remote):
+            return "sam2"
         if strategy == "auto" or (propagating and strategy == "interpolation"):
             with_content = sum(1 for k in drawn if segment[k].any())
             return "interpolation" if with_content >= 2 and not propagating else "registration"
@@ -200,9 +220,11 @@ class SmartPropagationLogic:
         self.preview = None
         return result
 
-    def repropagate_from(self, plane, progress=None, cancel=None):
-        """After the user corrected `plane`'s slice: keep the slices on the seed side, propagate beyond it."""
-        run = self.plan_preview(plane, repropagate=True)
+    def repropagate_from(self, plane, progress=None, cancel=None, prompts=None):
+        """After the user corrected `plane`'s slice: keep the slices on the seed side, propagate beyond it.
+
+        `prompts` as in `plan_preview` (the correction may be prompts on the slice)."""
+        run = self.plan_preview(plane, repropagate=True, prompts=prompts)
         return self.preview_of(run, run_propagation(run, progress, cancel))
 
 

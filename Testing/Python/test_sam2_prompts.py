@@ -4,7 +4,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from test_sam2_propagation import NO_STOP, ball_volume, fresh_engine
+from conftest import GEOMETRIES
+from controller_scene import finish_jobs, make_scene, slice_node
+from test_sam2_propagation import NO_STOP, ball_volume, fresh_engine, make_case, slab
+
+from MVABridgeLib.segments import replace_segment_from_mask, segment_mask_in_volume
+from MVABridgeLib.slice_geometry import SlicePlane
+from MVAComputeLib.propagation_operation import propagation_request, run_from_request
+from MVAControllersLib.background_jobs import JobRunner
+from MVAControllersLib.smart_propagation_controller import PropagationToolOptions, SmartPropagationController
+from SegmentAnythingLib.segment_anything_logic import SegmentAnythingLogic
+from SmartPropagationLib.propagation_prompts import PlanePrompts, prompts_of_sam_session
+from SmartPropagationLib.smart_propagation_logic import PropagationOptions, SmartPropagationLogic
 
 from SegmentAnythingLib.algorithms.sam2_models import build_tiny_sam2
 from SegmentAnythingLib.sam2_propagation import run_sam2_propagation, sam2_tracker_factory
@@ -147,3 +158,96 @@ def test_sam2_prompts_on_a_drawn_slice_refine_the_drawing_in_memory_only(tiny_mo
     assert np.array_equal(with_prompts.masks[8], inside[8]) and with_prompts.slices == [8, 9, 10, 11]
     assert not np.array_equal(prompts_only.masks[8], inside[8]) and prompts_only.slices == [8, 9, 10, 11]
     assert any(not np.array_equal(with_prompts.masks[k], mask_only.masks[k]) for k in (9, 10, 11))
+
+
+# --- through the logic: geometry and drawn slices -------------------------------------------------------------------
+def oracle_strategy(monkeypatch, trackers, make=PromptOracle):
+    monkeypatch.setitem(sam2_video._VIDEO_STRATEGIES, "sam2",
+                        lambda image_kji, spacing: trackers.append(make(image_kji)) or trackers[-1])
+
+
+@pytest.mark.parametrize("geometry", sorted(GEOMETRIES))
+def test_a_box_and_a_point_on_the_view_land_on_the_voxels_under_them_on_oblique_lps_and_anisotropic_volumes(
+        headless, monkeypatch, geometry):
+    image, inside = ball_volume()
+    ijk_to_ras = GEOMETRIES[geometry]
+    volume, segmentation, segment_id, session = make_case(headless, image, ijk_to_ras)
+    plane = SlicePlane.for_anatomical_axis("axial", 5, ijk_to_ras, image.shape)
+    work = session.bridge.work_volume()
+    (r0, c0), (r1, c1), point_rc = (3, 4), (plane.shape[0] - 6, plane.shape[1] - 3), (5, 7)
+    trackers = []
+    oracle_strategy(monkeypatch, trackers)
+    logic = SmartPropagationLogic(session.bridge, PropagationOptions(strategy="sam2", max_slices=0, stop_rule=NO_STOP))
+    preview = logic.compute_preview(plane, prompts=PlanePrompts(plane, ((c0, r0),), (1,), (c0, r0, c1, r1)))
+    logic.apply()
+    rows, cols = np.mgrid[r0:r1 + 1, c0:c1 + 1]
+    expected = np.zeros(image.shape, bool)
+    expected[tuple(plane.pixel_voxels_kji(np.stack([rows.ravel(), cols.ravel()], 1), work.index_to_ras).T)] = True
+    assert preview.strategy == "sam2" and np.array_equal(
+        segment_mask_in_volume(segmentation, segment_id, volume).astype(bool), expected)
+    remaining = [a for a in range(3) if a != plane.aligned_axis]
+    clicked = plane.pixel_voxels_kji([point_rc], work.index_to_ras)[0]
+    logic.compute_preview(plane, prompts=PlanePrompts(plane, ((point_rc[1], point_rc[0]),), (1,)))
+    received = trackers[1].prompted[plane.slice_index].points_xy[0]
+    assert np.allclose(received, (clicked[remaining[1]], clicked[remaining[0]]))
+
+
+def test_prompts_in_another_orientation_are_left_out_with_a_note(headless, monkeypatch):
+    image, inside = ball_volume()
+    ijk_to_ras = GEOMETRIES["identity"]
+    volume, segmentation, segment_id, session = make_case(headless, image, ijk_to_ras)
+    replace_segment_from_mask(segmentation, segment_id, slab(inside, 0, 8), ijk_to_ras)
+    trackers = []
+    oracle_strategy(monkeypatch, trackers)
+    logic = SmartPropagationLogic(session.bridge, PropagationOptions(strategy="sam2", max_slices=1, stop_rule=NO_STOP))
+    coronal = SlicePlane.for_anatomical_axis("coronal", 14, ijk_to_ras, image.shape)
+    logic.compute_preview(SlicePlane.for_anatomical_axis("axial", 8, ijk_to_ras, image.shape),
+                          prompts=[PlanePrompts(coronal, ((10.0, 5.0),), (1,))])
+    assert trackers[0].prompted == {} and "another view orientation" in logic.notes[-1]
+
+
+def test_tiny_sam2_from_prompts_on_one_slice_and_a_drawing_on_another_keeps_the_drawing(headless, monkeypatch,
+                                                                                        tiny_model):
+    image, inside = ball_volume()
+    ijk_to_ras = GEOMETRIES["lps_anisotropic"]
+    volume, segmentation, segment_id, session = make_case(headless, image, ijk_to_ras)
+    axis = SlicePlane.for_anatomical_axis("axial", 0, ijk_to_ras, image.shape).aligned_axis
+    drawn_k, seed = 6, 9
+    drawing = slab(inside, axis, drawn_k)
+    replace_segment_from_mask(segmentation, segment_id, drawing, ijk_to_ras)
+    monkeypatch.setitem(sam2_video._VIDEO_STRATEGIES, "sam2",
+                        sam2_tracker_factory(fresh_engine(tiny_model), (400.0, 150.0)))
+    logic = SmartPropagationLogic(session.bridge, PropagationOptions(strategy="sam2", max_slices=4, stop_rule=NO_STOP))
+    plane = SlicePlane.for_anatomical_axis("axial", seed, ijk_to_ras, image.shape)
+    preview = logic.compute_preview(plane, prompts=PlanePrompts(plane, ((16.0, 14.0),), (1,), (6.0, 5.0, 26.0, 22.0)))
+    assert seed in preview.masks and preview.masks[seed].any() and drawn_k in preview.drawn
+    logic.apply()
+    written = np.moveaxis(segment_mask_in_volume(segmentation, segment_id, volume).astype(bool), axis, 0)
+    assert np.array_equal(written[drawn_k], np.moveaxis(drawing, axis, 0)[drawn_k])  # the drawing, untouched
+    assert np.array_equal(written[seed], preview.masks[seed])
+    assert all(np.array_equal(written[k], preview.masks[k]) for k in preview.masks if k != drawn_k)
+
+
+# --- the desktop / browser controller path --------------------------------------------------------------------------
+def test_the_controller_takes_the_segment_anything_objects_prompts_and_they_survive_the_worker_wire(
+        headless, monkeypatch, tiny_model):
+    scene = make_scene(headless, GEOMETRIES["lps_anisotropic"], names=("A", "B"))
+    node = slice_node("axial", scene.centre_ras())
+    controller = SmartPropagationController(scene.bridge, JobRunner(threaded=False), options=PropagationToolOptions(
+        strategy="sam2", max_slices=0, stop_rule=NO_STOP))
+    plane = controller.plane_of(node)
+    sam = SegmentAnythingLogic(scene.bridge, fresh_engine(tiny_model), "sam2_tiny", window_level=(400.0, 150.0))
+    sam.add_point(plane, (plane.shape[0] // 2, plane.shape[1] // 2))
+    segment_a = scene.bridge.backend.selected_segment_id()
+    assert prompts_of_sam_session(sam.session, "another segment") is None
+    controller.prompt_source = lambda: prompts_of_sam_session(sam.session, segment_a)
+    trackers = []
+    oracle_strategy(monkeypatch, trackers)
+    reaction = controller.preview(node)
+    assert not reaction.message, reaction.message
+    finish_jobs(controller)
+    (received,) = trackers[0].prompted.values()
+    assert received.labels == (1,) and received.mask_2d is not None  # SAM wrote there: the prompts refine it
+    run = controller.logic.plan_preview(plane, prompts=controller.prompt_source())
+    again = run_from_request(*propagation_request(run, {"name": "sam2_tiny"})[1:])
+    assert again.prompts == run.prompts and len(run.prompts) == 1
