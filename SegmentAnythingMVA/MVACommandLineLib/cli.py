@@ -39,6 +39,9 @@ def build_parser():
     evaluate.add_argument("--strategy", default=None, choices=("registration", "sam2", "copy"),
                           help="propagate: how slices are carried (default registration; sam2 uses --model: tiny, "
                                "sam2.1_tiny, sam2.1_small, sam2.1_base_plus, sam2.1_large or medsam2)")
+    evaluate.add_argument("--prompt", default="mask", choices=("mask", "click", "box", "box+click"),
+                          help="propagate --strategy sam2: what the start slice is given as, from its truth only: the "
+                               "mask (default), one click, the bounding box (noisy with --seed) or both")
     evaluate.add_argument("--tools", default="brush3d", help="annotate3d: comma-separated tool combinations, e.g. "
                           "brush3d,brush+propagate,regions,sam+propagate,paint+fillbetween,growcut3d")
     evaluate.add_argument("--budget", type=int_range(1, 10000), default=30,
@@ -83,6 +86,14 @@ def encoder_input_size(text):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def propagation_extra(args):
+    """`mva eval propagate`'s --strategy and --prompt as EvalOptions.extra (only what differs from the default)."""
+    extra = {"strategy": args.strategy} if args.strategy else {}
+    if getattr(args, "prompt", "mask") != "mask":
+        extra["prompt"] = args.prompt
+    return extra
+
+
 def run_eval(args):
     if args.tool == "annotate3d":
         from MVAEvaluationLib.annotate3d_cli import run_annotate3d_command
@@ -96,7 +107,7 @@ def run_eval(args):
     options = EvalOptions(tool=args.tool, volume=args.volume, truth=args.truth, label=args.label,
                           interactions=args.interactions, axis=args.axis, slice=args.slice, gap=args.gap,
                           seed=args.seed, model=args.model, checkpoint=args.checkpoint,
-                          input_size=args.input_size, extra={"strategy": args.strategy} if args.strategy else {})
+                          input_size=args.input_size, extra=propagation_extra(args))
     try:
         result = evaluate(options, TOOLS)
     except EvaluationError as error:

@@ -116,12 +116,15 @@ def _propagation_run(case, options, strategy, stop_rule=None):
     seed[tuple(index)] = case.truth[tuple(index)]
     if not seed.any():
         raise EvaluationError(f"The structure is absent from {options.axis} slice {seed_index}")
-    case.set_segment(seed)
+    prompt = options.extra.get("prompt", "mask")
+    prompts = None if prompt == "mask" else simulated_prompts(case, plane, prompt, options.seed)
+    case.set_segment(seed if prompts is None else np.zeros_like(seed))  # prompts: the user drew nothing
     rule = stop_rule if stop_rule is not None else StopRule()
     logic = SmartPropagationLogic(case.bridge, PropagationOptions(strategy=strategy, max_slices=case.truth.shape[axis],
                                                                   stop_rule=rule))
     stamps = [time.perf_counter()]
-    preview = logic.compute_preview(plane, progress=lambda fraction: stamps.append(time.perf_counter()))
+    preview = logic.compute_preview(plane, progress=lambda fraction: stamps.append(time.perf_counter()),
+                                    prompts=prompts)
     logic.apply()
     predicted = np.moveaxis(case.segment(), axis, 0)
     truth = np.moveaxis(case.truth, axis, 0)
@@ -133,15 +136,36 @@ def _propagation_run(case, options, strategy, stop_rule=None):
     extent_error = slice_extent_error(predicted.any(axis=(1, 2)), truth.any(axis=(1, 2)))
     extra = {"dice_by_distance": {str(d): round(by_distance[d], 4) for d in PROPAGATION_DISTANCES if d in by_distance},
              "extent_error_slices": extent_error, "seed_slice": seed_index,
-             "stops": preview.stop_messages(), "final_dice": round(dice(predicted, truth), 4),
+             "stops": preview.stop_messages(), "final_dice": round(dice(predicted, truth), 4), "conditioning": prompt,
              "noc85": None, "noc90": None}
     return [by_distance[d] for d in sorted(by_distance)], list(np.diff(stamps)), extra
+
+
+def simulated_prompts(case, plane, prompt, seed=None):
+    """The simulated user's prompts on the start slice, from its truth only (shared EVALUATION.md rules 1 and 4).
+
+    "click": one positive click at the maximum of the truth's distance transform; "box": the truth's bounding box
+    (with 10 % noise per side when `seed` is given); "box+click": both.
+    """
+    from MVAEvaluationLib.simulated_user import SimulatedUser, noisy_box
+    from SmartPropagationLib.propagation_prompts import PlanePrompts
+    truth = plane.sample(case.truth.astype(np.uint8), case.bridge.work_volume().index_to_ras, order=0) > 0
+    points, labels, box = (), (), None
+    if "click" in prompt:
+        row, col = SimulatedUser(truth).first_click().index
+        points, labels = ((float(col), float(row)),), (1,)
+    if "box" in prompt:
+        r0, c0, r1, c1 = noisy_box(truth, None if seed is None else np.random.default_rng(seed))
+        box = (float(c0), float(r0), float(c1), float(r1))
+    return PlanePrompts(plane, points, labels, box)
 
 
 def run_propagate(case, options):
     strategy = options.extra.get("strategy", "registration")
     if strategy == "sam2":
         _register_sam2(options)
+    elif options.extra.get("prompt", "mask") != "mask":
+        raise EvaluationError("--prompt click/box conditions SAM 2 only: add --strategy sam2")
     return _propagation_run(case, options, strategy)
 
 

@@ -34,3 +34,19 @@ def test_eval_strategy_sam2_with_a_sam1_model_is_a_clear_error(phantom_files, ca
     code = main(["eval", "propagate", "--strategy", "sam2", "--model", "vit_b", "--volume", image, "--truth", labels,
                  "--label", str(phantom.labels["liver"])])
     assert code == 2 and "needs a SAM 2 model" in capsys.readouterr().err
+
+
+def test_eval_propagate_sam2_from_a_simulated_box_and_click_on_the_start_slice_only(phantom_files, capsys):
+    phantom, image, labels = phantom_files
+    code = main(["eval", "propagate", "--strategy", "sam2", "--model", "tiny", "--prompt", "box+click", "--volume",
+                 image, "--truth", labels, "--label", str(phantom.labels["liver"])])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["conditioning"] == "box+click" and len(result["stops"]) == 2
+    assert 0.0 <= result["final_dice"] <= 1.0
+
+
+def test_eval_prompts_without_strategy_sam2_are_a_clear_error(phantom_files, capsys):
+    phantom, image, labels = phantom_files
+    code = main(["eval", "propagate", "--prompt", "click", "--volume", image, "--truth", labels,
+                 "--label", str(phantom.labels["liver"])])
+    assert code == 2 and "conditions SAM 2 only" in capsys.readouterr().err
