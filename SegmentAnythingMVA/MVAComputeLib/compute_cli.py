@@ -32,6 +32,9 @@ def add_compute_commands(commands, encoder_input_size):
     embed.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     embed.add_argument("--object-store-mb", type=int_range(64, 10 ** 7), default=512,
                        help="object store cap of a local Ray")
+    embed.add_argument("--memory-mb", type=int_range(256, 10 ** 8), default=None,
+                       help="memory all Ray workers together may use (default: 70 %% of what is available, or the "
+                            "cluster's); fewer workers start when they do not fit, none when one does not")
     embed.add_argument("--batch", type=int_range(1, 1024), default=4, help="slices per Ray task")
     embed.add_argument("--no-verify", action="store_true", help="skip re-checking stored records")
 
@@ -93,6 +96,7 @@ def run_embed_command(args):
                                  device=args.device, axes=tuple(args.axes), window=args.window, workers=workers,
                                  threads_per_worker=threads, address=args.address,
                                  object_store_mb=args.object_store_mb, batch_slices=args.batch,
+                                 memory_mb=args.memory_mb,
                                  verify=not args.no_verify)
         stop = threading.Event()
         previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # first Ctrl-C: stop cleanly

@@ -73,6 +73,7 @@ def bench_throughput(case_path, folder, sides, rows):
                              "slices_per_s_per_worker_busy": {k: round(v, 3) for k, v in busy.items()},
                              "cpu_s_per_slice_per_worker": {k: round(v, 2) for k, v in cpu.items()},
                              "worker_peak_mb": [round(m) for m in memory if m],
+                             "worker_estimate_mb": round(summary.worker_memory_mb),
                              "store_mb_per_100_slices": round(folder_mb(store) / summary.slices_computed * 100, 1)})
                 print(json.dumps(rows[-1]), flush=True)
                 release_workers()

@@ -33,6 +33,8 @@ class EmbedSettings:
     workers : Ray actors (0: in this process, no Ray); threads_per_worker : torch threads of each
     address : Ray cluster address, or None to start a local Ray when none is running
     object_store_mb : object store cap of a local Ray; batch_slices : slices per task
+    memory_mb : memory all Ray workers together may use (None: 70 % of what is available, or the cluster's);
+        the worker count is cut to what fits (embed_memory)
     verify : re-check the checksum of every stored record before skipping it
     """
     model: str = "tiny"
@@ -46,6 +48,7 @@ class EmbedSettings:
     address: Optional[str] = None
     object_store_mb: int = 512
     batch_slices: int = 4
+    memory_mb: Optional[int] = None
     verify: bool = True
 
     def model_spec(self):
@@ -64,6 +67,7 @@ class EmbedSummary:
     workers: dict = field(default_factory=dict)
     cancelled: bool = False
     messages: list = field(default_factory=list)
+    worker_memory_mb: float = 0.0  # estimated need of one Ray worker (embed_memory); 0 in this process
 
     def text(self):
         lines = [f"{self.cases} cases, {self.slices_total} slices: {self.slices_computed} embedded, "
@@ -73,6 +77,8 @@ class EmbedSummary:
             rate = stats["slices"] / stats["seconds"] if stats["seconds"] > 0 else 0.0
             lines.append(f"  worker {pid}: {stats['slices']} slices in {stats['seconds']:.1f} s "
                          f"({rate:.2f} slices/s)")
+        if self.worker_memory_mb:
+            lines.append(f"  each worker needs about {self.worker_memory_mb:.0f} MB (estimate)")
         lines += [f"  note: {message}" for message in self.messages]
         return "\n".join(lines)
 
@@ -114,6 +120,12 @@ def run_embed(cases, store_path, settings=None, progress=None, cancel=None):
     from MVAComputeLib.operations import engine_for_spec
     engine = engine_for_spec(settings.model_spec())  # the identity needs its weights; inline runs use it too
     identity = encoder_identity(engine)
+    if settings.workers > 0:  # refused before the store is touched when not even one worker fits
+        from MVAComputeLib.embed_memory import bounded_workers, default_budget_mb, worker_memory_mb
+        side = settings.input_size if isinstance(settings.input_size, int) else None
+        summary.worker_memory_mb = worker_memory_mb(engine, side)
+        local_budget = None if settings.address else default_budget_mb(settings.object_store_mb)
+        bounded_workers(settings.workers, summary.worker_memory_mb, settings.memory_mb or local_budget)
     store = EmbeddingStore(store_path, "a")
     work, case_records, case_windows = _plan(cases, store, settings, identity, summary)
     total = sum(len(item.missing) for item in work)
@@ -125,7 +137,7 @@ def run_embed(cases, store_path, settings=None, progress=None, cancel=None):
             _run_inline(engine, cases, work, case_windows, settings, writer, cancelled)
         else:
             from MVAComputeLib.embed_ray import run_on_ray
-            run_on_ray(cases, work, case_windows, settings, writer, cancelled)
+            run_on_ray(cases, work, case_windows, settings, writer, cancelled, summary.worker_memory_mb)
     summary.cancelled = bool(cancelled()) and writer.done < total
     summary.seconds = time.perf_counter() - tic
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - summary.seconds))

@@ -1,17 +1,28 @@
 """The Ray side of `mva embed`: a pool of actors (one SAM model each) kept per Ray session, batches of slices
-handed out two per actor, results written by the driver (embed_job._RecordWriter) as they come back."""
+handed out two per actor, results written by the driver (embed_job._RecordWriter) as they come back.
+
+Memory is bounded twice: the local Ray gets a capped object store and a memory resource of the workers' budget,
+every actor reserves its estimated need (embed_memory), and the driver starts only as many actors as fit."""
 import os
 
 from MVAComputeLib.embed_cases import EmbedInputError, read_case
+from MVAComputeLib.embed_memory import bounded_workers, default_budget_mb
 from SegmentAnythingLib.algorithms.sam_embedding_store import volume_digest
 
 
-def run_on_ray(cases, work, case_windows, settings, writer, cancelled):
+def run_on_ray(cases, work, case_windows, settings, writer, cancelled, worker_mb=None):
+    """Embed `work` on Ray actors; `worker_mb` is one worker's estimated need (embed_memory.worker_memory_mb)."""
     import ray
 
     from MVAComputeLib.embed_job import _batches
     _ensure_ray(settings)
-    actors = _actors(settings)
+    workers = settings.workers
+    if worker_mb:
+        workers, note = bounded_workers(settings.workers, worker_mb, memory_budget_mb(settings),
+                                        "this machine" if not settings.address else "the Ray cluster")
+        if note:
+            writer.summary.messages.append(note)
+    actors = _actors(settings, workers, worker_mb)
     try:
         batches = iter(_batches(work, max(1, settings.batch_slices)))
         in_flight = {}
@@ -46,8 +57,31 @@ def run_on_ray(cases, work, case_windows, settings, writer, cancelled):
 _POOL = {"session": None, "actors": {}}
 
 
-def _actors(settings):
-    """`settings.workers` actors for this model spec and thread count, kept between runs of one Ray session
+def memory_budget_mb(settings):
+    """MB all workers together may use: --memory-mb, else the running Ray's memory resource (which a local Ray
+    started here got from default_budget_mb), else None (not known: the worker count is not cut)."""
+    import ray
+    if settings.memory_mb:
+        return float(settings.memory_mb)
+    memory = ray.cluster_resources().get("memory")
+    return memory / 2**20 if memory else None
+
+
+def actor_options(settings, workers, worker_mb=None):
+    """Ray options of one embedding actor: its CPUs, a GPU share, its memory reservation and environment."""
+    import ray
+    gpus = float(ray.cluster_resources().get("GPU", 0))
+    # Workers share the cluster's GPUs (a fraction each when there are more workers than GPUs).
+    gpu_share = min(1.0, gpus / workers) if gpus else 0
+    options = {"num_cpus": settings.threads_per_worker, "num_gpus": gpu_share,
+               "runtime_env": {"env_vars": _worker_environment(settings.threads_per_worker)}}
+    if worker_mb:
+        options["memory"] = int(worker_mb * 2**20)  # Ray places no more actors than the memory resource holds
+    return options
+
+
+def _actors(settings, workers, worker_mb=None):
+    """`workers` actors for this model spec and thread count, kept between runs of one Ray session
     (a model load and a torch import per worker are paid once, not per run)."""
     import ray
     session = ray.get_runtime_context().get_job_id()
@@ -55,16 +89,11 @@ def _actors(settings):
         _POOL.update(session=session, actors={})
     key = (repr(sorted(settings.model_spec().items())), int(settings.threads_per_worker))
     pool = _POOL["actors"].setdefault(key, [])
-    if len(pool) < settings.workers:
-        gpus = float(ray.cluster_resources().get("GPU", 0))
-        # Workers share the cluster's GPUs (a fraction each when there are more workers than GPUs).
-        gpu_share = min(1.0, gpus / settings.workers) if gpus else 0
-        options = {"num_cpus": settings.threads_per_worker, "num_gpus": gpu_share,
-                   "runtime_env": {"env_vars": _worker_environment(settings.threads_per_worker)}}
-        actor_class = ray.remote(EmbedActor)
-        pool += [actor_class.options(**options).remote(settings.model_spec(), settings.threads_per_worker)
-                 for _ in range(settings.workers - len(pool))]
-    return pool[:settings.workers]
+    if len(pool) < workers:
+        actor_class = ray.remote(EmbedActor).options(**actor_options(settings, workers, worker_mb))
+        pool += [actor_class.remote(settings.model_spec(), settings.threads_per_worker)
+                 for _ in range(workers - len(pool))]
+    return pool[:workers]
 
 
 def release_workers():
@@ -92,9 +121,11 @@ def _ensure_ray(settings):
     if settings.address:
         ray.init(address=settings.address, log_to_driver=False)
         return
+    budget_mb = settings.memory_mb or default_budget_mb(settings.object_store_mb)
+    memory = {"_memory": int(budget_mb * 2**20)} if budget_mb else {}  # Ray's reservable memory resource
     ray.init(num_cpus=max(1, settings.workers * settings.threads_per_worker), include_dashboard=False,
              object_store_memory=int(settings.object_store_mb) * 1024 * 1024, log_to_driver=False,
-             runtime_env={"env_vars": _worker_environment(settings.threads_per_worker)})
+             runtime_env={"env_vars": _worker_environment(settings.threads_per_worker)}, **memory)
 
 
 class EmbedActor:

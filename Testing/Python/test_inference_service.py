@@ -111,7 +111,7 @@ def test_a_wrong_token_and_a_pickle_are_refused(a_service):
     assert refused.value.code == 415 and b"pickle" in refused.value.read()
 
 
-def test_a_queued_request_is_cancelled_over_http(a_service):
+def test_a_queued_and_a_running_request_are_cancelled_over_http(a_service):
     url, _ = a_service
     volume = np.random.default_rng(0).normal(0, 1, (48, 160, 160)).astype(np.float32)
     with ComputeClient.remote(url, TOKEN) as client:
@@ -122,7 +122,9 @@ def test_a_queued_request_is_cancelled_over_http(a_service):
         time.sleep(0.5)
         client.cancel(queued)
         assert client.wait(queued, 120).status == "cancelled"
-        assert client.wait(busy, 120).ok
+        client.cancel(busy)  # the running one stops at its next check instead of being waited for
+        assert client.wait(busy, 120).status == "cancelled"
+        assert client.wait(client.submit("ping"), 60).ok  # and the worker serves the next request
 
 
 def test_a_propagation_preview_over_http_equals_the_one_computed_here(a_service):
