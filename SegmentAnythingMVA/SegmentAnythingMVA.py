@@ -193,8 +193,9 @@ class SegmentAnythingMVAWidget(ScriptedLoadableModuleWidget):
             progress.close()
 
     def onDelete(self):
+        from SegmentAnythingLib.algorithms.sam2_checkpoints import SAM2_CHECKPOINTS
         from SegmentAnythingLib.algorithms.sam_checkpoints import CHECKPOINTS, checkpoint_folder
-        info = CHECKPOINTS.get(self.modelCombo.currentText)
+        info = {**CHECKPOINTS, **SAM2_CHECKPOINTS}.get(self.modelCombo.currentText)
         if info is None:
             return
         path = checkpoint_folder() / info.file_name

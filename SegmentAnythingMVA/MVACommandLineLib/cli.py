@@ -50,7 +50,8 @@ def build_parser():
     report = commands.add_parser("report", help="standard suite for every tool and baseline: table and plots")
     report.add_argument("--output", default="results")
     report.add_argument("--quick", action="store_true", help="small volumes, few interactions (a smoke test)")
-    report.add_argument("--parts", nargs="+", default=None, choices=("sessions", "variants", "supervoxels", "slices"),
+    report.add_argument("--parts", nargs="+", default=None,
+                        choices=("sessions", "variants", "supervoxels", "session-variants", "slices"),
                         help="run only these parts (default: all, in this order)")
     report.add_argument("--budget", type=int_range(2, 10000), default=None,
                         help="interactions per 3D session (default 30; --quick 8)")
@@ -74,6 +75,8 @@ def build_parser():
     add_compute_commands(commands, encoder_input_size)
     from MVAWebLib.deploy_cli import add_deploy_commands
     add_deploy_commands(commands)
+    from MVACommandLineLib.models_cli import add_models_command
+    add_models_command(commands)
     return parser
 
 
@@ -155,6 +158,9 @@ def main(argv=None):
     elif args.command in ("embed", "inference-service"):
         from MVAComputeLib.compute_cli import run_compute_command
         return run_compute_command(args)
+    elif args.command == "models":
+        from MVACommandLineLib.models_cli import run_models_command
+        return run_models_command(args)
     elif args.command == "project":
         from MVAWorkflowLib.project_cli import run_project
         return run_project(args)
