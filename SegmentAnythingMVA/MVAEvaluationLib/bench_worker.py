@@ -15,7 +15,7 @@ def bench_worker(data, quick):
     try:
         repeat = 1 if quick else 3
         return [_predict_3d(client, data, repeat, start_seconds, pid, row),
-                _propagation(client, data, repeat, 5 if quick else 20, row)]
+                _propagation(client, data, repeat, 5 if quick else 20, row), _propagation_plan(data, repeat, row)]
     finally:
         client.close()
 
@@ -86,3 +86,26 @@ def _propagation(client, data, repeat, count, row):
     return row(f"propagation preview in the worker, {2 * count} slices (round trip)", total,
                "propagation preview in this process", here, gui_thread_p50_ms=round(1000 * float(np.median(gui)), 1),
                same_masks=bool(same), slices_sent=int(high - low + 1))
+
+
+def _propagation_plan(data, repeat, row):
+    """What a propagation preview costs the GUI thread before it is sent: the segment, drawn slices, the crop."""
+    from MVABridgeLib.edit_backend import EditMode
+    from MVAEvaluationLib.evaluation import Case
+    from SmartPropagationLib.propagation_options import PropagationOptions
+    from SmartPropagationLib.smart_propagation_logic import SmartPropagationLogic
+    case = Case("mni", data.image, data.truth, data.ijk_to_ras)
+    try:
+        plane = case.plane("axial", 97)
+        case.bridge.apply_slice_mask(plane, plane.sample(data.truth, data.ijk_to_ras, order=0) > 0, EditMode.REPLACE)
+        logic = SmartPropagationLogic(case.bridge, PropagationOptions(strategy="registration", max_slices=20))
+        seconds = []
+        for _ in range(repeat):
+            tic = time.perf_counter()
+            logic.plan_preview(plane)
+            seconds.append(time.perf_counter() - tic)
+        return row(f"propagation plan on the GUI thread, volume {data.image.shape} (segment, drawn slices, crop)",
+                   seconds)
+    finally:
+        case.close()
+
