@@ -113,6 +113,11 @@ class SmartPropagationLogic:
                                   prompted=bool(prompts))
         video = strategy in video_strategies() or (strategy == "sam2" and strategy in remote_strategies)
         prompted = self._stack_prompts(prompts, axis) if video else {}
+        erased = sorted(k for k in prompted if k in drawn and not segment[k].any())
+        if erased:  # the user erased the object there after prompting: the erasure wins
+            self.notes.append(f"Prompts on slice {', '.join(map(str, erased))} were not used: the object was erased "
+                              f"there since")
+            prompted = {k: p for k, p in prompted.items() if k not in erased}
         if repropagate:
             direction = 1 if index >= self._last_result[1].seed_k else -1
         else:

@@ -251,3 +251,24 @@ def test_the_controller_takes_the_segment_anything_objects_prompts_and_they_surv
     run = controller.logic.plan_preview(plane, prompts=controller.prompt_source())
     again = run_from_request(*propagation_request(run, {"name": "sam2_tiny"})[1:])
     assert again.prompts == run.prompts and len(run.prompts) == 1
+
+
+def test_stale_prompts_on_a_slice_the_user_erased_since_are_not_used_and_the_object_ends_there(headless,
+                                                                                               monkeypatch):
+    from MVABridgeLib.edit_backend import EditMode
+    image, inside = ball_volume()
+    ijk_to_ras = GEOMETRIES["identity"]
+    volume, segmentation, segment_id, session = make_case(headless, image, ijk_to_ras)
+    replace_segment_from_mask(segmentation, segment_id, slab(inside, 0, 8), ijk_to_ras)
+    trackers = []
+    oracle_strategy(monkeypatch, trackers)
+    logic = SmartPropagationLogic(session.bridge, PropagationOptions(strategy="sam2", max_slices=5, stop_rule=NO_STOP))
+    seed_plane = SlicePlane.for_anatomical_axis("axial", 8, ijk_to_ras, image.shape)
+    logic.compute_preview(seed_plane)
+    logic.apply()
+    erased_plane = SlicePlane.for_anatomical_axis("axial", 11, ijk_to_ras, image.shape)
+    session.bridge.apply_slice_mask(erased_plane, np.ones(erased_plane.shape, bool), EditMode.REMOVE)
+    preview = logic.compute_preview(seed_plane, prompts=PlanePrompts(erased_plane, ((16.0, 14.0),), (1,)))
+    assert trackers[-1].prompted == {} and "erased" in logic.notes[-1]
+    forward = next(stop for stop in preview.stops if stop.direction == 1)
+    assert forward.slice_k == 11 and forward.reason == StopReason.VANISHED
