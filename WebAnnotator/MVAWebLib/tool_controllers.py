@@ -79,9 +79,13 @@ class WebJobs:
         cancelled = getattr(self.runner, "cancel_requested", None) or (lambda: False)
         self.job = job
         # labelled with the tool's name: the page's status, the latency history and the workflow's per-tool counts
-        if not self.runner.submit(self.controller.name, lambda: job.compute(report, cancelled), self._finish):
+        if not self.runner.submit(self.controller.name, lambda: job.compute(report, cancelled), self._finish,
+                                  on_error=self._failed, kind=getattr(job, "label", None)):
             self.job = None
             raise JobBusyError(f"{self.runner.label or 'A tool'} is still running: wait for it")
+
+    def _failed(self, _error):
+        self.job = None  # failed or cancelled: the tool takes the next gesture (the page shows the error)
 
     def _finish(self, result):
         job, self.job = self.job, None
@@ -175,12 +179,20 @@ class SmartBrushController(SmartToolController):
         self.erase_overlay((PREVIEW,))
         return reaction
 
+    def predict_3d(self):
+        """Label a box around the strokes (a job: progress bar and Cancel in the page)."""
+        return self.after(self.shared.predict_3d, raise_message=True)
+
 
 class SmartRegionsController(SmartToolController):
     name = "Smart Regions"
 
     def make_shared(self, bridge):
         return SharedRegions(bridge, options=RegionsToolOptions())
+
+    def compute_regions(self):
+        """The supervoxels of the whole volume now, not on the first click (a job: progress bar and Cancel)."""
+        return self.after(self.shared.compute_regions, raise_message=True)
 
 
 class SmartPropagationController(SmartToolController):

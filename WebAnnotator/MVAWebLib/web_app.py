@@ -147,6 +147,7 @@ class MVAWebApp(TrameApp):
         state.job_busy = False
         state.job_label = ""
         state.job_progress = None
+        state.job_progress_estimated = False  # the bar is an estimate from the last job of the same kind
         state.read_only = False
         state.session_pid = os.getpid()
         state.last_latency_ms = 0
@@ -161,6 +162,8 @@ class MVAWebApp(TrameApp):
         ctrl.activate_smart_tool = self.activate_smart_tool
         self.server.trigger("activate_smart_tool")(self.activate_smart_tool)  # named: attack tests call it
         ctrl.brush_apply = lambda: self._guarded(self.controllers[SmartBrushEffect].apply)
+        ctrl.brush_predict_3d = lambda: self._guarded(self.controllers[SmartBrushEffect].predict_3d)
+        ctrl.regions_compute = lambda: self._guarded(self.controllers[SmartRegionsEffect].compute_regions)
         ctrl.sam_next = lambda: self._guarded(self.controllers[SegmentAnythingEffect].next_candidate)
         ctrl.sam_new_object = self.controllers_sam_new_object
         ctrl.step_slice = self.step_slice
@@ -289,9 +292,11 @@ class MVAWebApp(TrameApp):
         while True:
             await asyncio.sleep(0.25)
             runner, state = self.runner, self.state
-            busy, progress = runner.busy, None if runner.progress is None else round(runner.progress * 100)
+            fraction, estimated = runner.estimated_progress()
+            busy, progress = runner.busy, None if fraction is None else round(fraction * 100)
             if state.job_busy != busy or state.job_progress != progress:
-                state.job_busy, state.job_label, state.job_progress = busy, runner.label, progress
+                state.job_busy, state.job_label, state.job_progress = busy, runner.kind, progress
+                state.job_progress_estimated = estimated
                 state.flush()
 
     def _on_effect_changed(self, effect_name):

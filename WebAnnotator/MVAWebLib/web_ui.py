@@ -116,8 +116,8 @@ def progress_bar(ctrl):
     with html.Div(v_if="job_busy", classes="d-flex align-center flex-grow-1 mx-2", id="mva-progress"):
         VProgressLinear(model_value=("job_progress || 0",), indeterminate=("job_progress === null",), height=8,
                         color="primary", classes="flex-grow-1", id="mva-progress-bar")
-        html.Span("{{ job_progress === null ? '' : job_progress + ' %' }}", classes="text-caption mx-2",
-                  id="mva-progress-text")
+        html.Span("{{ job_label }} {{ job_progress === null ? '' : (job_progress_estimated ? 'about ' : '') + "
+                  "job_progress + ' %' }}", classes="text-caption mx-2", id="mva-progress-text")
         VBtn("Cancel", click=ctrl.job_cancel, size="x-small", variant="tonal", id="mva-progress-cancel")
 
 
@@ -136,6 +136,8 @@ def _smart_tools_panel(app):
                         density="compact")
                 VBtn("Apply", click=app.ctrl.brush_apply, size="small", disabled=("brush_auto_apply",),
                      id="mva-brush-apply")
+                VBtn("Predict 3D", click=app.ctrl.brush_predict_3d, size="small", classes="ml-1",
+                     disabled=("job_busy",), id="mva-brush-predict-3d")
             with html.Div(v_if="smart_tool === 'SmartRegionsEffect'"):
                 VSlider(v_model=("regions_size_mm", 16.0), min=4, max=40, step=1, label="Region size (mm)",
                         thumb_label=True, hide_details=True)
@@ -143,6 +145,8 @@ def _smart_tools_panel(app):
                         density="compact", hide_details=True)
                 VSwitch(v_model=("regions_smart_merge", True), label="Smart merge", hide_details=True,
                         density="compact")
+                VBtn("Compute regions now", click=app.ctrl.regions_compute, size="small", disabled=("job_busy",),
+                     id="mva-regions-compute")
             with html.Div(v_if="smart_tool === 'SmartPropagationEffect'"):
                 VSelect(v_model=("propagation_strategy", "auto"),
                         items=("['auto', 'registration', 'sam', 'sam2', 'interpolation', 'copy']",), label="Strategy",
