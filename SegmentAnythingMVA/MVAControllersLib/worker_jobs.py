@@ -9,6 +9,7 @@ from MVAControllersLib.view_events import Reaction
 
 _LOG = logging.getLogger(__name__)
 _UNCLAIMED = {}  # replies polled by one runner for another (runners of several effects share one client)
+_DROPPED = set()  # ids of requests cancelled by their runner: their late replies are discarded, not kept
 
 
 class WorkerJobRunner(JobRunner):
@@ -49,10 +50,20 @@ class WorkerJobRunner(JobRunner):
     def cancel(self, reason="cancelled"):
         if self.job is not None and self.request_id is not None:
             self.client.cancel(self.request_id)
+            _DROPPED.add(self.request_id)
         for request_id in self.side:
             self.client.cancel(request_id)
+            _DROPPED.add(request_id)
         self.side = {}
         super().cancel(reason)
+
+    def _collect(self):
+        """Move the client's new replies into the shared table; replies of cancelled requests are dropped."""
+        for arrived in self.client.poll():
+            if arrived.request_id in _DROPPED:
+                _DROPPED.discard(arrived.request_id)
+            else:
+                _UNCLAIMED[arrived.request_id] = arrived
 
     def submit_side(self, request, on_reply):
         """Send a background request whose successful reply goes to `on_reply(reply)`; False without a worker."""
@@ -70,8 +81,7 @@ class WorkerJobRunner(JobRunner):
     def poll_side(self):
         if not self.side:
             return
-        for arrived in self.client.poll():
-            _UNCLAIMED[arrived.request_id] = arrived
+        self._collect()
         for request_id in [r for r in self.side if r in _UNCLAIMED]:
             reply, on_reply = _UNCLAIMED.pop(request_id), self.side.pop(request_id)
             if reply.ok:
@@ -83,8 +93,7 @@ class WorkerJobRunner(JobRunner):
         job = self.job
         if current_context is not None and job.context and tuple(current_context) != tuple(job.context):
             self.cancel("the selected segment or the source volume changed")
-        for arrived in self.client.poll():
-            _UNCLAIMED[arrived.request_id] = arrived
+        self._collect()
         reply = _UNCLAIMED.pop(self.request_id, None)
         if reply is None and not job.cancelled:
             fraction = self.client.progress(self.request_id) or 0.0

@@ -181,3 +181,27 @@ def test_deactivating_cancels_the_worker_job_and_the_worker_goes_on(scene, a_cli
     assert "deactivated; nothing was written" in reaction.status and np.array_equal(scene.segment(), before)
     assert a_client.wait(request_id, 60).status == "cancelled"  # the worker dropped it
     assert a_client.run("ping", timeout_s=60).params["pid"] == pid
+
+
+def test_re_propagation_after_a_correction_in_the_worker_equals_the_one_made_here(headless, a_client):
+    previews = []
+    for runner in (WorkerJobRunner(lambda: a_client), JobRunner(threaded=False)):  # two identical cases
+        case = make_scene(headless, GEOMETRIES["lps_anisotropic"])
+        node = seed_slice(case)
+        controller = SmartPropagationController(case.bridge, runner,
+                                                options=PropagationToolOptions(strategy="registration", max_slices=4))
+        controller.preview(node)
+        finish_jobs(controller)
+        assert not controller.apply().message
+        corrected = controller.plane_of(node).neighbour(2)
+        case.bridge.apply_slice_mask(corrected, np.zeros(corrected.shape, bool), EditMode.REPLACE)
+        draw_ball(case, corrected)  # the user redraws slice +2
+        on_corrected = slice_node("axial", corrected.pixel_to_ras_matrix[:3, 3])  # any point of that slice
+        assert controller.plane_of(on_corrected).slice_index == corrected.slice_index
+        assert controller.preview(on_corrected, repropagate=True).job is not None
+        finish_jobs(controller)
+        previews.append(controller.logic.preview)
+    far, near = previews
+    assert far.masks and far.seed_k not in far.masks  # only the slices beyond the corrected one
+    assert sorted(far.masks) == sorted(near.masks) and all(np.array_equal(far.masks[k], near.masks[k]) for k in near.masks)
+    assert far.stop_messages() == near.stop_messages()
