@@ -21,6 +21,8 @@ if not os.path.exists(CHROMIUM):
 import team_deployment as team  # noqa: E402
 
 pytestmark = pytest.mark.slow
+WOULD_ASK_BEFORE_CLOSING = ("() => { const event = new Event('beforeunload', {cancelable: true}); "
+                            "window.dispatchEvent(event); return event.defaultPrevented; }")
 SESSION_START_S = 300  # a session process starts in 10-20 s on an idle 2-core machine, minutes on a loaded one
 FACTS = {}
 
@@ -181,6 +183,8 @@ def test_an_expired_login_autosaves_the_work_returns_to_the_login_page_and_resto
     deployed, service, admin = deployment["deployed"], deployment["service"], deployment["admin"]
     ann = people["pages"]["ann"]
     paint_stroke(ann)
+    ann.wait_for_function("() => window.trame.state.get('wf_dirty') === true", timeout=30000)
+    assert ann.evaluate(WOULD_ASK_BEFORE_CLOSING)  # closing the tab now asks first
     ann_id = user_id(deployment, "ann")
     with service.database.transaction() as session:
         session.execute(update(LoginSession).where(LoginSession.user_id == ann_id).values(expires_at=utcnow()))
@@ -204,6 +208,7 @@ def test_an_expired_login_autosaves_the_work_returns_to_the_login_page_and_resto
     labelmap = service.load_annotation(admin, case.id, annotator="ann")
     assert int((labelmap.array_kji == 1).sum()) > 20
     assert not os.path.exists(autosave)  # saved: the autosave is gone
+    assert not ann.evaluate(WOULD_ASK_BEFORE_CLOSING)  # nothing unsaved: the tab closes without a question
 
 
 def test_a_reviewer_gets_a_read_only_viewer_and_the_session_refuses_writes(deployment, people):

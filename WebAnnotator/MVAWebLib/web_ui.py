@@ -98,6 +98,7 @@ def build_page(app):
         workflow_ui.unsaved_dialog(app.ctrl)
         workflow_ui.restore_dialog(app.ctrl)
         workflow_ui.redirect()
+        workflow_ui.before_unload()
     return layout
 
 

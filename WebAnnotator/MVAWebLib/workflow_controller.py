@@ -53,6 +53,7 @@ class WorkflowController(UnsavedWork):
         self.timings = {}  # action -> last duration in seconds (login_to_queue, save, submit, review, open)
         self._baseline = None  # (labels array, answers) as last opened / saved: what "unsaved" compares to
         self._pending = None  # (name, function, args) waiting for the save / discard answer
+        self._watched_node = None  # the segmentation node whose edits set `wf_dirty`
 
     # --- wiring -------------------------------------------------------------------------------------------
     def bind(self):
@@ -66,6 +67,8 @@ class WorkflowController(UnsavedWork):
         state.wf_conflict = False
         state.wf_pending = None
         state.wf_restore = None
+        state.wf_dirty = False  # the open case may have unsaved changes (the page asks before the tab closes)
+        state.wf_expiry_warning = ""
         state.wf_queue = EMPTY_QUEUE
         state.wf_case = None
         state.form_questions = []
@@ -92,6 +95,7 @@ class WorkflowController(UnsavedWork):
         for name, function in actions.items():
             self.app.ctrl[name] = function
             server.trigger(name)(function)  # a stable name: page scripts (and attack tests) can call it
+        self.watch_form()
         self.app.ctrl.on_server_ready.add(lambda **_: asyncio.ensure_future(self._check_periodically()))
 
     def _action(self, name, function, *args):
@@ -187,7 +191,11 @@ class WorkflowController(UnsavedWork):
             self.expired()
             self.app.state.flush()
             return
-        self.autosave_now()
+        unsaved = self.update_dirty()
+        self.warn_before_expiry(unsaved)
+        if unsaved:
+            self.autosave_now(unsaved=True)
+        self.app.state.flush()
 
     def refresh_queue(self):
         self.app.state.wf_queue = self.session.queue_rows()
@@ -213,6 +221,7 @@ class WorkflowController(UnsavedWork):
         state.review_comment = ""
         state.wf_info = f"{current.case.name} opened to {mode} in {self.app.load_seconds:.2f} s"
         self._set_baseline()
+        self.watch_segments()
         if mode == "annotate":
             self._offer_autosave(current)
         self.refresh_queue()
@@ -261,9 +270,11 @@ class WorkflowController(UnsavedWork):
         self.app.set_read_only(False)
         self.segment_values = {}
         self._baseline = None
+        self.app.state.wf_dirty, self.app.state.wf_expiry_warning = False, ""
 
     def _set_baseline(self):
         self._baseline = (self.labelmap().array_kji.copy(), answered_text(self.app.state.form_answers))
+        self.app.state.wf_dirty, self.app.state.wf_expiry_warning = False, ""
 
     # --- segments <-> labelmap ---------------------------------------------------------------------------
     def _label_segments(self, labelmap):

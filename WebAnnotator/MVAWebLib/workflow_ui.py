@@ -52,6 +52,8 @@ def messages():
     """Information above the views (errors go to the page's snackbar, web_ui.error_snackbar)."""
     VAlert(v_if="workflow_mode && wf_info && !wf_error", type="info", density="compact", text=("wf_info",),
            id="mva-wf-info", classes="ma-1")
+    VAlert(v_if="workflow_mode && wf_expiry_warning", type="warning", density="compact",
+           text=("wf_expiry_warning",), id="mva-expiry-warning", classes="ma-1")
 
 
 def unsaved_dialog(ctrl):
@@ -74,6 +76,12 @@ def restore_dialog(ctrl):
             VBtn("Restore", click=(ctrl.wf_restore_choice, "['restore']"), color="primary", variant="flat",
                  id="mva-restore-yes")
             VBtn("Discard", click=(ctrl.wf_restore_choice, "['discard']"), id="mva-restore-no")
+
+
+def before_unload():
+    """Closing or leaving the tab with unsaved changes asks first (the server also autosaves when it goes)."""
+    from MVAWebLib.workflow_unsaved import BEFORE_UNLOAD_SCRIPT
+    client.Script(BEFORE_UNLOAD_SCRIPT)
 
 
 def redirect():
