@@ -22,14 +22,8 @@ os.environ.setdefault("ITK_GLOBAL_DEFAULT_THREADER", "Pool")
 
 def peak_memory_mb(pid):
     """VmHWM of a process in MB (Linux), or None."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
+    from MVAComputeLib.embed_memory import proc_status_mb
+    return proc_status_mb(f"/proc/{pid}/status", "VmHWM")
 
 
 def folder_mb(path):

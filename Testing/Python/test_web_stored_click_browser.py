@@ -12,7 +12,7 @@ import os
 import time
 
 import pytest
-from web_harness import CHROMIUM, CHROMIUM_ARGS, ServedApp, browser_points
+from web_harness import CHROMIUM, ServedApp, browser_points, open_browser
 
 playwright_api = pytest.importorskip("playwright.async_api")
 pytest.importorskip("trame_slicer")
@@ -42,7 +42,8 @@ def loaded_engine(served):
     """The model as `mva serve` holds it after its first load (a random-weight ViT-B is built directly)."""
     from MVAWebLib.smart_effects import SegmentAnythingEffect
     engines = served.app.controllers[SegmentAnythingEffect].engines
-    engines.options.model = MODEL
+    served.app.state.update({"sam_model": MODEL, "sam_input_size": str(SIDE) if SIDE else "full"})
+    engines.options.model = MODEL  # as the page's options say once its state arrives
     engines.options.input_size = str(SIDE) if SIDE else "full"
     if MODEL.endswith("-random"):
         from MVAComputeLib.operations import engine_for_spec
@@ -60,7 +61,7 @@ def test_a_first_click_on_a_stored_slice_takes_its_mask_from_the_store(a_stored_
     case, store = a_stored_case
     if THREADS:
         torch.set_num_threads(THREADS)
-    served = ServedApp(None)
+    served = ServedApp(None, sam_model=MODEL)
     try:
         configure_sam_inference(served.app, argparse.Namespace(embedding_store=store), [case])
         engine = loaded_engine(served)
@@ -72,16 +73,12 @@ def test_a_first_click_on_a_stored_slice_takes_its_mask_from_the_store(a_stored_
         tool = SMART_EFFECTS.index(SegmentAnythingEffect)
 
         async def click():
-            playwright = await playwright_api.async_playwright().start()
-            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            playwright, browser, page = await open_browser(served.url)
             try:
-                page = await browser.new_page(viewport={"width": 1400, "height": 900})
-                tic = time.perf_counter()
-                await page.goto(served.url)
                 await page.wait_for_function(
                     "document.querySelector('img.image-display-area') && "
                     "document.querySelector('img.image-display-area').naturalWidth > 0", timeout=60000)
-                page_load = time.perf_counter() - tic
+                page_load = await page.evaluate("performance.now()") / 1000.0  # since the navigation started
                 await page.click(f"#mva-tool-{tool}")
                 await page.wait_for_function(
                     f"document.querySelector('#mva-tool-{tool}').classList.contains('bg-primary')", timeout=10000)
