@@ -3,8 +3,8 @@
 A worker holds one SAM model (its weights, plus a bf16 copy of the encoder where bf16 is used), the encoder's
 activations for one slice at its input side, and the Python/torch runtime. The estimate is deliberately on the
 high side (`embed_bench` prints the measured peak beside it: random-weight ViT-B fp32 in a Ray worker peaked at
-1352-1389 MB at 512 px and 1599 MB at 1024 px, estimated 1454 and 1742 MB). The budget is `--memory-mb`, else 70 % of the memory
-the machine has available now (a local Ray) or the cluster's memory resource (`--address`).
+1352-1389 MB at 512 px and 1599 MB at 1024 px, estimated 1454 and 1742 MB). The budget is `--memory-mb`, else
+70 % of the memory the machine has available now (a local Ray) or the cluster's memory resource (`--address`).
 """
 from MVAComputeLib.embed_cases import EmbedInputError
 

@@ -3,7 +3,7 @@ checked in the segment on the server, and the click read from the store (no enco
 
 Prints the figures (`pytest -s`): case open on the server, page load to the first slice image, and mouse down to the
 mask in the segment. CI runs the tiny random SAM; the ViT-B figure of the note comes from
-``MVA_STORED_CLICK_MODEL=vit_b-random MVA_STORED_CLICK_SIDE=512 pytest -s Testing/Python/test_web_stored_click_browser.py``
+``MVA_STORED_CLICK_MODEL=vit_b-random MVA_STORED_CLICK_SIDE=512 pytest -s <this file>``
 (``MVA_STORED_CLICK_THREADS`` sets the server's torch threads). A figure, not a timed assertion.
 """
 import argparse
