@@ -2,10 +2,12 @@
 
 Parts, in the order they run (each writes its own `<part>.md` / `.json`, and `report.md` gathers them):
 - `sessions`: whole 3D annotation sessions (`annotate3d`) on MNI white matter, the CT phantom's liver and effusion
-  and their robustness variants (report_3d.py);
+  (report_3d.py);
 - `variants`: the 2D tools on MNI white / grey matter variants (report_variants.py);
 - `supervoxels`: Smart Regions' supervoxels next to SimpleITK SLIC (report_supervoxels.py);
+- `session-variants`: the 3D sessions on the robustness variants of the three cases (report_3d.py);
 - `slices`: each tool on the largest axial slice of every standard structure (this module).
+The most telling parts run first, so a run stopped part-way (report.md is rewritten after each part) has them.
 `--quick` runs every part on small volumes with few interactions: a smoke test, not figures.
 """
 import json
@@ -17,7 +19,7 @@ import time
 from MVAEvaluationLib.evaluation import EvalOptions, evaluate
 from MVAEvaluationLib.figures import curves_png
 
-PARTS = ("sessions", "variants", "supervoxels", "slices")
+PARTS = ("sessions", "variants", "supervoxels", "session-variants", "slices")
 # (tool, its baseline) pairs compared side by side; each row runs on the structures listed
 INTERACTIVE = [("brush", "growcut"), ("regions", "growcut")]
 PROPAGATION = [("propagate", "copy")]
@@ -77,9 +79,11 @@ def run_slices_report(output_folder, tools, quick=False, log=print):
 
 def run_part(part, output_folder, tools, quick, budget, log):
     """Run one part; returns (rows, plots, markdown file name)."""
-    if part == "sessions":
+    if part in ("sessions", "session-variants"):
         from MVAEvaluationLib.report_3d import run_annotate3d_report
-        return (*run_annotate3d_report(output_folder, quick=quick, budget=budget, log=log), "annotate3d.md")
+        cases = "standard" if part == "sessions" else "variants"
+        return (*run_annotate3d_report(output_folder, quick=quick, budget=budget, log=log, cases=cases),
+                "annotate3d.md" if part == "sessions" else "annotate3d_variants.md")
     if part == "variants":
         from MVAEvaluationLib.report_variants import run_variants_report
         return (*run_variants_report(output_folder, tools, quick=quick, log=log), "variants2d.md")
@@ -115,7 +119,7 @@ def run_report(output_folder, tools, quick=False, parts=PARTS, budget=None, log=
         raise ReportError(f"Unknown report parts {unknown}; choose from {', '.join(PARTS)}")
     os.makedirs(output_folder, exist_ok=True)
     results, sections, costs, plots = {}, [], [], []
-    started = time.perf_counter()
+    started, commit = time.perf_counter(), source_commit()
     for part in parts:
         tic, cpu = time.perf_counter(), _cpu_seconds()
         rows, part_plots, markdown = run_part(part, output_folder, tools, quick, budget, log)
@@ -124,15 +128,22 @@ def run_report(output_folder, tools, quick=False, parts=PARTS, budget=None, log=
         results[part], plots = rows, plots + part_plots
         with open(os.path.join(output_folder, markdown)) as stream:
             sections.append(stream.read())
-    cost_table = "\n".join(["| part | rows | wall s | CPU s |", "|---|---|---|---|"] +
-                           [f"| {part} | {count} | {wall:.0f} | {cpu:.0f} |" for part, wall, cpu, count in costs])
-    with open(os.path.join(output_folder, "report.md"), "w") as stream:
-        stream.write(f"# SegmentAnythingMVA evaluation\n\nMade by `mva report{' --quick' if quick else ''} "
-                     f"--parts {' '.join(parts)}` on commit {source_commit()} in "
-                     f"{time.perf_counter() - started:.0f} s ({os.cpu_count()} CPUs, load average "
-                     f"{os.getloadavg()[0]:.1f} at the end).\n\n{cost_table}\n\n" + "\n\n".join(sections))
+        # rewritten after every part: a run stopped part-way keeps the parts it finished
+        command = (f"mva report{' --quick' if quick else ''} --parts {' '.join(parts)}"
+                   f"{f' --budget {budget}' if budget else ''}")
+        _write_report(output_folder, command, commit, len(parts), costs, sections, time.perf_counter() - started)
     log(f"Wrote {os.path.join(output_folder, 'report.md')} and {len(plots)} plots")
     return results
+
+
+def _write_report(output_folder, command, commit, part_count, costs, sections, seconds):
+    cost_table = "\n".join(["| part | rows | wall s | CPU s |", "|---|---|---|---|"] +
+                           [f"| {part} | {count} | {wall:.0f} | {cpu:.0f} |" for part, wall, cpu, count in costs])
+    done = "" if len(costs) == part_count else f" (still running: {len(costs)} of {part_count} parts so far)"
+    with open(os.path.join(output_folder, "report.md"), "w") as stream:
+        stream.write(f"# SegmentAnythingMVA evaluation\n\nMade by `{command}` on commit {commit} in {seconds:.0f} s"
+                     f"{done} ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end).\n\n"
+                     f"{cost_table}\n\n" + "\n\n".join(sections))
 
 
 def source_commit():

@@ -13,6 +13,7 @@ from MVAEvaluationLib.variants import REPORTED_FAMILIES, Labelled, make_variants
 
 FULL_COMBINATIONS = ("brush3d", "brush+propagate", "regions", "sam+propagate", "paint+fillbetween", "growcut3d")
 QUICK_COMBINATIONS = ("brush3d", "paint+fillbetween", "growcut3d")
+RANDOM_SAM_MODELS = ("tiny",)  # randomly initialised: plumbing only
 
 
 def base_cases(quick=False):
@@ -34,10 +35,14 @@ def base_cases(quick=False):
     return cases
 
 
-def suite_cases(quick=False, families=REPORTED_FAMILIES):
-    """Every base case and its variants of the reported families: (family, Labelled, structure, label)."""
-    for data, structure, label in base_cases(quick):
+def suite_cases(quick=False, families=REPORTED_FAMILIES, standard=True):
+    """Every base case (unless not `standard`), then their variants of `families`: (family, Labelled, structure,
+    label). The base cases come first, so that a report stopped part-way has the standard cases complete.
+    """
+    cases = base_cases(quick)
+    for data, structure, label in cases if standard else ():
         yield "standard", data, structure, label
+    for data, structure, label in cases if families else ():
         chosen = ("oblique",) if quick else families
         for family, variant in make_variants(data, label, chosen):
             if (variant.labelmap == label).any():
@@ -56,8 +61,18 @@ def export_suite_cases(folder, quick=False):
     return rows
 
 
-def run_annotate3d_report(output_folder, quick=False, budget=None, combinations=None, log=print):
-    """Run the 3D suite; write `annotate3d.md`, `annotate3d.json` and one plot per case and structure.
+def run_annotate3d_report(output_folder, quick=False, budget=None, combinations=None, log=print, cases="all",
+                          sam_model="tiny"):
+    """Run the 3D suite; write `annotate3d.md` (`annotate3d_variants.md` for the variants alone), the same `.json`
+    and one plot per case and structure.
+
+    Parameters
+    ----------
+    cases : {"all", "standard", "variants"}
+        The base cases and their variants, the base cases only, or the variants only.
+    sam_model : str
+        The SAM model of `sam+propagate`. With the random `tiny` model (no weights on the machine) it runs on the
+        base cases only: its Dice measures nothing, and the variants would only repeat that plumbing check.
 
     Returns
     -------
@@ -65,15 +80,18 @@ def run_annotate3d_report(output_folder, quick=False, budget=None, combinations=
         One annotate3d result per (case, structure, combination), with "family" and "structure" added.
     plots : list of str
     """
-    import json
     combinations = tuple(combinations or (QUICK_COMBINATIONS if quick else FULL_COMBINATIONS))
     budget = int(budget or (8 if quick else 30))
     data_folder = os.path.join(output_folder, "data3d")
     os.makedirs(data_folder, exist_ok=True)
+    name = "annotate3d_variants" if cases == "variants" else "annotate3d"
     rows, plots, started = [], [], time.perf_counter()
-    for family, data, structure, label in suite_cases(quick):
+    for family, data, structure, label in suite_cases(quick, () if cases == "standard" else REPORTED_FAMILIES,
+                                                      standard=cases != "variants"):
         image_path, labels_path = write_case(data_folder, data)
-        results = evaluate_annotate3d(image_path, labels_path, label, combinations, budget)
+        chosen = tuple(c for c in combinations if family == "standard" or c != "sam+propagate"
+                       or sam_model not in RANDOM_SAM_MODELS)
+        results = evaluate_annotate3d(image_path, labels_path, label, chosen, budget, model=sam_model)
         for result in results:
             result.update(family=family, structure=structure, volume=data.name)
             rows.append(result)
@@ -83,14 +101,24 @@ def run_annotate3d_report(output_folder, quick=False, budget=None, combinations=
         curves_png(path, {r["tool"]: r["dice"] for r in results}, "interactions (clicks, dabs, strokes, presses)",
                    title=f"{data.name} {structure}: 3D Dice during a whole session")
         plots.append(path)
-    with open(os.path.join(output_folder, "annotate3d.json"), "w") as stream:
+        _write_tables(output_folder, name, rows, plots, budget, time.perf_counter() - started, finished=False)
+    _write_tables(output_folder, name, rows, plots, budget, time.perf_counter() - started, finished=True)
+    return rows, plots
+
+
+def _write_tables(output_folder, name, rows, plots, budget, seconds, finished):
+    """`<name>.json` and `<name>.md`, rewritten after every case so that a stopped run keeps its tables."""
+    import json
+    with open(os.path.join(output_folder, f"{name}.json"), "w") as stream:
         json.dump(rows, stream, indent=1)
-    with open(os.path.join(output_folder, "annotate3d.md"), "w") as stream:
-        stream.write(f"## 3D annotation sessions (`annotate3d`, budget {budget})\n\nMade in "
-                     f"{time.perf_counter() - started:.0f} s.\n\n{markdown_table(rows)}\n")
+    state = f"Made in {seconds:.0f} s." if finished else f"Still running: the cases so far, after {seconds:.0f} s."
+    title = "on the robustness variants" if name.endswith("variants") else "on the standard cases" \
+        if all(r["family"] == "standard" for r in rows) else ""
+    with open(os.path.join(output_folder, f"{name}.md"), "w") as stream:
+        stream.write(f"## 3D annotation sessions {title} (`annotate3d`, budget {budget})\n\n{state}\n\n"
+                     f"{markdown_table(rows)}\n")
         for plot in plots:
             stream.write(f"\n![{os.path.basename(plot)}]({os.path.basename(plot)})\n")
-    return rows, plots
 
 
 def better(result, baseline):

@@ -26,8 +26,9 @@ def test_the_quick_report_runs_every_part_and_report_md_gathers_their_tables_and
     folder, results, lines = quick_report
     assert list(results) == list(PARTS)
     report = (folder / "report.md").read_text()
-    for heading in ("## 3D annotation sessions", "## 2D tools on the robustness variants",
-                    "## Supervoxels vs SimpleITK SLIC", "## Each tool on one slice"):
+    for heading in ("## 3D annotation sessions on the standard cases", "## 2D tools on the robustness variants",
+                    "## Supervoxels vs SimpleITK SLIC", "## 3D annotation sessions on the robustness variants",
+                    "## Each tool on one slice"):
         assert report.count(heading) == 1, heading
     costs = [line for line in report.splitlines() if line.split("|")[1:2] and line.split("|")[1].strip() in PARTS]
     assert [line.split("|")[1].strip() for line in costs] == list(PARTS)
@@ -37,16 +38,19 @@ def test_the_quick_report_runs_every_part_and_report_md_gathers_their_tables_and
         assert os.path.getsize(folder / image) > 1000, image
 
 
-def test_the_3d_sessions_have_a_row_per_case_and_combination_with_worst_drop(quick_report):
+@pytest.mark.parametrize("part, family, name", [("sessions", "standard", "annotate3d"),
+                                                ("session-variants", "oblique", "annotate3d_variants")])
+def test_the_3d_sessions_have_a_row_per_case_and_combination_with_worst_drop(quick_report, part, family, name):
     folder, results, _ = quick_report
-    rows = results["sessions"]
+    rows = results[part]
     cases = {(r["family"], r["volume"]) for r in rows}
     tools = {r["tool"] for r in rows}
-    assert {family for family, _ in cases} == {"standard", "oblique"} and len(rows) == len(cases) * len(tools)
+    assert {f for f, _ in cases} == {family} and len(rows) == len(cases) * len(tools) and len(tools) >= 3
     assert all(len(r["dice"]) <= 4 and isinstance(r["worst_drop"], float) for r in rows)
-    table = (folder / "annotate3d.md").read_text()
+    table = (folder / f"{name}.md").read_text()
     assert "worst_drop" in table and table.count("| brush3d |") == len(cases)
-    assert json.loads((folder / "annotate3d.json").read_text()) == rows
+    assert json.loads((folder / f"{name}.json").read_text()) == rows
+    assert all(os.path.getsize(folder / f"annotate3d_{r['volume']}_{r['structure']}.png") > 1000 for r in rows)
 
 
 def test_the_2d_variants_run_each_tool_on_the_standard_crop_and_its_variant(quick_report):
