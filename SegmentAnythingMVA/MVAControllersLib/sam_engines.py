@@ -123,8 +123,11 @@ def propagation_models(sam2_model, developer_mode, device="auto", sam_source=Non
     usable = sam2_refusal(sam2_model, developer_mode, find_spec) is None
     models = {"sam2": {"name": sam2_model, "device": device} if usable else None, "sam": None}
     engine = sam_source.loaded() if sam_source is not None else None
-    if engine is not None and not is_sam2_model(getattr(engine, "model_name", "")):
+    name = getattr(engine, "model_name", "")
+    if engine is not None and not is_sam2_model(name):
         models["sam"] = sam_source.model_spec(engine)
+    elif engine is not None and name == sam2_model and usable:  # the module's model: its checkpoint file too
+        models["sam2"] = sam_source.model_spec(engine)
     return models
 
 

@@ -202,6 +202,30 @@ def test_re_propagation_after_a_correction_in_the_worker_equals_the_one_made_her
         finish_jobs(controller)
         previews.append(controller.logic.preview)
     far, near = previews
-    assert far.masks and far.seed_k not in far.masks  # only the slices beyond the corrected one
+    assert far.masks and far.seed_index not in far.masks  # only the slices beyond the corrected one
     assert sorted(far.masks) == sorted(near.masks) and all(np.array_equal(far.masks[k], near.masks[k]) for k in near.masks)
     assert far.stop_messages() == near.stop_messages()
+
+
+def test_the_worker_models_follow_the_choices_and_hide_the_random_sam2_from_users():
+    from types import SimpleNamespace
+    from MVAControllersLib.sam_engines import SAM2_MISSING, offered_sam2_models, propagation_models, sam2_refusal
+    assert "sam2_tiny" not in offered_sam2_models(False) and "sam2_tiny" in offered_sam2_models(True)
+    assert {"sam2.1_tiny", "sam2.1_small", "sam2.1_base_plus", "sam2.1_large", "medsam2"} <= set(
+        offered_sam2_models(False))
+    assert propagation_models("sam2.1_small", False) == {"sam2": {"name": "sam2.1_small", "device": "auto"},
+                                                         "sam": None}
+    assert propagation_models("sam2_tiny", False)["sam2"] is None and "random" in sam2_refusal("sam2_tiny", False)
+    assert sam2_refusal("medsam2", False, find_spec=lambda name: None) == SAM2_MISSING
+
+    class Source:  # the module's loaded model and its settings
+        def __init__(self, name):
+            self.engine = SimpleNamespace(model_name=name)
+
+        def loaded(self):
+            return self.engine
+
+        def model_spec(self, engine):
+            return {"name": engine.model_name, "checkpoint": "/models/file.pt", "device": "cpu"}
+    assert propagation_models("sam2.1_tiny", False, sam_source=Source("vit_b"))["sam"]["name"] == "vit_b"
+    assert propagation_models("medsam2", False, sam_source=Source("medsam2"))["sam2"]["checkpoint"] == "/models/file.pt"
