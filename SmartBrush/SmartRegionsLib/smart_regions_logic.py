@@ -164,9 +164,9 @@ class SmartRegionsLogic:
             blocked = ~example_side(graph.mean, earlier or same, other)
             blocked[list(self.click_memory.protected(add, exclude=clicked))] = True
         elif graph is not None and earlier:
-            # no example of the other sign yet: a later click merges only into regions also similar to a
-            # region clicked before with its sign (an edge spot must not lead the merge into the next tissue)
-            blocked = self._unlike_earlier_regions(graph, tolerance, self.click_memory.protected(not add) - clicked)
+            # no example of the other sign yet: a later click merges only into regions also similar to what an
+            # earlier click of its sign pointed at (an edge spot must not lead the merge into the next tissue)
+            blocked = self._unlike_examples(graph, tolerance, earlier)
         hops = self.options.merge_hops if blocked is not None or not earlier else self._hops(add)
         chosen = set(clicked)
         for index in indices:
@@ -184,14 +184,19 @@ class SmartRegionsLogic:
         return tuple(int(v) for v in low), taken == 2, taken == 1
 
     @staticmethod
-    def _unlike_earlier_regions(graph, tolerance, earlier_regions):
-        """Regions (bool, by label) farther than the merge tolerance from every region in `earlier_regions`
-        (None when there are none): the same test as smart merge's, against the earlier clicks' regions."""
-        if not earlier_regions:
+    def _unlike_examples(graph, tolerance, examples):
+        """Regions (bool, by label) whose mean is farther than the merge tolerance from every value in `examples`
+        (None when there are none): smart merge's own test, against the earlier clicks' local values (a clicked
+        region's mean is no example: one straddling an edge would open the merge into the next tissue)."""
+        if not examples:
             return None
-        means = graph.mean_rank if isinstance(tolerance, RankTolerance) else graph.mean
-        reference = means[sorted(earlier_regions)]
-        return np.min(np.abs(means[:, None] - reference[None, :]), axis=1) > float(tolerance)
+        means = graph.mean
+        values = np.asarray(examples, np.float64)
+        if isinstance(tolerance, RankTolerance):  # a value's rank, read off the regions' (mean, rank) pairs
+            order = np.argsort(means[1:]) + 1
+            values = np.interp(values, means[order], graph.mean_rank[order])
+            means = graph.mean_rank
+        return np.min(np.abs(means[:, None] - values[None, :]), axis=1) > float(tolerance)
 
     def _example_split(self, volume, labels, index, same, other):
         """The part of the clicked region like this click's sign, when it also holds tissue like the other
