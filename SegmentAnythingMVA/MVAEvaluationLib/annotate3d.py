@@ -66,6 +66,20 @@ class Annotator:
                 best = (axis, index, per_slice[index])
         return best[0], best[1]
 
+    def object_end(self, visible, axis, index):
+        """Where a person says "the object ends here" for a wrong slice `index` the object is not on: the
+        nearest slice to the object, on the same side, that the object is not on and the mask still covers."""
+        truth_along = self.truth.any(axis=tuple(a for a in range(3) if a != axis))
+        shown_along = np.asarray(visible, bool).any(axis=tuple(a for a in range(3) if a != axis))
+        present = np.flatnonzero(truth_along)
+        if present.size == 0:
+            return index
+        step = 1 if index < present[0] else -1 if index > present[-1] else 0
+        while step and 0 <= index + step < truth_along.size and not truth_along[index + step] \
+                and shown_along[index + step]:
+            index += step
+        return index
+
     def slice_truth(self, plane):
         return plane.sample(self.truth, self.case.ijk_to_ras, order=0) > 0
 

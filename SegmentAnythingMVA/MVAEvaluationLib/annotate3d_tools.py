@@ -58,10 +58,17 @@ class BrushSlices:
         self.logic = SmartBrushLogic(case.bridge, BrushOptions(seed=seed))
 
     def click(self, plane, click):
+        """One dab; returns what the user sees: the slice as Apply would leave it (the segment there plus the
+        preview, minus the pending erase strokes and the brush's own earlier voxels it no longer predicts)."""
         preview = self.logic.add_stroke(plane, dab_mask(plane.shape, click.index), erase=not click.positive)
         segment = self.case.segment()
+        key = (self.logic._plane_key(plane), self.case.segment_id)
+        erased = self.logic.erase_strokes.get(key, (plane, np.zeros(plane.shape, bool)))[1]
+        written = self.logic.written.get(key, np.zeros(plane.shape, bool))
+        slice_2d = plane.sample(segment, self.case.ijk_to_ras, order=0) > 0
+        outcome = (slice_2d & ~erased & ~(written & ~preview.mask_2d)) | preview.mask_2d
         covered, _ = plane.mask_to_volume(np.ones(plane.shape, bool), self.case.ijk_to_ras, segment.shape)
-        selected, _ = plane.mask_to_volume(preview.mask_2d, self.case.ijk_to_ras, segment.shape)
+        selected, _ = plane.mask_to_volume(outcome, self.case.ijk_to_ras, segment.shape)
         return (segment & ~covered.full(segment.shape)) | selected.full(segment.shape)
 
     def finish(self):
@@ -126,23 +133,43 @@ def _propagate(case, session, logic, plane, annotated_planes):
 
 
 def slice_tool_with_propagation(tool_class):
-    """A combination: a slice tool on the first slice, Propagate, then fix the worst slice and re-propagate."""
+    """A combination: a slice tool on the first slice, Propagate, then fix the worst slice and re-propagate.
+
+    Where the worst slice is one the object is not on (propagation ran past its end), the person tells Smart
+    Propagation so ("end here": it takes back its own voxels there and beyond) instead of erasing slice by slice,
+    and re-propagates only from slices that hold the object.
+    """
     def run(case, session, **options):
+        from SmartPropagationLib.propagation_corrections import end_here
         from SmartPropagationLib.smart_propagation_logic import PropagationOptions, SmartPropagationLogic
         tool = tool_class(case, **options)
+        annotator = session.annotator
         axis = axial_axis(case)
         logic = SmartPropagationLogic(case.bridge, PropagationOptions(max_slices=case.truth.shape[axis]))
         annotated = set()
-        plane = plane_along(case, axis, session.annotator.first_slice(axis))
+        plane = plane_along(case, axis, annotator.first_slice(axis))
         visible = annotate_slice(case, session, tool, plane, case.segment(), first=True)
+        annotated.add(plane.slice_index)
+        visible = _propagate(case, session, logic, plane, annotated)
+        stuck = Stuck()
         while True:
-            annotated.add(plane.slice_index)
-            visible = _propagate(case, session, logic, plane, annotated)
-            target = session.annotator.slice_to_fix(visible, axes=(axis,))
+            target = annotator.slice_to_fix(visible, axes=(axis,))
             if target is None:
                 return
             plane = plane_along(case, axis, target[1])
+            object_here = annotator.slice_truth(plane).any()
+            if not object_here:
+                plane = plane_along(case, axis, annotator.object_end(visible, axis, target[1]))
+                result, seconds = timed(end_here, logic, plane)
+                visible = case.segment()
+                session.record("end here", seconds, visible)
+                stuck.check(result.changed)
+                if result.changed:
+                    continue
             visible = annotate_slice(case, session, tool, plane, visible)
+            if object_here and annotator.slice_done(plane, visible):  # a slice still wrong would spread its errors
+                annotated.add(plane.slice_index)
+                visible = _propagate(case, session, logic, plane, annotated)
     return run
 
 

@@ -120,11 +120,15 @@ class SmartBrushLogic:
             labels, probability = model.predict()
             mask, unsure = labels == label, uncertainty(probability)
         mask = mask.astype(bool)
-        strokes = self.positive_strokes.get((self._plane_key(plane), self.bridge.backend.selected_segment_id()))
+        key = (self._plane_key(plane), self.bridge.backend.selected_segment_id())
+        strokes = self.positive_strokes.get(key)
         if self.options.connected_to_strokes and strokes is not None and strokes.any():
             pieces, _ = ndimage.label(mask)
             touched = np.unique(pieces[strokes & mask])
             mask = np.isin(pieces, touched[touched > 0])
+        elif self.options.connected_to_strokes and self.erase_strokes.get(key, (None, np.zeros(1, bool)))[1].any():
+            # only erase strokes on this plane: a correction that removes, it adds nothing the segment lacks here
+            mask &= plane.sample(self.bridge.selected_mask(), self.bridge.work_volume().index_to_ras, order=0) > 0
         self.preview = BrushPreview(plane, mask, unsure)
         return self.preview
 
