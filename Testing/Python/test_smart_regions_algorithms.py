@@ -58,20 +58,24 @@ def test_labels_are_contiguous_from_one_and_each_region_is_connected(a_two_half_
         assert ndimage.label(labels == label)[1] == 1
 
 
-def test_larger_region_size_gives_fewer_regions(a_two_half_phantom):
+def test_larger_region_size_gives_fewer_regions_in_the_plain_grid(a_two_half_phantom):
+    # tissue_separation=0 keeps the grid cells (no merge across cell walls), whose count the sizes set
     counts = [compute_supervoxels(a_two_half_phantom, (1.0, 1.0, 1.0),
-                                  SupervoxelParameters(region_size_mm=size, intensity_levels=2)).max()
+                                  SupervoxelParameters(region_size_mm=size, intensity_levels=2,
+                                                       tissue_separation=0.0)).max()
               for size in (4.0, 8.0, 16.0)]
     assert counts[0] > counts[1] > counts[2]
     extra_levels = compute_supervoxels(a_two_half_phantom, (1.0, 1.0, 1.0),
-                                       SupervoxelParameters(region_size_mm=4.0, intensity_levels=5)).max()
+                                       SupervoxelParameters(region_size_mm=4.0, intensity_levels=5,
+                                                            tissue_separation=0.0)).max()
     assert extra_levels > counts[0]
     # 4 mm cells: 4 x 6 x 8 cells, the edge splits one column of cells into two.
     assert counts[0] == pytest.approx(4 * 6 * 9, rel=0.15)
 
 
-def test_coarse_slice_spacing_makes_regions_span_fewer_slices(a_two_half_phantom):
-    labels = compute_supervoxels(a_two_half_phantom, (4.0, 1.0, 1.0), SMALL)
+def test_coarse_slice_spacing_makes_grid_cells_span_fewer_slices(a_two_half_phantom):
+    plain_grid = SupervoxelParameters(region_size_mm=8.0, intensity_levels=2, tissue_separation=0.0)
+    labels = compute_supervoxels(a_two_half_phantom, (4.0, 1.0, 1.0), plain_grid)
     slices_per_region = [np.unique(np.nonzero(labels == label)[0]).size
                          for label in range(1, labels.max() + 1)]
     assert max(slices_per_region) <= 3

@@ -76,11 +76,12 @@ def a_fluid_soft_tissue_volume():
 
 def test_the_split_cuts_a_region_holding_two_tissues(a_fluid_soft_tissue_volume):
     image = a_fluid_soft_tissue_volume
-    one_band = SupervoxelParameters(region_size_mm=12.0, intensity_levels=1, compactness=0.1)
+    # the plain banded grid (tissue_separation=0 adds no band between the tissues and merges nothing)
+    one_band = SupervoxelParameters(region_size_mm=12.0, intensity_levels=1, compactness=0.1, tissue_separation=0.0)
     whole = compute_supervoxels(image, (1.0, 1.0, 1.0), one_band)
     split = compute_supervoxels(image, (1.0, 1.0, 1.0),
                                 SupervoxelParameters(region_size_mm=12.0, intensity_levels=1, compactness=0.1,
-                                                     split_separation=3.0))
+                                                     split_separation=3.0, tissue_separation=0.0))
     # Grid cells span i < 12 and i >= 12: the edge at i = 10 lies inside the first cells.
     assert np.array_equal(whole[..., 3], whole[..., 11])  # one band: the edge is not seen
     fluid, soft = split[..., 2:8], split[..., 10:12]

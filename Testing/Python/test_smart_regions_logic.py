@@ -102,7 +102,8 @@ def test_boundaries_and_hover_mask_on_a_plane(edge_case):
     assert edges.shape == plane.shape and 0 < edges.mean() < 0.6
     pixel = pixel_of(plane, (5, 12, 20), matrix)
     hover = logic.hover(plane, pixel)
-    assert hover[pixel] and hover.sum() < hover.size / 4
+    # the flat half is one region (merged across grid walls), which never crosses the edge
+    assert hover[pixel] and hover.sum() <= hover.size / 2
 
 
 def test_smart_merge_takes_similar_neighbours_and_a_removal_takes_back_the_clicked_neighbourhood(edge_case):

@@ -5,6 +5,10 @@ Modules
 supervoxels
     ``compute_supervoxels`` (volume or ROI), ``compute_superpixels`` (2D), ``compute_slice_superpixels``
     (2D mode inside a volume); banded grid regions that follow intensity edges.
+band_refinement
+    ``refine_thresholds``: a band threshold between two tissues one band holds (noise-aware).
+supervoxel_merge
+    ``block_noise``, ``merge_regions``: small fragments, then adjacent regions of one tissue, merged.
 region_graph
     ``RegionGraph`` (per-region size, mean, std, mean rank, adjacency), ``merge_small_regions``.
 region_split

@@ -24,13 +24,16 @@ import SimpleITK as sitk
 from scipy import ndimage
 from skimage import measure
 
+from SmartRegionsLib.algorithms.band_refinement import refine_thresholds
 from SmartRegionsLib.algorithms.region_errors import (
     IndexOutsideVolumeError, InvalidParameterError, NonFiniteVoxelsError,
     SupervoxelsCancelled, VolumeTooSmallError)
 from SmartRegionsLib.algorithms.region_graph import merge_small_regions
 from SmartRegionsLib.algorithms.region_split import split_keys
+from SmartRegionsLib.algorithms.supervoxel_merge import block_noise, merge_regions
 
 MAX_LEVELS = 16
+REFINED_MAX_LEVELS = 32
 HISTOGRAM_BINS = 256
 HISTOGRAM_SAMPLES = 2_000_000
 SPLIT_SMOOTHING_MM = 1.5
@@ -46,12 +49,17 @@ class SupervoxelParameters:
     smoothing_mm : Gaussian sigma in mm applied before banding (0 disables it).
     split_separation : a region whose intensities form two groups more than this many noise
         deviations apart is cut in two (`region_split`); 0 disables the split.
+    tissue_separation : tissues whose means differ by more than this many noise deviations of the
+        smoothed image are kept apart: a band holding two of them gets a threshold between them
+        (`band_refinement`), and adjacent regions closer than that are merged, across cell walls too
+        (`supervoxel_merge`), so homogeneous tissue is not cut into a grid; 0 keeps the plain banded grid.
     """
     region_size_mm: float = 16.0
     compactness: float = 0.5
     intensity_levels: int = 5
     smoothing_mm: float = 0.7
     split_separation: float = 0.0
+    tissue_separation: float = 2.5
 
     def validate(self):
         if not np.isfinite(self.region_size_mm) or self.region_size_mm <= 0:
@@ -69,6 +77,10 @@ class SupervoxelParameters:
             raise InvalidParameterError(
                 f"Split separation must be zero or a positive number of noise deviations, "
                 f"got {self.split_separation}")
+        if not np.isfinite(self.tissue_separation) or self.tissue_separation < 0:
+            raise InvalidParameterError(
+                f"Tissue separation must be zero or a positive number of noise deviations, "
+                f"got {self.tissue_separation}")
 
 
 def compute_supervoxels(image, spacing_kji, parameters=None, box_kji=None, mask=None,
@@ -170,7 +182,9 @@ def _compute(image, spacing, parameters, box, mask, progress, cancel):
     del values
     report(0.25)
     inside = smoothed if roi_mask is None else smoothed[roi_mask]
-    thresholds = _band_thresholds(inside, int(parameters.intensity_levels))
+    noise = block_noise(smoothed, roi_mask) if parameters.tissue_separation > 0 else 0.0
+    thresholds = refine_thresholds(inside, _band_thresholds(inside, int(parameters.intensity_levels)),
+                                   noise, parameters.tissue_separation, REFINED_MAX_LEVELS)
     del inside
     report(0.35)
     key = _band_cell_keys(smoothed, thresholds, steps)
@@ -183,7 +197,10 @@ def _compute(image, spacing, parameters, box, mask, progress, cancel):
     regions = _split_mixed(regions, smoothed, spacing, parameters.split_separation)
     report(0.7)
     min_size = max(1, int(parameters.compactness / 2 * np.prod(steps)))
-    regions = merge_small_regions(regions, smoothed, min_size)
+    if parameters.tissue_separation > 0:
+        regions = merge_regions(regions, smoothed, min_size, noise, parameters.tissue_separation)
+    else:
+        regions = merge_small_regions(regions, smoothed, min_size)
     report(0.95)
     if window == tuple(slice(0, n) for n in image.shape):
         labels = regions
