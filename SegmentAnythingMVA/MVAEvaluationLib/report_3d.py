@@ -116,7 +116,8 @@ def _write_tables(output_folder, name, rows, plots, budget, seconds, finished):
         if all(r["family"] == "standard" for r in rows) else ""
     with open(os.path.join(output_folder, f"{name}.md"), "w") as stream:
         stream.write(f"## 3D annotation sessions {title} (`annotate3d`, budget {budget})\n\n{state}\n\n"
-                     f"{markdown_table(rows)}\n")
+                     "Interactions to 3D Dice 0.90 (worst drop in brackets; '-' = not reached, with the final Dice):"
+                     f"\n\n{summary_table(rows)}\n\nEvery session:\n\n{markdown_table(rows)}\n")
         for plot in plots:
             stream.write(f"\n![{os.path.basename(plot)}]({os.path.basename(plot)})\n")
 
@@ -148,4 +149,25 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
-__all__ = ["COMBINATIONS", "run_annotate3d_report", "markdown_table", "better", "suite_cases"]
+def summary_table(rows):
+    """One line per case and structure, one column per combination: interactions to 0.90 and the worst drop."""
+    tools = list(dict.fromkeys(r["tool"] for r in rows))
+    cases = {}
+    for row in rows:
+        cases.setdefault((row["family"], row["volume"], row["structure"]), {})[row["tool"]] = row
+    lines = ["| family | case | structure | " + " | ".join(tools) + " |", "|" + "---|" * (3 + len(tools))]
+    for (family, volume, structure), by_tool in cases.items():
+        cells = []
+        for tool in tools:
+            row = by_tool.get(tool)
+            if row is None:
+                cells.append("")
+                continue
+            reached = row["interactions_to_90"]
+            cells.append(f"{reached if reached is not None else '- ' + format(row['final_dice'], '.3f')} "
+                         f"({row['worst_drop']})")
+        lines.append(f"| {family} | {volume} | {structure} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+__all__ = ["COMBINATIONS", "run_annotate3d_report", "markdown_table", "summary_table", "better", "suite_cases"]

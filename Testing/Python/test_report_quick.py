@@ -49,6 +49,7 @@ def test_the_3d_sessions_have_a_row_per_case_and_combination_with_worst_drop(qui
     assert all(len(r["dice"]) <= 4 and isinstance(r["worst_drop"], float) for r in rows)
     table = (folder / f"{name}.md").read_text()
     assert "worst_drop" in table and table.count("| brush3d |") == len(cases)
+    assert "Interactions to 3D Dice 0.90" in table and table.count(f"| {family} |") == len(cases) + len(rows)
     assert json.loads((folder / f"{name}.json").read_text()) == rows
     assert all(os.path.getsize(folder / f"annotate3d_{r['volume']}_{r['structure']}.png") > 1000 for r in rows)
 
@@ -122,3 +123,16 @@ def test_an_axial_slab_keeps_every_voxel_at_its_ras_position_and_holds_the_large
     assert edge.image.shape[0] == 30 and at == 11  # clipped to the volume
     assert crop(Labelled("v", image, labelmap, matrix, {}), (slice(None), slice(2, None), slice(-3, None))
                 ).image.shape == (30, 6, 3)
+
+
+def test_the_3d_summary_puts_interactions_to_90_or_the_final_dice_under_each_combination():
+    from MVAEvaluationLib.report_3d import summary_table
+    rows = [dict(family="standard", volume="v", structure="wm", tool="brush3d", interactions_to_90=None,
+                 final_dice=0.8876, worst_drop=0.0),
+            dict(family="standard", volume="v", structure="wm", tool="regions", interactions_to_90=2, final_dice=0.91,
+                 worst_drop=0.012),
+            dict(family="oblique", volume="w", structure="wm", tool="regions", interactions_to_90=7, final_dice=0.9,
+                 worst_drop=0.0)]
+    lines = summary_table(rows).splitlines()
+    assert lines[0] == "| family | case | structure | brush3d | regions |"
+    assert lines[2:] == ["| standard | v | wm | - 0.888 (0.0) | 2 (0.012) |", "| oblique | w | wm |  | 7 (0.0) |"]
