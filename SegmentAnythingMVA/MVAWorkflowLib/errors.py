@@ -35,3 +35,7 @@ class ConflictError(WorkflowError):
 
 class InvalidInputError(WorkflowError):
     """A value that does not fit: bad colour, unknown role, form answer of the wrong type, missing answer."""
+
+
+class OperationCancelledError(WorkflowError):
+    """The user cancelled the action before it was committed: nothing was changed."""

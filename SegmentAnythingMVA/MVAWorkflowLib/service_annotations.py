@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from MVAWorkflowLib import storage
-from MVAWorkflowLib.errors import InvalidInputError, NotFoundError
+from MVAWorkflowLib.errors import InvalidInputError, NotFoundError, OperationCancelledError
 from MVAWorkflowLib.models import AnnotationRevision, Assignment, Case, Label, Project
 from MVAWorkflowLib.service_base import audit, get_or_raise, require, resolve_actor
 from MVAWorkflowLib.storage import Labelmap, StorageError, read_labelmap, write_labelmap
@@ -54,7 +54,8 @@ class _StagedFile:
 class AnnotationsMixin:
     """save_annotation, load_annotation, restore_revision, annotation_revisions, remove_unfinished_saves."""
 
-    def save_annotation(self, actor, case_id, labelmap, expected_version=None, answers=None):
+    def save_annotation(self, actor, case_id, labelmap, expected_version=None, answers=None, progress=None,
+                        cancel=None):
         """Annotator: save work in progress as a new revision (earlier revisions are kept).
 
         Parameters
@@ -66,13 +67,25 @@ class AnnotationsMixin:
             (labelmap or answers) is saved. Without it, concurrent saves are applied one after the other.
         answers : dict, optional
             Form answers saved in the same transaction.
+        progress : callable(float), optional
+            Told the fraction done (checked, file written, committed).
+        cancel : callable() -> bool, optional
+            Polled until the commit starts; True then: the written file is removed, nothing is saved and
+            `OperationCancelledError` is raised. After that point the save completes.
 
         Returns
         -------
         AssignmentInfo
         """
         from MVAWorkflowLib.service_cases import case_info
-        staged = self._stage_annotation(actor, case_id, labelmap, expected_version)
+        report = progress or (lambda fraction: None)
+        stop = cancel or (lambda: False)
+        staged = self._stage_annotation(actor, case_id, labelmap, expected_version, report)
+        report(0.85)
+        if stop():
+            if staged is not None:
+                storage.discard(staged.path)
+            raise OperationCancelledError("Save cancelled: nothing was saved")
 
         def work(session):
             user, case, assignment = self._open_assignment(session, actor, case_id, expected_version)
@@ -82,7 +95,9 @@ class AnnotationsMixin:
                 audit(session, user, "save_answers", "case", case.id, keys=sorted(answers))
             audit(session, user, "save_annotation", "case", case.id, revision=assignment.annotation_revision)
             return case_info(session, case, user).assignment_of(user.id)
-        return self._run_staged(work, staged)
+        saved = self._run_staged(work, staged)
+        report(1.0)
+        return saved
 
     def load_annotation(self, actor, case_id, annotator=None, revision=None):
         """A revision of an annotation as a `Labelmap` (checksum verified); default the current one.
@@ -195,7 +210,7 @@ class AnnotationsMixin:
         from MVAWorkflowLib.case_sources import check_labelmap_grid
         check_labelmap_grid(case.name, case.source_path, case.source_kind, case.series_uid, labelmap)
 
-    def _stage_annotation(self, actor, case_id, labelmap, expected_version):
+    def _stage_annotation(self, actor, case_id, labelmap, expected_version, report=None):
         """Check what can be checked before writing, then write the file under a name only this call uses."""
         if labelmap is None:
             return None
@@ -206,6 +221,8 @@ class AnnotationsMixin:
             project = session.get(Project, case.project_id)
             return storage.new_annotation_path(project.storage_root, project.id, case.id, assignment.annotator_id)
         path = self._run(check)
+        if report is not None:
+            report(0.15)
         try:
             return _StagedFile(path, write_labelmap(path, labelmap))
         except BaseException:

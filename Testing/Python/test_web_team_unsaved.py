@@ -55,6 +55,7 @@ def workflow_app(tmp_path_factory):
     service.add_cases(admin, project.id, str(folder / "volumes"))
     app = MVAWebApp(get_server("mva_web_unsaved_test", client_type="vue3"),
                     workflow=WorkflowSession(service, PROJECT), autosave=AutosaveStore(folder / "autosave"))
+    app.state.ready()  # as a started server: state changes reach their listeners
     yield app, service, admin
     app.runner.shutdown()
     service.database.dispose()
@@ -92,3 +93,51 @@ def test_edits_and_answers_mark_the_case_dirty_and_the_check_warns_before_expiry
     assert state.wf_dirty is False
     workflow.check()
     assert state.wf_dirty is False and state.wf_expiry_warning == ""  # nothing unsaved: no warning
+
+
+def save_from_the_page(app, cancel_at=None):
+    """The page's Save (a job: progress bar, Cancel) on a running loop; returns the fractions it reported."""
+    runner, fractions = app.runner, []
+    report = runner.report_progress
+
+    def recording(fraction):
+        fractions.append(float(fraction))
+        if cancel_at is not None and fraction >= cancel_at:
+            runner.cancel()  # as the page's Cancel button does
+        report(fraction)
+
+    async def scenario():
+        app.ctrl.wf_save()
+        assert runner.busy and app.workflow.saving()
+        app.ctrl.wf_submit()  # another workflow action waits for the save
+        assert "being saved" in app.state.wf_error
+        while runner.busy:
+            await asyncio.sleep(0.02)
+    runner.report_progress = recording
+    try:
+        asyncio.get_event_loop().run_until_complete(scenario())
+    finally:
+        del runner.report_progress
+    return fractions
+
+
+def test_a_save_from_the_page_fills_the_bar_and_a_cancel_before_the_commit_saves_nothing(workflow_app):
+    app, service, admin = workflow_app
+    state, workflow = app.state, app.workflow
+    case_id = state.wf_case["id"]
+    revision = service.get_case(admin, case_id).assignments[0].revision
+    storage = os.path.join(service.get_project(admin, PROJECT).storage_root)
+    files = sorted(os.path.join(d, f) for d, _, names in os.walk(storage) for f in names)
+    app.bridge.write_blocks((5, 10, 10), add=np.ones((1, 3, 3), bool))
+    assert state.wf_dirty is True
+    fractions = save_from_the_page(app, cancel_at=0.85)
+    assert state.wf_info == "Save cancelled: nothing was saved", (state.wf_info, state.wf_error)
+    assert service.get_case(admin, case_id).assignments[0].revision == revision
+    assert sorted(os.path.join(d, f) for d, _, names in os.walk(storage) for f in names) == files  # no litter
+    assert state.wf_dirty is True and fractions[-1] == 0.85
+    fractions = save_from_the_page(app)
+    assert state.wf_info == f"Saved revision {revision + 1}", (state.wf_info, state.wf_error)
+    assert any(0 < value < 1 for value in fractions) and fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert state.wf_dirty is False and workflow.has_unsaved_changes() is False
+    saved = service.load_annotation(admin, case_id, annotator="ann").array_kji
+    assert int(saved.sum()) == 32 + 9

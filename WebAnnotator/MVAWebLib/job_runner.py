@@ -45,6 +45,7 @@ class JobRunner:
         self._cancel = threading.Event()
         self.history = []  # JobResult of every finished job (latency measurements)
         self._started = None  # perf_counter of the running job's start
+        self._drop_on_cancel = True
         self._typical_s = {}  # label -> seconds the last successful job of that label took
 
     def report_progress(self, fraction):
@@ -77,14 +78,15 @@ class JobRunner:
         self._cancel.set()
         return True
 
-    def submit(self, label, compute, apply, on_error=None, kind=None):
+    def submit(self, label, compute, apply, on_error=None, kind=None, cancel_drops_result=True):
         """Start `compute()` in the worker, then `apply(result)` on the loop. Returns False when busy.
 
         `label`: the tool (status line, history); `kind`: what the job does (default `label`).
 
         A cancel asked for while `compute` ran means `apply` is skipped even when `compute` did not poll it in
-        time: a cancelled job writes nothing. `on_error(text)` (on the loop) is called instead of `apply` when
-        the job failed or was cancelled. Without a running asyncio loop (scripts, unit tests) both run here,
+        time: a cancelled job writes nothing (`cancel_drops_result=False`: the compute decides, e.g. a save
+        already committed). `on_error(text)` (on the loop) is called instead of `apply` when the job failed or
+        was cancelled. Without a running asyncio loop (scripts, unit tests) both run here,
         synchronously.
         """
         if self.busy:
@@ -98,6 +100,7 @@ class JobRunner:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
+        self._drop_on_cancel = cancel_drops_result
         if loop is None:
             self._finish(label, started, *self._run_sync(compute, apply), on_error)
         else:
@@ -105,7 +108,7 @@ class JobRunner:
         return True
 
     def _apply_unless_cancelled(self, apply, result):
-        if self._cancel.is_set():
+        if self._cancel.is_set() and self._drop_on_cancel:
             raise JobCancelledError("cancelled by the user; nothing was written")
         return apply(result)
 

@@ -11,7 +11,6 @@ user comes back through the gateway with a fresh ticket and takes over. When the
 work is autosaved at once and the process ends after `--grace` seconds (wslink's idle timeout) unless a
 browser comes back; it also ends soon after a logout or an expired login.
 """
-import MVAWebLib.torch_first  # noqa: F401,I001  (before any VTK rendering import)
 import argparse
 import asyncio
 import logging
@@ -167,12 +166,13 @@ def main(argv=None):
     logging.getLogger("MVAWebLib").setLevel(logging.INFO)
     from MVAWebLib.runtime_files import RuntimeFileError, RuntimeFolder
     runtime = RuntimeFolder(args.runtime)
-    try:
+    try:  # first, before the heavy imports (torch, VTK: minutes on a loaded host), while the request is fresh
         request = runtime.take_request(args.request)
     except RuntimeFileError as error:
         print(f"session process: {error}", file=sys.stderr)
         return 2
     started = time.perf_counter()
+    import MVAWebLib.torch_first  # noqa: F401  (before any VTK rendering import: build() imports the app)
     app, _guard, service, stopper = build(args, request)
     user_id = request["user_id"]
     stopper.on_ending = lambda: runtime.forget_session(user_id, os.getpid())

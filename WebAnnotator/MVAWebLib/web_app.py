@@ -338,7 +338,7 @@ class MVAWebApp(TrameApp):
         text = f"{result.label}: {result.seconds * 1000:.0f} ms"
         self.state.tool_status = text + (f" — {result.error}" if result.error else "")
         controller = next((c for c in self.controllers.values() if c.name == result.label), None)
-        if self.workflow is not None and not result.error:
+        if self.workflow is not None and not result.error and controller is not None:  # a tool's job, not a save
             self.workflow.on_tool_job(result.label)
         self.state.tool_message = result.error or (controller.message if controller else "")
         if result.error:

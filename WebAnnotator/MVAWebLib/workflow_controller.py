@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 from MVABridgeLib.segments import replace_segment_from_mask, segment_mask
-from MVAWorkflowLib.errors import AuthenticationError, ConflictError, PermissionDeniedError, WorkflowError
+from MVAWorkflowLib.errors import (AuthenticationError, ConflictError, InvalidStateError, OperationCancelledError,
+                                   PermissionDeniedError, WorkflowError)
 from MVAWorkflowLib.storage import Labelmap
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -85,7 +86,7 @@ class WorkflowController(UnsavedWork):
                                                      case_id),
             "wf_open": lambda case_id, mode="annotate": self._action("open", self._unless_unsaved, "open",
                                                                      self.open, case_id, mode),
-            "wf_save": lambda answers=None: self._action("save", self.save, answers),
+            "wf_save": lambda answers=None: self._action("save", self.save, answers, True),
             "wf_submit": lambda answers=None: self._action("submit", self.submit, answers),
             "wf_review": lambda decision, comment="": self._action("review", self.review, decision, comment),
             "wf_reload": lambda: self._action("reload", self.reload),
@@ -105,6 +106,8 @@ class WorkflowController(UnsavedWork):
         started = time.perf_counter()
         result = None
         try:
+            if self.saving() and name not in ("save", "refresh"):
+                raise InvalidStateError("The annotation is being saved: wait a moment, then try again")
             result = function(*args)
         except AuthenticationError as error:
             if name == "login":
@@ -114,6 +117,8 @@ class WorkflowController(UnsavedWork):
         except ConflictError as error:
             state.wf_error = f"Conflict: {error}"
             state.wf_conflict = True
+        except OperationCancelledError as error:
+            state.wf_info = str(error)
         except PermissionDeniedError as error:
             state.wf_error = f"Not allowed: {error}"
         except (WorkflowError, ValueError, OSError) as error:
@@ -234,12 +239,50 @@ class WorkflowController(UnsavedWork):
             raise WorkflowError("Open a case first")
         return self.open(current.case.id, current.mode)
 
-    def save(self, answers=None):
+    def save(self, answers=None, background=False):
+        """Save the open case's segments and answers as a new revision.
+
+        `background` (the page's Save): the file is written and committed in the job runner's thread, with the
+        page's progress bar and Cancel (honoured until the commit starts); the outcome comes back through
+        `_action` on the loop. Otherwise (unsaved-work prompt, scripts) the save is done here and returned.
+        """
         if answers is not None:
             self.app.state.form_answers = dict(answers)
-        assignment = self.session.save(self.labelmap(), _answers(answers, self.app.state))
+        self.session.check_can_save()
+        labelmap, answered = self.labelmap(), _answers(answers, self.app.state)  # read on the loop: MRML
+        if not background:
+            return self._saved(labelmap, answered, self.session.save(labelmap, answered))
+        runner = self.app.runner
+
+        def compute():
+            try:
+                return self.session.save(labelmap, answered, runner.report_progress, runner.cancel_requested), None
+            except (WorkflowError, SQLAlchemyError, OSError) as error:  # raised again in _action, on the loop
+                return None, error
+
+        def apply(outcome):
+            self._action("save", self._save_outcome, labelmap, answered, outcome)
+        previous_info, self.app.state.wf_info = self.app.state.wf_info, "Saving…"
+        if not runner.submit("Save", compute, apply, kind="Saving the annotation", cancel_drops_result=False):
+            self.app.state.wf_info = previous_info
+            raise InvalidStateError(f"{runner.kind or 'A tool'} is still running: wait for it or cancel it, "
+                                    "then save")
+        return None
+
+    def saving(self):
+        """A page Save is being written or committed (other workflow actions wait for it)."""
+        return self.app.runner.busy and self.app.runner.label == "Save"
+
+    def _save_outcome(self, labelmap, answered, outcome):
+        assignment, error = outcome
+        if error is not None:
+            raise error
+        return self._saved(labelmap, answered, assignment)
+
+    def _saved(self, labelmap, answered, assignment):
         self.app.state.wf_info = f"Saved revision {assignment.revision}"
-        self._set_baseline()
+        self._baseline = (labelmap.array_kji.copy(), answered_text(answered))  # what was saved, not edits since
+        self.app.state.wf_dirty, self.app.state.wf_expiry_warning = False, ""
         self._discard_autosave()
         self.refresh_queue()
         return assignment

@@ -198,12 +198,17 @@ class WorkflowSession:
             raise InvalidStateError("This case is open for review: annotations cannot be saved from here")
         return self.open_case
 
-    def save(self, labelmap, answers):
+    def check_can_save(self):
+        """Raise NoOpenCaseError / InvalidStateError (review mode) before any work starts."""
+        self._annotating()
+
+    def save(self, labelmap, answers, progress=None, cancel=None):
         """Save answers and a new annotation revision in one transaction (expected_version: the version last
-        seen; on a conflict nothing is saved)."""
+        seen; on a conflict nothing is saved). `progress` / `cancel`: see `save_annotation`."""
         current = self._annotating()
         assignment = self.service.save_annotation(self.token, current.case.id, labelmap,
-                                                  expected_version=current.version, answers=_answered(answers))
+                                                  expected_version=current.version, answers=_answered(answers),
+                                                  progress=progress, cancel=cancel)
         current.version = assignment.version
         try:
             self.flush_usage()

@@ -48,12 +48,12 @@ class UnsavedWork:
 
     def watch_segments(self):
         """Mark the case dirty on any change of the open case's segments (call once the case is open)."""
-        from slicer import vtkSegmentation
+        from vtkmodules.vtkCommonCore import vtkCommand
         node = self.app.editor.active_segmentation_node
         if node is not None and self._watched_node is not node:
-            for event in (vtkSegmentation.SegmentModified, vtkSegmentation.SegmentAdded,
-                          vtkSegmentation.SegmentRemoved):
-                node.AddObserver(event, self._segments_changed)
+            # the node's own ModifiedEvent: vtkSegmentation's SegmentModified does not come with every write
+            # (a second write into the same segment through trame-slicer's modifier sent none, measured)
+            node.AddObserver(vtkCommand.ModifiedEvent, self._segments_changed)
             self._watched_node = node
 
     def watch_form(self):
