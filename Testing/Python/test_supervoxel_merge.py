@@ -27,8 +27,10 @@ def test_flat_tissue_is_one_region_across_grid_walls_and_no_region_crosses_the_e
     labels = compute_supervoxels(image, (1.0, 1.0, 1.0), SupervoxelParameters(region_size_mm=6.0))
     plain = compute_supervoxels(image, (1.0, 1.0, 1.0),
                                 SupervoxelParameters(region_size_mm=6.0, tissue_separation=0.0))
+    away = np.abs(np.arange(image.shape[2]) - 12.5) > 2  # the edge's partial-volume ramp stays its own regions
     for side in (0, 1):
-        assert len(np.unique(labels[tissue == side])) < len(np.unique(plain[tissue == side])) / 4
+        flat = (tissue == side) & away
+        assert len(np.unique(labels[flat])) < len(np.unique(plain[flat])) / 4
     crossing = [r for r in np.unique(labels) if len(np.unique(tissue[labels == r])) > 1
                 and min(np.sum((labels == r) & (tissue == t)) for t in (0, 1)) > 0.05 * np.sum(labels == r)]
     assert not crossing

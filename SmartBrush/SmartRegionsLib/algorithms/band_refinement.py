@@ -8,13 +8,10 @@ apart, so homogeneous tissue is never cut; two tissues 3 deviations apart are. O
 read, so this costs nothing next to the labelling.
 """
 import numpy as np
-from scipy import ndimage
 
 REFINE_BINS = 1024
 REFINE_SAMPLES = 2_000_000
 MIN_CLASS_FRACTION = 0.02
-VALLEY_DEPTH = 10.0
-DENSITY_BANDWIDTH = 0.5
 
 
 def refine_thresholds(values, thresholds, noise, separation, max_levels):
@@ -45,17 +42,13 @@ def refine_thresholds(values, thresholds, noise, separation, max_levels):
         return thresholds
     counts, edges = np.histogram(values, REFINE_BINS, (low, high))
     centres = (edges[:-1] + edges[1:]) / 2
-    # The density at a cut must lie below both classes' peaks: a valley between two modes, not a ramp.
-    density = ndimage.gaussian_filter1d(counts.astype(np.float64),
-                                        max(1.0, DENSITY_BANDWIDTH * noise / (edges[1] - edges[0])))
     cuts = [0] + sorted(set(int(np.clip(np.searchsorted(edges, t), 1, REFINE_BINS - 1)) for t in thresholds)) \
         + [REFINE_BINS]
     min_count = MIN_CLASS_FRACTION * values.size
     while len(cuts) - 1 < max_levels:
         best = None
         for start, end in zip(cuts[:-1], cuts[1:]):
-            cut = _two_class_cut(counts[start:end], centres[start:end], density[start:end],
-                                 separation * noise, min_count)
+            cut = _two_class_cut(counts[start:end], centres[start:end], separation * noise, min_count)
             if cut is not None and (best is None or cut[1] > best[1]):
                 best = (start + cut[0], cut[1])
         if best is None:
@@ -64,30 +57,26 @@ def refine_thresholds(values, thresholds, noise, separation, max_levels):
     return edges[cuts[1:-1]].astype(np.float32)
 
 
-def _two_class_cut(counts, centres, density, min_gap, min_count):
-    """(bin index of the best two-class cut, voxels in its smaller class) or None when no cut qualifies.
+def _two_class_cut(counts, centres, min_gap, min_count):
+    """(bin index of the band's best two-class cut, voxels in its smaller class) or None if it does not qualify.
 
-    The best cut has the largest between-class variance among cuts at a valley of `density` whose
-    classes hold `min_count` voxels each.
+    The best cut has the largest between-class variance among cuts whose classes hold `min_count`
+    voxels each; it qualifies when its class means differ by more than `min_gap`.
     """
     if counts.size < 2:
         return None
-    at_cut = np.minimum(density[:-1], density[1:])
-    peak_below = np.maximum.accumulate(density)[:-1]
-    peak_above = np.maximum.accumulate(density[::-1])[::-1][1:]
     w = np.cumsum(counts)[:-1].astype(np.float64)
     s = np.cumsum(counts * centres)[:-1]
     total_w, total_s = float(counts.sum()), float((counts * centres).sum())
     upper_w = total_w - w
-    valid = ((w >= min_count) & (upper_w >= min_count)
-             & (at_cut <= VALLEY_DEPTH * np.minimum(peak_below, peak_above)))
+    valid = (w >= min_count) & (upper_w >= min_count)
     if not valid.any():
         return None
     lower_mean = np.divide(s, w, out=np.zeros_like(s), where=w > 0)
     upper_mean = np.divide(total_s - s, upper_w, out=np.zeros_like(s), where=upper_w > 0)
     between = np.where(valid, w * upper_w * (upper_mean - lower_mean) ** 2, -1.0)
-    between = np.where(upper_mean - lower_mean > min_gap, between, -1.0)
     index = int(np.argmax(between))
-    if between[index] < 0:
+    # Judged at the band's own best cut: one tissue cut there gives 1.6 deviations, a cut far in its tail more.
+    if between[index] < 0 or upper_mean[index] - lower_mean[index] <= min_gap:
         return None
     return index + 1, float(min(w[index], upper_w[index]))
