@@ -14,7 +14,7 @@ from SmartBrushLib.algorithms import BACKGROUND, SmartBrushInputError
 from SmartBrushLib.algorithms.corrections import CorrectionHistory, targeted_update
 from SmartBrushLib.algorithms.feature_cells import feature_cells
 from SmartBrushLib.algorithms.volume_brush import VolumeBrushModel
-from SmartBrushLib.volume_brush_logic import VolumeBrushLogic
+from SmartBrushLib.volume_brush_logic import VolumeBrushLogic, VolumeCorrections
 
 
 def ball_volume(shape=(40, 48, 48), radius=13, seed=0):
@@ -51,6 +51,36 @@ def test_what_a_negative_stroke_removed_is_not_added_back_by_a_positive_stroke_e
     after_add = history.update(np.ones_like(start), right_stroke, positive=True)
     assert not after_add[0, 2:8, 2:10].any(), "the erased part came back"
     assert after_add[0, 0, 20], "the positive stroke's own piece was not added"
+
+
+def test_a_moderate_new_proposal_is_adopted_whole_but_keeps_what_earlier_strokes_removed():
+    start = np.zeros((1, 10, 40), bool)
+    start[0, 2:8, 2:30] = True
+    history = VolumeCorrections(start)
+    erase = np.zeros_like(start)
+    erase[0, 5, 4] = True
+    history.update(start & (np.arange(40) >= 10), erase, positive=False)  # the user removed columns 2-9
+    proposal = np.zeros_like(start)
+    proposal[0, 2:8, 2:32] = True  # the retrained classifier: two more columns on the right, the left part again
+    stroke = np.zeros_like(start)
+    stroke[0, 5, 20] = True
+    box = (slice(0, 1), slice(0, 10), slice(0, 40))
+    adopted = history.adopt(proposal, stroke, True, box, max_change=0.25)
+    assert adopted[0, 2:8, 30:32].all(), "the proposal's change far from the stroke was not adopted"
+    assert not adopted[0, :, :10].any(), "what the erase stroke removed came back"
+    assert adopted.sum() == 6 * 22
+
+
+def test_a_proposal_changing_too_much_is_not_adopted_and_changes_nothing():
+    start = np.zeros((1, 10, 40), bool)
+    start[0, 2:8, 2:10] = True
+    history = VolumeCorrections(start)
+    flood = np.ones_like(start)
+    stroke = np.zeros_like(start)
+    stroke[0, 5, 5] = True
+    box = (slice(0, 1), slice(0, 10), slice(0, 40))
+    assert history.adopt(flood, stroke, True, box, max_change=0.25) is None
+    assert np.array_equal(history.mask, start) and not history.accepted.any()
 
 
 def test_strokes_on_axial_and_coronal_slices_train_one_model_that_predicts_the_ball_in_3d():
