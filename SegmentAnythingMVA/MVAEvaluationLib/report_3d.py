@@ -155,7 +155,8 @@ def summary_table(rows):
     cases = {}
     for row in rows:
         cases.setdefault((row["family"], row["volume"], row["structure"]), {})[row["tool"]] = row
-    lines = ["| family | case | structure | " + " | ".join(tools) + " |", "|" + "---|" * (3 + len(tools))]
+    lines = ["| family | case | structure | " + " | ".join(f"{tool}: to 0.90" for tool in tools) + " |",
+             "|" + "---|" * (3 + len(tools))]
     for (family, volume, structure), by_tool in cases.items():
         cells = []
         for tool in tools:

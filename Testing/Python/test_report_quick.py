@@ -134,5 +134,5 @@ def test_the_3d_summary_puts_interactions_to_90_or_the_final_dice_under_each_com
             dict(family="oblique", volume="w", structure="wm", tool="regions", interactions_to_90=7, final_dice=0.9,
                  worst_drop=0.0)]
     lines = summary_table(rows).splitlines()
-    assert lines[0] == "| family | case | structure | brush3d | regions |"
+    assert lines[0] == "| family | case | structure | brush3d: to 0.90 | regions: to 0.90 |"
     assert lines[2:] == ["| standard | v | wm | - 0.888 (0.0) | 2 (0.012) |", "| oblique | w | wm |  | 7 (0.0) |"]
