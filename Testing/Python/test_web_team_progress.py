@@ -3,7 +3,6 @@ Smart Brush Predict 3D, Smart Regions supervoxels, a job that reports nothing (e
 a workflow save. A cancelled action writes nothing."""
 import asyncio
 import os
-import shutil
 import sys
 import time
 
