@@ -229,3 +229,22 @@ def test_the_worker_models_follow_the_choices_and_hide_the_random_sam2_from_user
             return {"name": engine.model_name, "checkpoint": "/models/file.pt", "device": "cpu"}
     assert propagation_models("sam2.1_tiny", False, sam_source=Source("vit_b"))["sam"]["name"] == "vit_b"
     assert propagation_models("medsam2", False, sam_source=Source("medsam2"))["sam2"]["checkpoint"] == "/models/file.pt"
+
+
+def test_a_worker_propagation_is_dropped_when_the_source_volume_changes(scene, a_client):
+    from MVABridgeLib.volumes import add_volume_node
+    node = seed_slice(scene)
+    before = scene.segment().copy()
+    controller = SmartPropagationController(scene.bridge, WorkerJobRunner(lambda: a_client),
+                                            options=PropagationToolOptions(strategy="registration", max_slices=3))
+    other = add_volume_node(scene.headless.scene, scene.image[::-1].copy(), scene.matrix, "Other")
+    pid = a_client.worker_pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        controller.preview(node)
+        scene.session.logic.SetSourceVolumeNode(other)  # the user picks another source volume meanwhile
+        reaction = controller.poll()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert "source volume changed; nothing was written" in reaction.status
+    assert not controller.has_preview and np.array_equal(scene.segment(), before)
