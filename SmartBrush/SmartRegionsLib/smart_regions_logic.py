@@ -164,9 +164,10 @@ class SmartRegionsLogic:
             blocked = ~example_side(graph.mean, earlier or same, other)
             blocked[list(self.click_memory.protected(add, exclude=clicked))] = True
         elif graph is not None and earlier:
-            # no example of the other sign yet: a later click merges only into regions also similar to what an
-            # earlier click of its sign pointed at (an edge spot must not lead the merge into the next tissue)
-            blocked = self._unlike_examples(graph, tolerance, earlier)
+            # no example of the other sign yet: a later click merges only into regions similar to what it or an
+            # earlier click of its sign pointed at, not to its region's mean (an edge region must not lead the
+            # merge into the next tissue)
+            blocked = self._unlike_examples(graph, tolerance, same)
         hops = self.options.merge_hops if blocked is not None or not earlier else self._hops(add)
         chosen = set(clicked)
         for index in indices:
