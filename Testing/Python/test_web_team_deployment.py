@@ -21,8 +21,9 @@ if not os.path.exists(CHROMIUM):
 import team_deployment as team  # noqa: E402
 
 pytestmark = pytest.mark.slow
-WOULD_ASK_BEFORE_CLOSING = ("() => { const event = new Event('beforeunload', {cancelable: true}); "
-                            "window.dispatchEvent(event); return event.defaultPrevented; }")
+# the page's beforeunload handler on a stand-in event: a real one would make trame's client close its websocket
+WOULD_ASK_BEFORE_CLOSING = ("() => { let asked = false; window.mvaBeforeUnload({preventDefault: () => { asked = true; "
+                            "}, stopImmediatePropagation: () => {}}); return asked; }")
 SESSION_START_S = 300  # a session process starts in 10-20 s on an idle 2-core machine, minutes on a loaded one
 FACTS = {}
 

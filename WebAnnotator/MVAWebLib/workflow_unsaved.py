@@ -15,11 +15,18 @@ from MVAWorkflowLib.errors import WorkflowError
 from MVAWorkflowLib.models import utcnow
 
 EXPIRY_WARNING_S = 15 * 60  # warn this long before the login expires, when there is unsaved work
+# trame's client closes its websocket on beforeunload, even when the user then chooses to stay: with unsaved
+# work this listener runs first (capture, at the window) and stops the others; leaving closes the socket anyway.
 BEFORE_UNLOAD_SCRIPT = """
-window.addEventListener('beforeunload', (event) => {
+window.mvaBeforeUnload = (event) => {
   const state = window.trame && window.trame.state;
-  if (state && state.get('wf_dirty')) { event.preventDefault(); event.returnValue = ''; }
-});
+  if (!(state && state.get('wf_dirty'))) return false;
+  event.preventDefault();
+  event.returnValue = '';
+  event.stopImmediatePropagation();
+  return true;
+};
+window.addEventListener('beforeunload', window.mvaBeforeUnload, {capture: true});
 """
 
 
