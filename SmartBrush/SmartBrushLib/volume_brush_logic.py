@@ -18,7 +18,7 @@ from MVABridgeLib.tool_edits import EditResult, ToolEdits
 from SmartBrushLib.algorithms import BACKGROUND
 from SmartBrushLib.algorithms.corrections import CorrectionHistory, targeted_update
 from SmartBrushLib.algorithms.errors import SmartBrushInputError
-from SmartBrushLib.algorithms.volume_brush import VolumeBrushModel
+from SmartBrushLib.algorithms.volume_brush import VolumeBrushModel, connected_to
 
 
 # One stroke changes at most a quarter of the preview (the part nearest the stroke): on low-contrast CT a
@@ -28,15 +28,6 @@ MAX_CHANGE_PER_STROKE = 0.25
 # corrects the object everywhere (MNI white matter: targeted updates alone stalled at 3D Dice 0.87 while the
 # classifier's own proposals reached 0.94); a larger change is a flood and only its part at the stroke is taken.
 MAX_ADOPTED_CHANGE = 0.25
-
-
-def _pieces_touching(region, seeds):
-    """Connected pieces of `region` holding a voxel of `seeds` (both bool, same shape)."""
-    labelled, count = ndimage.label(region)
-    keep = np.zeros(count + 1, bool)
-    keep[labelled[seeds]] = True
-    keep[0] = False
-    return keep[labelled]
 
 
 class VolumeCorrections(CorrectionHistory):
@@ -55,8 +46,8 @@ class VolumeCorrections(CorrectionHistory):
             raise SmartBrushInputError(f"proposed {proposed.shape} and stroke {stroke.shape} must have the shape "
                                        f"{mask.shape} of the mask's box")
         near = ndimage.binary_dilation(stroke) | stroke
-        candidate = (proposed & ~(rejected & ~_pieces_touching(rejected, near))) | \
-            (accepted & ~_pieces_touching(accepted, near))
+        candidate = (proposed & ~(rejected & ~connected_to(rejected, near))) | \
+            (accepted & ~connected_to(accepted, near))
         candidate = candidate | stroke if positive else candidate & ~stroke
         if np.count_nonzero(candidate ^ mask) > max_change * max(int(self.mask.sum()), 1):
             return None

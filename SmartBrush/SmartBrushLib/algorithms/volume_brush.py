@@ -46,7 +46,7 @@ def _stroke_weights(block):
     return depth[block] ** 2
 
 
-def _connected_to(region, seeds):
+def connected_to(region, seeds):
     """The components of `region` (bool) holding a voxel of `seeds` (bool, same shape)."""
     labelled, count = ndimage.label(region)
     keep = np.zeros(count + 1, bool)
@@ -246,7 +246,7 @@ class VolumeBrushModel:
                 region = self._coarse_to_fine(classifier, features) == label
         region |= stroke
         region[tuple(where[labels != label].T)] = False
-        return _connected_to(region, stroke)
+        return connected_to(region, stroke)
 
     def _classifier_arguments(self):
         options = dict(self.classifier_options)
@@ -274,7 +274,7 @@ class VolumeBrushModel:
                            2 * SIMILARITY_TOLERANCE)
         strokes = np.zeros(core.shape, bool)
         strokes[tuple(where.T)] = True
-        core = _connected_to(core | strokes, strokes)  # only the core reached from the strokes grows a shell
+        core = connected_to(core | strokes, strokes)  # only the core reached from the strokes grows a shell
         return core | (fine & ndimage.binary_dilation(core, iterations=2))
 
     @staticmethod
@@ -310,4 +310,4 @@ class VolumeBrushModel:
         return labels
 
 
-__all__ = ["BACKGROUND", "VolumeBrushModel"]
+__all__ = ["BACKGROUND", "VolumeBrushModel", "connected_to"]
