@@ -99,7 +99,8 @@ def run_annotate3d_report(output_folder, quick=False, budget=None, combinations=
                 f"final {result['final_dice']}, worst drop {result['worst_drop']} ({result['seconds_total']} s)")
         path = os.path.join(output_folder, f"annotate3d_{data.name}_{structure}.png")
         curves_png(path, {r["tool"]: r["dice"] for r in results}, "interactions (clicks, dabs, strokes, presses)",
-                   title=f"{data.name} {structure}: 3D Dice during a whole session")
+                   title=f"{data.name} {structure}: 3D Dice during a whole session (dashed: Slicer's ways)",
+                   dashed=BASELINES)
         plots.append(path)
         _write_tables(output_folder, name, rows, plots, budget, time.perf_counter() - started, finished=False)
     _write_tables(output_folder, name, rows, plots, budget, time.perf_counter() - started, finished=True)
