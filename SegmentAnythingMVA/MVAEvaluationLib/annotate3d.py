@@ -22,6 +22,8 @@ TARGET_DICE = 0.90
 # on after this many clicks on one slice even when it is not.
 SLICE_DONE_DICE = 0.95
 MAX_CLICKS_PER_SLICE = 4
+# ... and a propagated slice of which less than this share is right counts as propagation gone wrong from there.
+PROPAGATION_WRONG_PRECISION = 0.5
 
 
 class SessionOver(Exception):
@@ -79,6 +81,11 @@ class Annotator:
                 and shown_along[index + step]:
             index += step
         return index
+
+    def slice_mostly_wrong(self, plane, visible):
+        """Less than PROPAGATION_WRONG_PRECISION of what the mask shows on the plane is the structure."""
+        shown = plane.sample(visible, self.case.ijk_to_ras, order=0) > 0
+        return shown.any() and (shown & self.slice_truth(plane)).sum() < PROPAGATION_WRONG_PRECISION * shown.sum()
 
     def slice_truth(self, plane):
         return plane.sample(self.truth, self.case.ijk_to_ras, order=0) > 0

@@ -136,8 +136,9 @@ def slice_tool_with_propagation(tool_class):
     """A combination: a slice tool on the first slice, Propagate, then fix the worst slice and re-propagate.
 
     Where the worst slice is one the object is not on (propagation ran past its end), the person tells Smart
-    Propagation so ("end here": it takes back its own voxels there and beyond) instead of erasing slice by slice,
-    and re-propagates only from slices that hold the object.
+    Propagation so ("end here": it takes back its own voxels there and beyond) instead of erasing slice by slice;
+    where propagation went mostly wrong on a slice of the object, the person ends it there too, annotates that
+    slice afresh and re-propagates from it. Re-propagation starts only from slices the person got right.
     """
     def run(case, session, **options):
         from SmartPropagationLib.propagation_corrections import end_here
@@ -158,13 +159,14 @@ def slice_tool_with_propagation(tool_class):
                 return
             plane = plane_along(case, axis, target[1])
             object_here = annotator.slice_truth(plane).any()
-            if not object_here:
-                plane = plane_along(case, axis, annotator.object_end(visible, axis, target[1]))
+            if not object_here or annotator.slice_mostly_wrong(plane, visible):
+                if not object_here:
+                    plane = plane_along(case, axis, annotator.object_end(visible, axis, target[1]))
                 result, seconds = timed(end_here, logic, plane)
                 visible = case.segment()
                 session.record("end here", seconds, visible)
                 stuck.check(result.changed)
-                if result.changed:
+                if result.changed and not object_here:
                     continue
             visible = annotate_slice(case, session, tool, plane, visible)
             if object_here and annotator.slice_done(plane, visible):  # a slice still wrong would spread its errors

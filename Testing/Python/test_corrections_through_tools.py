@@ -92,3 +92,21 @@ def test_the_object_ends_at_the_first_slice_past_it_that_the_mask_still_covers()
     assert annotator.object_end(visible, 0, 3) == 4
     visible[14] = False  # a gap: the nearest covered run from the wrong slice
     assert annotator.object_end(visible, 0, 17) == 15
+
+
+def test_a_propagated_slice_counts_as_mostly_wrong_when_less_than_half_of_it_is_the_structure(headless):
+    from MVAEvaluationLib.annotate3d import Annotator
+
+    class _Case:
+        ijk_to_ras = np.eye(4)
+        truth = np.zeros((4, 10, 10), bool)
+        truth[:, :5, :5] = True
+
+    annotator = Annotator(_Case())
+    plane = SlicePlane.for_anatomical_axis("axial", 2, _Case.ijk_to_ras, _Case.truth.shape)
+    shown = np.zeros_like(_Case.truth)
+    shown[2, :5, :6] = True  # 25 of 30 right
+    assert not annotator.slice_mostly_wrong(plane, shown)
+    shown[2, :, :] = True  # 25 of 100 right
+    assert annotator.slice_mostly_wrong(plane, shown)
+    assert not annotator.slice_mostly_wrong(plane, np.zeros_like(shown))  # nothing shown: nothing wrong to end
