@@ -30,6 +30,22 @@ MAX_CHANGE_PER_STROKE = 0.25
 MAX_ADOPTED_CHANGE = 0.25
 
 
+def _dilated(stroke):
+    """The stroke grown by one voxel (face neighbours), computed in its bounding box only (strokes are small)."""
+    out = np.zeros(stroke.shape, bool)
+    where = np.argwhere(stroke)
+    if len(where) == 0:
+        return out
+    box = tuple(slice(max(int(a) - 1, 0), int(b) + 2) for a, b in zip(where.min(0), where.max(0)))
+    out[box] = ndimage.binary_dilation(stroke[box]) | stroke[box]
+    return out
+
+
+def _untouched(region, near):
+    """The pieces of `region` (bool) that hold no voxel of `near`."""
+    return region & ~connected_to(region, near) if region.any() else region
+
+
 class VolumeCorrections(CorrectionHistory):
     """`CorrectionHistory` that can also adopt a whole proposal, keeping what earlier strokes decided."""
 
@@ -45,9 +61,8 @@ class VolumeCorrections(CorrectionHistory):
         if proposed.shape != mask.shape or stroke.shape != mask.shape:
             raise SmartBrushInputError(f"proposed {proposed.shape} and stroke {stroke.shape} must have the shape "
                                        f"{mask.shape} of the mask's box")
-        near = ndimage.binary_dilation(stroke) | stroke
-        candidate = (proposed & ~(rejected & ~connected_to(rejected, near))) | \
-            (accepted & ~connected_to(accepted, near))
+        near = _dilated(stroke)
+        candidate = (proposed & ~_untouched(rejected, near)) | _untouched(accepted, near)
         candidate = candidate | stroke if positive else candidate & ~stroke
         if np.count_nonzero(candidate ^ mask) > max_change * max(int(self.mask.sum()), 1):
             return None
