@@ -142,7 +142,7 @@ def write_variant_plots(folder, rows):
         mine = [row for row in rows if row["structure"] == structure]
         for kind, tools, baseline, xlabel, title in (
                 ("brush", ("brush", "growcut"), "growcut", "dabs (simulated clicks)",
-                 "brush (solid) vs Grow from seeds (dashed), largest axial slice"),
+                 "brush (solid) vs Grow from seeds (dashed)"),
                 ("propagation", ("propagate", "copy"), "copy", "distance from the seed slice (slices)",
                  "propagation (solid) vs copy (dashed)")):
             chosen = [row for row in mine if row["tool"] in tools]
