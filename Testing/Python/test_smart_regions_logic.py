@@ -126,7 +126,8 @@ def test_regions_are_computed_once_per_volume_and_parameters(edge_case):
     assert logic.has_volume_labels() and logic.volume_labels() is first
     logic.options = RegionsOptions(region_size_mm=9.0)
     assert not logic.has_volume_labels()
-    assert logic.volume_labels().max() < first.max()
+    second = logic.volume_labels()  # recomputed: flat tissue is one region either way, so no fewer regions here
+    assert second is not first and second.max() <= first.max()
 
 
 def test_supervoxels_can_be_computed_in_a_worker_thread_from_a_token(edge_case):

@@ -24,7 +24,7 @@ MAX_SPREAD = 1.5
 SMALL_ROUNDS = 12
 
 
-def block_noise(values, mask=None, block=NOISE_BLOCK, quantile=NOISE_QUANTILE):
+def block_noise(values, mask=None, spacing=None, block=NOISE_BLOCK, quantile=NOISE_QUANTILE):
     """Noise deviation of `values` (the smoothed image): a low quantile of the deviation in small blocks.
 
     Many blocks of a few voxels lie inside one tissue, so their deviation is the noise (plus fine
@@ -36,16 +36,27 @@ def block_noise(values, mask=None, block=NOISE_BLOCK, quantile=NOISE_QUANTILE):
     ----------
     values : ndarray of float, 2D or 3D
     mask : ndarray of bool or None
+    spacing : sequence of float or None
+        Voxel size per axis (mm); thick slices (anatomy changes between them) get blocks one slice
+        deep and wider in-plane.
+    block : int
+        Block side in voxels along the finest axis.
 
     Returns
     -------
     float (0.0 when every block is constant)
     """
-    sides = [min(block, n) for n in values.shape]
+    spacing = np.ones(values.ndim) if spacing is None else np.asarray(spacing, float)
+    deep = [max(1, round(block * spacing.min() / s)) for s in spacing]
+    # as many voxels per block whatever the spacing: the estimate's bias depends on the count
+    wide = [d > 1 for d in deep]
+    side = round(block ** (values.ndim / max(sum(wide), 1)))
+    sides = [int(min(n, side if w else d)) for n, d, w in zip(values.shape, deep, wide)]
     counts = [n // side for n, side in zip(values.shape, sides)]
     window = tuple(slice(0, c * side) for c, side in zip(counts, sides))
     shape = [x for c, side in zip(counts, sides) for x in (c, side)]
-    every_other = tuple(slice(None, None, 2 if i % 2 == 0 else 1) for i in range(len(shape)))
+    # every other block along each axis is plenty for a quantile, except in a small image
+    every_other = tuple(slice(None, None, 2 if i % 2 == 0 and shape[i] >= 16 else 1) for i in range(len(shape)))
     block_axes = tuple(range(1, len(shape), 2))
     blocks = values[window].reshape(shape)[every_other].astype(np.float64)
     spread = blocks.std(axis=block_axes).ravel()

@@ -37,6 +37,7 @@ REFINED_MAX_LEVELS = 32
 HISTOGRAM_BINS = 256
 HISTOGRAM_SAMPLES = 2_000_000
 SPLIT_SMOOTHING_MM = 1.5
+MAX_MERGE_GAP_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ def _compute(image, spacing, parameters, box, mask, progress, cancel):
     del values
     report(0.25)
     inside = smoothed if roi_mask is None else smoothed[roi_mask]
-    noise = block_noise(smoothed, roi_mask) if parameters.tissue_separation > 0 else 0.0
+    noise = _tissue_noise(smoothed, inside, roi_mask, spacing, parameters.tissue_separation)
     thresholds = refine_thresholds(inside, _band_thresholds(inside, int(parameters.intensity_levels)),
                                    noise, parameters.tissue_separation, REFINED_MAX_LEVELS)
     del inside
@@ -209,6 +210,16 @@ def _compute(image, spacing, parameters, box, mask, progress, cancel):
         labels[window] = regions
     report(1.0)
     return labels
+
+
+def _tissue_noise(smoothed, inside, roi_mask, spacing, separation):
+    """`block_noise` of the smoothed image, at most what keeps tissues MAX_MERGE_GAP_FRACTION of the
+    intensity range apart: in a small image most blocks can straddle an edge and read as noise."""
+    if separation <= 0:
+        return 0.0
+    sample = inside.ravel()[::max(1, inside.size // 1_000_000)]
+    low, high = np.percentile(sample, [0.5, 99.5])
+    return min(block_noise(smoothed, roi_mask, spacing), MAX_MERGE_GAP_FRACTION * float(high - low) / separation)
 
 
 def _split_mixed(regions, smoothed, spacing, separation, rounds=1):
