@@ -67,7 +67,8 @@ async def brush(page, offset):
     return jobs
 
 
-async def annotator(browser, url, username, case, seconds, timings, saves):
+async def annotator(browser, url, username, case, seconds, timings, saves, delay_s=0.0):
+    await asyncio.sleep(delay_s)  # staggered logins: a team does not all log in within the same second
     context = await browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(ACTION_TIMEOUT_MS)  # a loaded host: opening a case can take tens of seconds
     page = await context.new_page()
@@ -112,7 +113,8 @@ async def submit(page):
     await wait_state(page, "(window.trame.state.get('wf_info') || '').startsWith('Submitted')")
 
 
-async def reviewer(browser, url, username, cases, timings, stop_after, accepted):
+async def reviewer(browser, url, username, cases, timings, stop_after, accepted, delay_s=0.0):
+    await asyncio.sleep(delay_s)
     context = await browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(ACTION_TIMEOUT_MS)  # a loaded host: opening a case can take tens of seconds
     page = await context.new_page()
@@ -142,15 +144,16 @@ async def accept(page):
     await wait_state(page, "(window.trame.state.get('wf_info') || '').includes('accepted')")
 
 
-async def drive(url, users, seconds):
+async def drive(url, users, seconds, stagger_s=0.0):
     from playwright.async_api import async_playwright
     timings, saves, accepted = {}, {}, []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         cases = [f"case_{index + 1:02d}" for index in range(users)]
-        jobs = [annotator(browser, url, f"user{index + 1}", cases[index], seconds, timings, saves)
-                for index in range(users)]
-        jobs.append(reviewer(browser, url, "rita", cases, timings, seconds + 900, accepted))
+        jobs = [annotator(browser, url, f"user{index + 1}", cases[index], seconds, timings, saves,
+                          index * stagger_s) for index in range(users)]
+        jobs.append(reviewer(browser, url, "rita", cases, timings, seconds + 900 + users * stagger_s, accepted,
+                             users * stagger_s))
         await asyncio.gather(*jobs)
         await browser.close()
     return timings, saves, accepted
@@ -174,7 +177,7 @@ def check_saves(service, admin, users, saves):
     return lost, corrupt
 
 
-def run_load(users=3, seconds=60, folder=None):
+def run_load(users=3, seconds=60, folder=None, stagger_s=0.0):
     """Start the deployment, drive it, check it; returns the report (a dict)."""
     from MVAWorkflowLib import security
     security.configure_hasher(time_cost=1, memory_cost_kib=1024)
@@ -185,7 +188,7 @@ def run_load(users=3, seconds=60, folder=None):
     memory = {}
     try:
         started = time.perf_counter()
-        timings, saves, accepted = asyncio.run(drive(deployed.url, users, seconds))
+        timings, saves, accepted = asyncio.run(drive(deployed.url, users, seconds, stagger_s))
         wall_s = time.perf_counter() - started
         memory = {str(uid): round(team.process_memory_mb(r["pid"])) for uid, r in deployed.sessions().items()
                   if team.pid_alive(r["pid"])}
@@ -197,7 +200,7 @@ def run_load(users=3, seconds=60, folder=None):
     team.drop_database(url)
     actions = {action: {"n": len(values), "p50_s": round(statistics.median(values), 3),
                         "p95_s": round(percentile(values, 0.95), 3)} for action, values in timings.items()}
-    return {"users": users, "seconds": seconds, "wall_s": round(wall_s, 1), "database": url.split(":")[0],
+    return {"users": users, "seconds": seconds, "stagger_s": stagger_s, "wall_s": round(wall_s, 1), "database": url.split(":")[0],
             "actions": actions, "saves_confirmed": sum(isinstance(r, int) for v in saves.values() for r in v),
             "save_errors": [r for v in saves.values() for r in v if not isinstance(r, int)],
             "lost_saves": lost, "corrupt_saves": corrupt, "accepted": accepted, "statuses": statuses,
@@ -208,9 +211,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--stagger", type=float, default=0.0,
+                        help="seconds between two users' logins (many session processes starting at once on a "
+                             "small host each take minutes)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    report = run_load(args.users, args.seconds)
+    report = run_load(args.users, args.seconds, stagger_s=args.stagger)
     text = json.dumps(report, indent=1)
     print(text)
     if args.json:
