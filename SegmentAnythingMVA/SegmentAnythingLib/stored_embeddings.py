@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 
 import numpy as np
 
@@ -59,7 +60,9 @@ class StoredEmbeddings:
         self.hits = 0
         self._lock = threading.Lock()
         self._locators = {}
-        self._volume = None  # (volume object, case records or None, reason)
+        # (weak reference to the volume, case records or None, reason): an engine kept across cases keeps this
+        # source in its cache, which must not keep an earlier case's voxels alive
+        self._volume = None
         self._axes = {}  # axis name -> AxisRecords of the current case (zarr metadata read once)
         self._refreshed = {}  # axis name -> time its checksum table was last re-read
         self._identity = None
@@ -70,7 +73,7 @@ class StoredEmbeddings:
         """(CaseRecords or None, reason) for a work volume (its digest is computed once per volume object)."""
         if self.store is None:
             return None, self.reason
-        if self._volume is None or self._volume[0] is not volume:
+        if self._volume is None or self._volume[0]() is not volume:
             digest = volume_digest(volume.array, volume.index_to_ras)
             case = self.store.case(digest)
             reason = "" if case is not None else (
@@ -79,7 +82,7 @@ class StoredEmbeddings:
             if case is not None:
                 reason = case.mismatch(self._engine_identity())
                 case = None if reason else case
-            self._volume = (volume, case, reason)
+            self._volume = (weakref.ref(volume), case, reason)
             self._axes, self._refreshed = {}, {}
             if case is not None:
                 self._open_axes(case)

@@ -69,6 +69,7 @@ def test_a_first_click_on_a_stored_slice_takes_its_mask_from_the_store(a_stored_
         started = time.perf_counter()
         served.app.load_case(case)  # the model is loaded: the store is looked up here
         case_open = time.perf_counter() - started
+        assert served.app.controllers[SegmentAnythingEffect].engines.loaded() is engine  # still loaded
         served.start()
         tool = SMART_EFFECTS.index(SegmentAnythingEffect)
 
@@ -97,8 +98,9 @@ def test_a_first_click_on_a_stored_slice_takes_its_mask_from_the_store(a_stored_
                 await playwright.stop()
 
         page_load, click_to_mask = served.run(click(), timeout=240)
-        logic = served.app.controllers[SegmentAnythingEffect].logic
-        assert int(served.app.bridge.selected_mask().sum()) > 0
+        controller = served.app.controllers[SegmentAnythingEffect]
+        logic = controller.logic
+        assert int(served.app.bridge.selected_mask().sum()) > 0, (controller.message, served.app.state.tool_message)
         assert logic.stored is not None and logic.stored.hits == 1, logic.status()
         assert engine.last_embedding is None  # read from the store: the encoder never ran
         print(f"\nbrowser, {MODEL} at {SIDE or 'full'} px, {torch.get_num_threads()} torch threads: case open "

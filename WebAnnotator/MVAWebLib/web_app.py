@@ -119,6 +119,8 @@ class MVAWebApp(TrameApp):
                 controller.options = old.options
                 if hasattr(controller, "logic") and controller.logic is not None:
                     controller.logic.options = old.options
+                if hasattr(old, "engines"):  # the loaded SAM model stays loaded for the next case
+                    controller.engines.engine = old.engines.engine
             self.controllers[effect_type] = controller
             self.editor.register_effect_type(effect_type)
             self.editor.get_effect(effect_type).handler = GuardedHandler(
