@@ -80,6 +80,27 @@ class SmartPropagationController(ToolController):
         self.drawings = {}
         return Reaction(redraw=True, status=describe_edit(result, "Applied: "))
 
+    def end_here(self, slice_node=None):
+        """The object is not on `slice_node`'s slice (default: the view last propagated in): take back
+        propagation's own voxels there and beyond it, away from the slice propagated from (one undo step)."""
+        return self.guarded(self._end_here, slice_node)
+
+    def _end_here(self, slice_node):
+        from SmartPropagationLib.propagation_corrections import end_here
+        if self.busy:
+            raise ValueError("A propagation is running: wait for it or cancel it")
+        slice_node = slice_node or self.last_slice_node
+        if slice_node is None:
+            raise ValueError("Nothing propagated yet: propagate from a slice, then scroll to where the object ends")
+        plane = self.plane_of(slice_node)
+        result = self.edit(end_here, self.logic, plane)
+        self.drawings = {}
+        first, last = result.slices
+        where = f"slice {first}" if first == last else f"slices {first} to {last}"
+        if not result.removed:
+            return Reaction(redraw=True, status=f"End here: propagation wrote nothing on {where}; nothing changed")
+        return Reaction(redraw=True, status=f"Ended here: {result.removed} propagated voxels taken back from {where}")
+
     def clear_preview(self):
         self.cancel("the preview was cancelled")
         self.logic.preview = None

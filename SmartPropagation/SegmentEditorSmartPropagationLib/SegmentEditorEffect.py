@@ -42,7 +42,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             "Draw the object on one slice, choose the view to work in and press <b>Preview</b>: the segment is "
             "carried to neighbouring slices until the object ends (the reason is shown). <b>Apply</b> writes it as "
             "one undo step and never changes the slices you drew. After correcting a slice, <b>Re-propagate from "
-            "here</b> updates only the slices beyond it. With two or more drawn slices, <i>auto</i> interpolates "
+            "here</b> updates only the slices beyond it. Where it ran past the object, show the first slice "
+            "without it and press <b>End here</b>. With two or more drawn slices, <i>auto</i> interpolates "
             "between them. <i>sam2</i> tracks the object with SAM 2's memory (the chosen SAM 2.1 or MedSAM2 model, "
             "its checkpoint downloaded beforehand; needs the sam2 package), <i>sam</i> with the Segment Anything "
             "model loaded in the SegmentAnythingMVA module. Propagation runs in the compute worker process, so "
@@ -57,11 +58,17 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.viewCombo = qt.QComboBox()
         self.viewCombo.addItems(slicer.app.layoutManager().sliceViewNames())
         self.scriptedEffect.addLabeledOptionsWidget(_("View:"), self.viewCombo)
-        for text, action in ((_("Preview"), lambda c: c.preview(self.sliceNode())),
-                             (_("Apply"), lambda c: c.apply()),
-                             (_("Re-propagate from here"), lambda c: c.preview(self.sliceNode(), repropagate=True)),
-                             (_("Cancel"), lambda c: c.clear_preview())):
-            self.scriptedEffect.addOptionsWidget(self.shell.button(text, lambda c, a=action: self.withOptions(c, a)))
+        endHereTip = _("The object is not on this view's slice: take back what propagation wrote on it and on every "
+                       "slice beyond it (away from the slice propagated from). Slices you drew, or painted with "
+                       "another tool, stay. One undo step.")
+        for text, action, tooltip in ((_("Preview"), lambda c: c.preview(self.sliceNode()), ""),
+                                      (_("Apply"), lambda c: c.apply(), ""),
+                                      (_("Re-propagate from here"),
+                                       lambda c: c.preview(self.sliceNode(), repropagate=True), ""),
+                                      (_("End here"), lambda c: c.end_here(self.sliceNode()), endHereTip),
+                                      (_("Cancel"), lambda c: c.clear_preview(), "")):
+            self.scriptedEffect.addOptionsWidget(
+                self.shell.button(text, lambda c, a=action: self.withOptions(c, a), tooltip))
         self.shell.status_label = self.statusLabel = qt.QLabel()
         self.statusLabel.wordWrap = True
         self.scriptedEffect.addOptionsWidget(self.statusLabel)

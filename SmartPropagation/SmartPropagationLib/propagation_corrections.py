@@ -24,7 +24,7 @@ def end_here(logic, plane):
     Returns
     -------
     EditResult
-        Voxels removed, or a message saying why nothing changed.
+        Voxels removed, or a message saying why nothing changed; `slices` is (first, last) slice index looked at.
 
     Raises
     ------
@@ -48,4 +48,6 @@ def end_here(logic, plane):
     start = [0, 0, 0]
     start[axis] = low
     logic.preview = None  # a pending preview beyond this slice no longer applies
-    return logic.bridge.write_decision(logic.edits, tuple(start), retract=np.ones(block_shape, bool))
+    result = logic.bridge.write_decision(logic.edits, tuple(start), retract=np.ones(block_shape, bool))
+    result.slices = (low, high - 1)  # the slices looked at, first and last (status text)
+    return result

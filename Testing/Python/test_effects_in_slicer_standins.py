@@ -313,3 +313,39 @@ def test_strategy_sam2_without_the_sam2_package_says_how_to_get_it(slicer_app, m
     assert len(app.errors) == 1 and "sam2" in app.errors[0] and "pip_install" in app.errors[0]
     assert effect.python.shell.controller is None or not effect.python.shell.controller.busy
 
+
+
+def test_end_here_takes_back_the_applied_propagation_beyond_the_view_slice_in_one_undo_step(slicer_app):
+    app = slicer_app
+    app.editor.setActiveEffectByName("Smart Propagation")
+    effect = app.editor.active
+    shell = effect.python.shell
+    node = app.widgets["Red"].mrmlSliceNode()
+    effect.setParameter("Strategy", "copy")
+    effect.setParameter("MaxSlices", 4)
+    shell.run(lambda controller: None)
+    seed_plane = shell.controller.plane_of(node)
+    axis, seed_k = seed_plane.aligned_axis, seed_plane.slice_index
+    drawn = seed_plane.sample(app.scene.ball.astype(np.uint8), app.scene.bridge.work_volume().index_to_ras, order=0) > 0
+    app.scene.bridge.apply_slice_mask(seed_plane, drawn, "replace")
+    buttons = {w.text: w for w in effect.options_widgets if hasattr(w, "text")}
+    assert "undo" in buttons["End here"].toolTip
+    buttons["Preview"].click()
+    run_jobs(effect)
+    buttons["Apply"].click()
+    propagated = segment(app)
+    per_slice = np.moveaxis(propagated, axis, 0).reshape(propagated.shape[axis], -1).sum(axis=1)
+    assert per_slice[seed_k + 2] > 0 and per_slice[seed_k - 2] > 0  # copied both ways
+    spacing = np.linalg.norm(app.scene.bridge.work_volume().index_to_ras[:3, 2 - axis])
+    node.SetSliceOffset(node.GetSliceOffset() + 2 * spacing)  # the user scrolls two slices on
+    end_k = shell.controller.plane_of(node).slice_index
+    assert abs(end_k - seed_k) == 2
+    buttons["End here"].click()
+    assert app.errors == [] and "taken back" in effect.python.statusLabel.text
+    ended = np.moveaxis(segment(app), axis, 0)
+    beyond = slice(end_k, None) if end_k > seed_k else slice(0, end_k + 1)
+    behind = slice(0, end_k) if end_k > seed_k else slice(end_k + 1, None)
+    assert not ended[beyond].any()  # the view's slice and every slice beyond it
+    assert np.array_equal(ended[behind], np.moveaxis(propagated, axis, 0)[behind])  # the drawn slice and the rest
+    app.scene.session.undo()
+    assert np.array_equal(segment(app), propagated)
