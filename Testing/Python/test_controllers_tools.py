@@ -142,6 +142,28 @@ def test_propagation_from_a_view_previews_neighbouring_slices_and_apply_is_one_u
     assert scene.segment().sum() == drawn
 
 
+def test_end_here_before_any_propagation_or_in_another_axis_is_a_message_and_changes_nothing(scene):
+    from MVABridgeLib.edit_backend import EditMode
+    controller = SmartPropagationController(scene.bridge, JobRunner(threaded=False))
+    centre = scene.centre_ras()
+    axial, coronal = slice_node("axial", centre), slice_node("coronal", centre, "Green")
+    assert "Nothing propagated yet" in controller.end_here().message  # no view propagated in
+    plane = controller.plane_of(axial)
+    seed = plane.sample(scene.ball.astype(np.uint8), scene.bridge.work_volume().index_to_ras, order=0) > 0
+    scene.bridge.apply_slice_mask(plane, seed, EditMode.REPLACE)
+    drawn = scene.segment().copy()
+    assert "nothing to end here" in controller.end_here(axial).message
+    controller.preview(axial)
+    finish_jobs(controller)
+    controller.apply()
+    propagated = scene.segment().copy()
+    assert "nothing to end here" in controller.end_here(coronal).message  # propagated along another axis
+    assert np.array_equal(scene.segment(), propagated)
+    reaction = controller.end_here(axial)  # the drawn slice itself: only propagation's voxels there, none
+    assert not reaction.message and "nothing changed" in reaction.status
+    assert np.array_equal(scene.segment(), propagated) and propagated.sum() > drawn.sum()
+
+
 class TinyEngines(EngineSource):
     def __init__(self, fail=None):
         self.engine, self.fail, self.loads = None, fail, 0

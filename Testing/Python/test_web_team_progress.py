@@ -149,3 +149,41 @@ def test_a_job_that_reports_nothing_gets_a_bar_estimated_from_its_last_run_never
     assert len(estimated) == len(second) and max(estimated) <= 0.95 and estimated == sorted(estimated)
     assert max(estimated) > 0.3
     assert runner.estimated_progress() == (None, False)  # idle
+
+
+def test_end_here_in_the_browser_takes_back_the_propagation_beyond_the_red_slice_in_one_undo_step(web_app, loop):
+    from MVAWebLib.smart_effects import Gesture, SmartPropagationEffect
+    from MVAWebLib.tool_controllers import plane_of
+    from MVAWebLib.trame_backend import one_undo_step
+    red, bridge = red_view(web_app), web_app.bridge
+    plane = plane_of(red, bridge.work_volume())
+    axis, seed_k = plane.aligned_axis, plane.slice_index
+    drawn = np.zeros(plane.shape, bool)
+    middle = np.array(plane.shape) // 2
+    drawn[middle[0] - 10:middle[0] + 10, middle[1] - 10:middle[1] + 10] = True
+    with one_undo_step(web_app.editor, "seed"):
+        bridge.apply_slice_mask(plane, drawn, "add")
+    seeded = np.moveaxis(bridge.selected_mask().copy(), axis, 0)
+    web_app._on_propagation_options(propagation_strategy="copy", propagation_max_slices=4)
+    web_app.activate_smart_tool("SmartPropagationEffect")
+    propagation = web_app.controllers[SmartPropagationEffect]
+    centre_ras = tuple(plane.pixel_to_ras(np.array([middle], float))[0])
+    result, _ = run_job(web_app, loop, lambda: propagation.on_gesture(red, Gesture.RELEASE, centre_ras, False, False))
+    assert not result.error, result.error
+    propagated = np.moveaxis(bridge.selected_mask().copy(), axis, 0)
+    assert propagated[seed_k + 2].sum() > seeded[seed_k + 2].sum()  # copied beyond the drawn slice (auto-applied)
+    spacing = np.linalg.norm(bridge.work_volume().index_to_ras[:3, 2 - axis])
+    red.SetSliceOffset(red.GetSliceOffset() + 2 * spacing)  # the user scrolls two slices on
+    end_k = plane_of(red, bridge.work_volume()).slice_index
+    assert abs(end_k - seed_k) == 2
+    result, _ = run_job(web_app, loop, web_app.ctrl.propagation_end_here)
+    assert not result.error and "taken back" in web_app.state.tool_message, (result.error, web_app.state.tool_message)
+    ended = np.moveaxis(bridge.selected_mask(), axis, 0)
+    beyond = slice(end_k, None) if end_k > seed_k else slice(0, end_k + 1)
+    behind = slice(0, end_k) if end_k > seed_k else slice(end_k + 1, None)
+    assert np.array_equal(ended[beyond], seeded[beyond])  # only propagation's voxels went
+    assert np.array_equal(ended[behind], propagated[behind])  # the drawn slice and the side before it stay
+    web_app.editor.undo_stack.undo()
+    assert np.array_equal(np.moveaxis(bridge.selected_mask(), axis, 0), propagated)
+    web_app.editor.undo_stack.undo()  # the propagation
+    web_app.editor.undo_stack.undo()  # the seed

@@ -208,6 +208,14 @@ class SmartPropagationController(SmartToolController):
     def apply(self):
         return self.after(self.shared.apply, raise_message=True)
 
+    def end_here(self):
+        """The object is not on the slice now shown in the view last propagated in: take back propagation's
+        voxels there and beyond (one undo step; in the job history like a click, so its message is shown)."""
+        reaction = self.after(self.shared.end_here)
+        error = reaction.message
+        self.runner.submit(self.name, lambda: None, lambda _none: _raise(error) if error else 0)
+        return reaction
+
 
 class WebSamEngines(EngineSource):
     """The engine the page's Segment Anything options ask for (rebuilt when model or input size change)."""

@@ -166,6 +166,7 @@ class MVAWebApp(TrameApp):
         ctrl.brush_apply = lambda: self._guarded(self.controllers[SmartBrushEffect].apply)
         ctrl.brush_predict_3d = lambda: self._guarded(self.controllers[SmartBrushEffect].predict_3d)
         ctrl.regions_compute = lambda: self._guarded(self.controllers[SmartRegionsEffect].compute_regions)
+        ctrl.propagation_end_here = self.propagation_end_here
         ctrl.sam_next = lambda: self._guarded(self.controllers[SegmentAnythingEffect].next_candidate)
         ctrl.sam_new_object = self.controllers_sam_new_object
         ctrl.step_slice = self.step_slice
@@ -317,6 +318,12 @@ class MVAWebApp(TrameApp):
 
     def controller(self, effect_type):
         return self.controllers[effect_type]
+
+    def propagation_end_here(self):
+        if self.read_only:  # refused on the server, not only hidden in the page
+            self.show_tool_error("This case is open for review: it cannot be edited here")
+            return None
+        return self.controllers[SmartPropagationEffect].end_here()
 
     def controllers_sam_new_object(self):
         self.controllers[SegmentAnythingEffect].new_object()

@@ -157,6 +157,9 @@ def _smart_tools_panel(app):
                 VSlider(v_model=("propagation_max_slices", 50), min=1, max=200, step=1, label="Max slices",
                         thumb_label=True, hide_details=True)
                 html.Div("Click the slice you drew to propagate it.", classes="text-caption")
+                VBtn("End here", click=app.ctrl.propagation_end_here, size="small", disabled=("job_busy",),
+                     id="mva-propagation-end-here", title="The object is not on this slice: take back what "
+                     "propagation wrote on it and beyond it (your own drawing stays; one undo step)")
             with html.Div(v_if="smart_tool === 'SegmentAnythingEffect'"):
                 VSelect(v_model=("sam_model", "none"), items=("sam_models",), label="Model",
                         density="compact", hide_details=True, id="mva-sam-model")
