@@ -6,6 +6,7 @@ from MVAControllersLib.view_events import Reaction
 from SmartPropagationLib.propagation_options import PropagationOptions
 
 PREVIEW = "preview"
+END_HERE_KEYS = ("e",)  # free in Slicer's slice views and the Segment Editor (CONTRIBUTING, Slicer facts)
 
 
 @dataclass
@@ -28,6 +29,12 @@ class SmartPropagationController(ToolController):
         """A click (inside the volume) in a view propagates from that view's slice."""
         self.pixel_of(self.plane_of(event.slice_node), event)
         return self._preview(event.slice_node, False)
+
+    def on_key(self, event):
+        """E in a slice view: End here on that view's slice."""
+        if event.key in END_HERE_KEYS and not (event.shift or event.control or event.alt):
+            return self._end_here(event.slice_node)
+        return Reaction(consumed=False)
 
     def preview(self, slice_node, repropagate=False):
         """Propagate from the selected segment's slice in `slice_node`'s view (a job; nothing written)."""
@@ -98,8 +105,10 @@ class SmartPropagationController(ToolController):
         first, last = result.slices
         where = f"slice {first}" if first == last else f"slices {first} to {last}"
         if not result.removed:
-            return Reaction(redraw=True, status=f"End here: propagation wrote nothing on {where}; nothing changed")
-        return Reaction(redraw=True, status=f"Ended here: {result.removed} propagated voxels taken back from {where}")
+            status = f"End here: propagation wrote nothing on {where}; nothing changed"
+        else:
+            status = f"Ended here: {result.removed} propagated voxels taken back from {where}"
+        return Reaction(consumed=True, redraw=True, status=status)  # consumed: the E key is not Slicer's then
 
     def clear_preview(self):
         self.cancel("the preview was cancelled")

@@ -43,8 +43,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             "carried to neighbouring slices until the object ends (the reason is shown). <b>Apply</b> writes it as "
             "one undo step and never changes the slices you drew. After correcting a slice, <b>Re-propagate from "
             "here</b> updates only the slices beyond it. Where it ran past the object, show the first slice "
-            "without it and press <b>End here</b>. With two or more drawn slices, <i>auto</i> interpolates "
-            "between them. <i>sam2</i> tracks the object with SAM 2's memory (the chosen SAM 2.1 or MedSAM2 model, "
+            "without it and press <b>End here</b> (or <b>E</b> in that view). With two or more drawn slices, "
+            "<i>auto</i> interpolates between them. <i>sam2</i> tracks the object with SAM 2's memory (the chosen SAM 2.1 or MedSAM2 model, "
             "its checkpoint downloaded beforehand; needs the sam2 package), <i>sam</i> with the Segment Anything "
             "model loaded in the SegmentAnythingMVA module. Propagation runs in the compute worker process, so "
             "Slicer stays responsive.</html>")
@@ -60,7 +60,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.scriptedEffect.addLabeledOptionsWidget(_("View:"), self.viewCombo)
         endHereTip = _("The object is not on this view's slice: take back what propagation wrote on it and on every "
                        "slice beyond it (away from the slice propagated from). Slices you drew, or painted with "
-                       "another tool, stay. One undo step.")
+                       "another tool, stay. One undo step. Shortcut: E in a slice view.")
         for text, action, tooltip in ((_("Preview"), lambda c: c.preview(self.sliceNode()), ""),
                                       (_("Apply"), lambda c: c.apply(), ""),
                                       (_("Re-propagate from here"),
@@ -98,6 +98,13 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         options.strategy, options.direction = values["Strategy"], values["Direction"]
         options.max_slices = int(values["MaxSlices"])
         return action(controller)
+
+    def processInteractionEvents(self, callerInteractor, eventId, viewWidget):
+        import vtk
+        from MVAControllersLib.smart_propagation_controller import END_HERE_KEYS
+        if eventId != vtk.vtkCommand.KeyPressEvent or callerInteractor.GetKeySym() not in END_HERE_KEYS:
+            return False  # clicks, drags and other keys stay Slicer's (no key but E starts the tool)
+        return self.shell.event(callerInteractor, eventId, viewWidget)
 
     def processViewNodeEvents(self, callerViewNode, eventId, viewWidget):
         if viewWidget.className() == "qMRMLSliceWidget":

@@ -158,6 +158,7 @@ def test_end_here_before_any_propagation_or_in_another_axis_is_a_message_and_cha
     controller.apply()
     propagated = scene.segment().copy()
     assert "nothing to end here" in controller.end_here(coronal).message  # propagated along another axis
+    assert "nothing to end here" in controller.handle(key(coronal, "e")).message  # E: End here in the key's view
     assert np.array_equal(scene.segment(), propagated)
     reaction = controller.end_here(axial)  # the drawn slice itself: only propagation's voxels there, none
     assert not reaction.message and "nothing changed" in reaction.status

@@ -349,3 +349,5 @@ def test_end_here_takes_back_the_applied_propagation_beyond_the_view_slice_in_on
     assert np.array_equal(ended[behind], np.moveaxis(propagated, axis, 0)[behind])  # the drawn slice and the rest
     app.scene.session.undo()
     assert np.array_equal(segment(app), propagated)
+    assert app.editor.press_key("e", app.widgets["Red"])  # the shortcut: End here in the view the key is pressed in
+    assert not np.moveaxis(segment(app), axis, 0)[beyond].any()
