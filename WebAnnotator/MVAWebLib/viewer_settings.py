@@ -17,6 +17,7 @@ KEYBOARD_SHORTCUTS = (
     ("B, R, P, S", "Smart Brush, Smart Regions, Smart Propagation, Segment Anything"),
     ("Escape", "no tool; Segment Anything: start a new object"),
     ("C", "Segment Anything: next candidate mask"),
+    ("E", "Smart Propagation: End here (the object is not on this slice: take back propagation there and beyond)"),
     ("O", "overlays on/off"),
     ("F", "fullscreen"),
     ("?", "this help"),

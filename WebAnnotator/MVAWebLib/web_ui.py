@@ -35,7 +35,7 @@ document.addEventListener('keydown', (e) => {
   const ids = {'z': e.ctrlKey ? 'mva-undo' : null, 'y': e.ctrlKey ? 'mva-redo' : null,
     'ArrowUp': 'mva-slice-up', 'ArrowDown': 'mva-slice-down', 'b': 'mva-tool-0', 'r': 'mva-tool-1',
     'p': 'mva-tool-2', 's': 'mva-tool-3', 'Escape': 'mva-escape', 'c': 'mva-sam-next', 'o': 'mva-overlays',
-    'f': 'mva-fullscreen', '?': 'mva-help'};
+    'f': 'mva-fullscreen', '?': 'mva-help', 'e': e.ctrlKey ? null : 'mva-propagation-end-here'};
   const id = ids[e.key];
   const button = id && document.getElementById(id);
   if (button) { e.preventDefault(); button.click(); }
@@ -157,7 +157,7 @@ def _smart_tools_panel(app):
                 VSlider(v_model=("propagation_max_slices", 50), min=1, max=200, step=1, label="Max slices",
                         thumb_label=True, hide_details=True)
                 html.Div("Click the slice you drew to propagate it.", classes="text-caption")
-                VBtn("End here", click=app.ctrl.propagation_end_here, size="small", disabled=("job_busy",),
+                VBtn("End here (E)", click=app.ctrl.propagation_end_here, size="small", disabled=("job_busy",),
                      id="mva-propagation-end-here", title="The object is not on this slice: take back what "
                      "propagation wrote on it and beyond it (your own drawing stays; one undo step)")
             with html.Div(v_if="smart_tool === 'SegmentAnythingEffect'"):
