@@ -10,6 +10,7 @@ from MVAControllersLib.view_events import Reaction
 from SmartBrushLib.brush_options import BrushOptions
 
 PREVIEW, UNCERTAINTY = "preview", "uncertainty"
+VOLUME_MODE = "3d"  # strokes on any slice train one classifier of the whole object (VolumeBrushLogic)
 
 
 @dataclass
@@ -35,10 +36,13 @@ class SmartBrushController(ToolController):
         from SmartBrushLib.smart_brush_logic import SmartBrushLogic
         self.options = options or BrushToolOptions()
         self.logic = SmartBrushLogic(bridge, self.options)
+        self.volume_logic = None  # VolumeBrushLogic of the 3D mode, made on its first stroke
+        self.volume_segment = None  # the segment the 3D preview is for
         self.stroke = None
 
     def reset(self):
         self.stroke = None
+        self._clear_volume()
 
     # --- strokes drawn by the controller (browser, or any front end without Slicer's brush) ---------------------
     def on_press(self, event):
@@ -91,6 +95,8 @@ class SmartBrushController(ToolController):
     def learn(self, plane, stroke_2d, erase):
         if not stroke_2d.any():
             return Reaction(consumed=True, status="The stroke is outside the volume")
+        if self.options.mode == VOLUME_MODE:
+            return self._learn_volume(plane, stroke_2d, erase)
         if self.options.mode == "assist":
             start = tuple(int(v) for v in np.argwhere(stroke_2d)[0])
             result = self.edit(self.logic.paint_assisted, plane, stroke_2d, start, erase)
@@ -110,6 +116,8 @@ class SmartBrushController(ToolController):
 
     def _apply(self):
         self._refuse_while_busy()
+        if self.options.mode == VOLUME_MODE:
+            return self._apply_volume()
         result = self.edit(self.logic.apply)
         self.drawings = {}
         return Reaction(consumed=True, redraw=True, status=describe_edit(result, "Applied: "))
@@ -117,6 +125,7 @@ class SmartBrushController(ToolController):
     def clear(self):
         def clear():
             self.logic.clear(self.bridge.backend.selected_segment_id())
+            self._clear_volume()
             self.drawings = {}
             return Reaction(redraw=True, status="Strokes of this segment cleared")
         return self.guarded(clear)
@@ -142,6 +151,63 @@ class SmartBrushController(ToolController):
             return Reaction(redraw=True, status=describe_edit(result, "3D prediction written: "))
         return self.start_job("Smart Brush 3D prediction", predict_here, finish, request=request,
                               from_reply=lambda reply: reply.arrays["labels"])
+
+    # --- 3D mode: one classifier for strokes in any view, the whole object previewed, Apply writes it ---------
+    def _learn_volume(self, plane, stroke_2d, erase):
+        from MVAControllersLib.volume_brush_stroke import commit, stroke_worker
+        self.bridge.checked_segment()  # no segment selected / segment locked: said before any work
+        segment_id = self.bridge.backend.selected_segment_id()
+        if self.volume_segment != segment_id:
+            self._clear_volume()  # strokes for another segment do not train this one
+        logic = self._volume_brush()
+        worker = stroke_worker(logic, self.snapshot(with_mask=logic.base is None))
+
+        def learn_here(progress, cancel):  # numpy on the copy only: a dropped job leaves the live logic as it was
+            return worker.add_stroke(plane, stroke_2d, erase)
+
+        def finish(_preview):
+            preview = commit(logic, worker)
+            self.volume_segment = segment_id
+            if preview is None:
+                return Reaction(redraw=True, status="The stroke is outside the volume")
+            self.drawings = {PREVIEW: ("volume", preview.mask_kji)}
+            if self.options.auto_apply:
+                return self._apply_volume()
+            return Reaction(redraw=True, status=f"3D preview: {int(preview.mask_kji.sum())} voxels. Apply writes them.")
+        return self.start_job("Smart Brush 3D update", learn_here, finish)
+
+    def _volume_brush(self):
+        if self.volume_logic is None:
+            from SmartBrushLib.volume_brush_logic import VolumeBrushLogic
+            self.volume_logic = VolumeBrushLogic(self.bridge, seed=self.options.seed)
+        return self.volume_logic
+
+    def _apply_volume(self):
+        if self.volume_logic is None or self.volume_logic.preview is None:
+            raise ValueError("Nothing to apply: paint a stroke in 3D mode first")
+        if self.volume_segment != self.bridge.backend.selected_segment_id():
+            self._clear_volume()
+            raise ValueError("The selected segment changed: the 3D preview was for another one and was cleared")
+        result = self.edit(self.volume_logic.apply)
+        self.drawings = {}
+        return Reaction(consumed=True, redraw=True, status=describe_edit(result, "Applied in 3D: "))
+
+    def _clear_volume(self):
+        if self.volume_logic is not None:
+            self.volume_logic.clear()
+        self.volume_segment = None
+        if PREVIEW in self.drawings and self.drawings[PREVIEW][0] == "volume":
+            self.drawings = {}
+
+    def plane_layers(self):
+        """The 3D preview cut by the plane of the last stroke (front ends that draw on a plane: the browser)."""
+        drawing = self.drawings.get(PREVIEW)
+        if drawing is None or drawing[0] != "volume" or self.last_slice_node is None:
+            return super().plane_layers()
+        from MVAControllersLib import view_planes
+        plane = self.plane_of(self.last_slice_node)
+        volume = self.bridge.work_volume()
+        return plane, {PREVIEW: view_planes.volume_mask_in_view(drawing[1], volume.index_to_ras, plane)}
 
     def _refuse_while_busy(self):
         if self.busy:

@@ -238,3 +238,60 @@ def test_a_missing_source_volume_is_a_message(scene):
     controller = SmartBrushController(scene.bridge)
     reaction = controller.handle(ViewEvent(EventKind.PRESS, (5, 5), slice_node("axial", scene.centre_ras())))
     assert "source volume" in reaction.message.lower()
+
+
+def test_the_3d_brush_mode_previews_the_ball_on_unpainted_slices_and_apply_is_one_undo_step(scene):
+    options = BrushToolOptions(radius_mm=1.5, mode="3d")
+    controller = SmartBrushController(scene.bridge, JobRunner(threaded=False), options=options)
+    centre = scene.centre_ras()
+    corner = scene.matrix @ np.array([1.0, 1.0, 1.0, 1.0])  # a voxel far from the ball, in segment B
+    scene.session.select_segment(scene.segment_ids[1])
+    corner_view = slice_node("axial", corner[:3])
+    corner_plane = controller.plane_of(corner_view)
+    painted_b = np.zeros(corner_plane.shape, bool)
+    painted_b[controller.pixel_of(corner_plane, event("press", corner_view, corner[:3]))] = True
+    scene.bridge.apply_slice_mask(corner_plane, painted_b, "add")
+    scene.session.select_segment(scene.segment_ids[0])
+    views = ((slice_node("axial", centre), (1.0, 0, 0)), (slice_node("axial", centre + (0, 0, 2.5)), (0, 1.0, 0)),
+             (slice_node("coronal", centre), (0, 0, 1.0)))
+    for node, offset in views:
+        on_plane = np.array([node.GetSliceToRAS().GetElement(row, 3) for row in range(3)])
+        reaction = stroke(controller, node, [on_plane, on_plane + offset])
+        assert reaction.job is not None
+        assert "3D preview" in finish_jobs(controller).status
+    assert scene.segment().sum() == 0, "the 3D preview wrote before Apply"
+    unpainted = slice_node("axial", centre - (0, 0, 5.0))  # two slices below any axial stroke, inside the ball
+    shown = controller.view_overlays(unpainted)["preview"]
+    assert shown.sum() > 0, "the preview does not reach a slice that was never painted"
+    preview = controller.volume_logic.preview.mask_kji.copy()
+    assert preview[~scene.ball].sum() <= 0.1 * preview.sum(), "the preview leaks out of the ball"
+    assert preview[scene.ball].mean() > 1 / 3 and np.count_nonzero(preview.any((1, 2))) >= 5
+
+    controller.options.erase = True
+    stroke(controller, slice_node("axial", centre), [centre])
+    finish_jobs(controller)
+    assert controller.volume_logic.preview.mask_kji.sum() < preview.sum(), "the erase stroke did not shrink it"
+    controller.options.erase = False
+
+    segment_b = scene.segment_ids[1]
+    assert not controller.apply().message
+    written = scene.segment()
+    assert written.sum() > 0 and len({k for k, _, _ in np.argwhere(written)}) > 2
+    scene.session.select_segment(segment_b)
+    assert scene.segment().sum() == painted_b.sum(), "Apply changed the voxel the user painted in segment B"
+    scene.session.select_segment(scene.segment_ids[0])
+    scene.session.undo()
+    assert scene.segment().sum() == 0, "Apply was more than one undo step"
+
+
+def test_the_3d_brush_mode_clears_its_preview_when_the_segment_changes(scene):
+    controller = SmartBrushController(scene.bridge, JobRunner(threaded=False),
+                                      options=BrushToolOptions(radius_mm=1.5, mode="3d"))
+    centre = scene.centre_ras()
+    stroke(controller, slice_node("axial", centre), [centre])
+    finish_jobs(controller)
+    scene.session.select_segment(scene.segment_ids[1])
+    assert "segment changed" in controller.apply().message
+    assert scene.segment().sum() == 0 and controller.view_overlays(slice_node("axial", centre)) == {}
+    scene.session.select_segment(scene.segment_ids[0])
+    assert scene.segment().sum() == 0
