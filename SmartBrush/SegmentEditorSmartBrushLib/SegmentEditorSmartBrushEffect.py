@@ -12,6 +12,8 @@ from MVASlicerLib.effect_shell import EffectShell
 from MVASlicerLib.effect_support import (ParameterWidgets, clone_effect, effect_icon, observe_slice_nodes,
                                          remove_observations)
 
+MODE_3D_TEXT = "3D (learns from strokes on any slice)"  # the combo's text; the controller's mode is "3d"
+
 
 class SegmentEditorSmartBrushEffect(AbstractScriptedSegmentEditorPaintEffect):
     def __init__(self, scriptedEffect):
@@ -38,11 +40,14 @@ class SegmentEditorSmartBrushEffect(AbstractScriptedSegmentEditorPaintEffect):
             "Paint a few strokes on the tissue you want; check <b>Erase</b> to paint what you do not want (strokes on "
             "other segments count too). The brush learns the painted tissue and previews similar tissue on the slice. "
             "<b>Fill</b>: <b>Apply</b> writes the preview (one undo step). <b>Assist</b>: the brush itself stops at "
-            "edges. <b>Predict 3D</b> labels a box around the strokes in the orientation you painted in.</html>")
+            "edges. <b>3D</b>: strokes on any slice view (axial, coronal, sagittal, oblique) train one classifier that previews the whole object in 3D; <b>Apply</b> writes it (one undo step). <b>Predict 3D</b> labels a box around the strokes in the orientation you painted in.</html>")
 
     def setupOptionsFrame(self):  # the C++ paint effect has added its brush options (diameter, sphere) already
         self.scriptedEffect.setColorSmudgeCheckboxVisible(False)
-        self.parameters.combo(_("Mode:"), "BrushMode", ["fill", "assist"], "fill")
+        mode = self.parameters.combo(_("Mode:"), "BrushMode", ["fill", "assist", MODE_3D_TEXT], "fill")
+        mode.toolTip = _("fill: preview similar tissue on the slice, Apply writes it. assist: the brush stops at "
+                         "edges. 3D: strokes on any slice view train one classifier that previews the whole object "
+                         "in 3D (about a second per stroke); Apply writes it as one undo step.")
         self.parameters.check(_("Erase (strokes mark what the segment is not)"), "Erase", False)
         self.parameters.check(_("Show uncertainty"), "ShowUncertainty", False)
         for text, action in ((_("Apply"), lambda c: c.apply()), (_("Predict 3D"), lambda c: c.predict_3d()),
@@ -62,7 +67,8 @@ class SegmentEditorSmartBrushEffect(AbstractScriptedSegmentEditorPaintEffect):
 
     def withOptions(self, controller, action):
         values = self.parameters.values()
-        controller.options.mode, controller.options.erase = values["BrushMode"], values["Erase"]
+        mode = "3d" if values["BrushMode"] == MODE_3D_TEXT else values["BrushMode"]
+        controller.options.mode, controller.options.erase = mode, values["Erase"]
         controller.options.show_uncertainty = values["ShowUncertainty"]
         return action(controller)
 

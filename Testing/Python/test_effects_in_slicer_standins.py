@@ -351,3 +351,26 @@ def test_end_here_takes_back_the_applied_propagation_beyond_the_view_slice_in_on
     assert np.array_equal(segment(app), propagated)
     assert app.editor.press_key("e", app.widgets["Red"])  # the shortcut: End here in the view the key is pressed in
     assert not np.moveaxis(segment(app), axis, 0)[beyond].any()
+
+
+def test_the_3d_brush_mode_learns_from_strokes_in_two_views_and_apply_writes_one_undo_step(slicer_app):
+    app = slicer_app
+    app.editor.setActiveEffectByName("Smart Brush")
+    effect = app.editor.active
+    effect.setParameter("BrushMode", "3D (learns from strokes on any slice)")
+    effect.call("updateGUIFromMRML")
+    modes = [w for w in effect.options_widgets if "3D" in getattr(w, "toolTip", "")]
+    assert modes and "any slice" in modes[0].toolTip
+    for view, offset in (("Red", (1.0, 0, 0)), ("Green", (0, 0, 1.0))):
+        drag(app, app.widgets[view], [app.centre, app.centre + offset])
+        run_jobs(effect)
+    assert app.errors == [] and effect.failures == [] and effect.fallback_paints == 0
+    assert "3D preview" in effect.python.statusLabel.text and segment(app).sum() == 0
+    controller = effect.python.shell.controller
+    assert controller.view_overlays(app.widgets["Green"].mrmlSliceNode())["preview"].any()
+    buttons = {w.text: w for w in effect.options_widgets if hasattr(w, "text")}
+    buttons["Apply"].click()
+    written = segment(app)
+    assert written.sum() > 0 and len({k for k, _, _ in np.argwhere(written)}) > 2  # beyond the axial slice
+    app.scene.session.undo()
+    assert segment(app).sum() == 0
