@@ -224,6 +224,36 @@ def test_the_smart_brush_preview_and_the_regions_are_drawn_in_the_label_layer_of
     web_app.editor.undo_stack.undo()
 
 
+def test_the_brush_mode_3d_previews_in_3d_in_the_red_view_and_apply_writes_beyond_the_painted_slice(web_app):
+    from MVAWebLib.smart_effects import Gesture, SmartBrushEffect
+    from MVAWebLib.tool_controllers import plane_of
+    from MVAWebLib.web_ui import BRUSH_MODES
+    assert "3d" in {mode["value"] for mode in BRUSH_MODES}
+    red = next(v.get_view_node() for v in web_app.slicer_app.view_manager.get_slice_views()
+               if v.get_view_node().GetName() == "Red")
+    plane = plane_of(red, web_app.bridge.work_volume())
+    middle = np.array(plane.shape) // 2
+    ras = plane.pixel_to_ras(np.array([[middle[0], middle[1] - 10], [middle[0], middle[1] - 6]], float))
+    web_app._on_brush_options(brush_radius_mm=4, brush_auto_apply=False, brush_mode="3d")
+    web_app.activate_smart_tool("SmartBrushEffect")
+    brush = web_app.controllers[SmartBrushEffect]
+    before = web_app.bridge.selected_mask().astype(bool)
+    try:
+        for gesture, point in ((Gesture.PRESS, ras[0]), (Gesture.DRAG, ras[1]), (Gesture.RELEASE, ras[1])):
+            brush.on_gesture(red, gesture, tuple(point), False, False)
+        assert brush.shared.volume_logic is not None and brush.shared.volume_logic.preview is not None, brush.message
+        assert web_app.state.overlay_pixels["preview"] > 0
+        assert np.array_equal(web_app.bridge.selected_mask().astype(bool), before)  # a preview writes nothing
+        brush.apply()
+        added = web_app.bridge.selected_mask().astype(bool) & ~before
+        assert len({k for k, _, _ in np.argwhere(added)}) > 1, "nothing was written beyond the painted slice"
+        web_app.editor.undo_stack.undo()
+        assert np.array_equal(web_app.bridge.selected_mask().astype(bool), before)
+    finally:
+        web_app.editor.deactivate_effect()
+        web_app._on_brush_options(brush_radius_mm=5, brush_auto_apply=True, brush_mode="fill")
+
+
 def test_the_sam_encoder_input_option_rebuilds_the_engine_with_that_size(web_app):
     from MVAWebLib.web_app import SegmentAnythingEffect
     controller = web_app.controllers[SegmentAnythingEffect]

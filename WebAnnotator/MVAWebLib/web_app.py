@@ -173,7 +173,7 @@ class MVAWebApp(TrameApp):
         ctrl.escape = self.escape
         ctrl.job_cancel = self.runner.cancel
         ctrl.on_server_ready.add(lambda **_: asyncio.ensure_future(self._show_progress()))
-        state.change("brush_radius_mm", "brush_auto_apply")(self._on_brush_options)
+        state.change("brush_radius_mm", "brush_auto_apply", "brush_mode")(self._on_brush_options)
         state.change("regions_size_mm", "regions_mode", "regions_smart_merge")(self._on_regions_options)
         state.change("propagation_strategy", "propagation_direction",
                      "propagation_max_slices")(self._on_propagation_options)
@@ -356,9 +356,10 @@ class MVAWebApp(TrameApp):
         self.state.flush()
 
     # --- options -------------------------------------------------------------------------------------------
-    def _on_brush_options(self, brush_radius_mm=5.0, brush_auto_apply=True, **_):
+    def _on_brush_options(self, brush_radius_mm=5.0, brush_auto_apply=True, brush_mode="fill", **_):
         options = self.controllers[SmartBrushEffect].options
         options.radius_mm, options.auto_apply = float(brush_radius_mm), bool(brush_auto_apply)
+        options.mode = brush_mode if brush_mode in ("fill", "assist", "3d") else "fill"
 
     def _on_regions_options(self, regions_size_mm=16.0, regions_mode="3d", regions_smart_merge=True, **_):
         options = self.controllers[SmartRegionsEffect].options

@@ -122,6 +122,10 @@ def progress_bar(ctrl):
         VBtn("Cancel", click=ctrl.job_cancel, size="x-small", variant="tonal", id="mva-progress-cancel")
 
 
+BRUSH_MODES = [{"title": "Fill (this slice)", "value": "fill"},
+               {"title": "3D (learns from strokes on any slice)", "value": "3d"}]
+
+
 def _smart_tools_panel(app):
     with VCard(variant="flat"):
         VCardTitle("Smart tools", classes="text-subtitle-1")
@@ -131,6 +135,10 @@ def _smart_tools_panel(app):
                      id=f"mva-tool-{index}", click=(app.ctrl.activate_smart_tool, f"['{effect.__name__}']"),
                      color=(f"smart_tool === '{effect.__name__}' ? 'primary' : undefined",))
             with html.Div(v_if="smart_tool === 'SmartBrushEffect'"):
+                VSelect(v_model=("brush_mode", "fill"), items=("brush_modes", BRUSH_MODES), item_title="title",
+                        item_value="value", label="Mode", density="compact", hide_details=True, id="mva-brush-mode",
+                        title="Fill: previews similar tissue on the slice. 3D: strokes on any slice view train one "
+                              "classifier that predicts the whole object in 3D (about a second per stroke).")
                 VSlider(v_model=("brush_radius_mm", 5.0), min=1, max=30, step=1, label="Radius (mm)",
                         thumb_label=True, hide_details=True)
                 VSwitch(v_model=("brush_auto_apply", True), label="Apply after each stroke", hide_details=True,
