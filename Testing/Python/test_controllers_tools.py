@@ -295,3 +295,18 @@ def test_the_3d_brush_mode_clears_its_preview_when_the_segment_changes(scene):
     assert scene.segment().sum() == 0 and controller.view_overlays(slice_node("axial", centre)) == {}
     scene.session.select_segment(scene.segment_ids[0])
     assert scene.segment().sum() == 0
+
+
+def test_a_3d_brush_update_dropped_before_it_finishes_leaves_the_preview_and_the_strokes_as_they_were(scene):
+    controller = SmartBrushController(scene.bridge, JobRunner(threaded=False),
+                                      options=BrushToolOptions(radius_mm=1.5, mode="3d"))
+    centre = scene.centre_ras()
+    stroke(controller, slice_node("axial", centre), [centre])
+    finish_jobs(controller)
+    logic = controller.volume_logic
+    preview, strokes = logic.preview.mask_kji.copy(), logic._model[1].stroke_mask().copy()
+    stroke(controller, slice_node("coronal", centre), [centre, centre + (0, 0, 2.0)])
+    controller.cancel()
+    assert "nothing was written" in finish_jobs(controller).status
+    assert np.array_equal(logic.preview.mask_kji, preview)
+    assert np.array_equal(logic._model[1].stroke_mask(), strokes), "the cancelled stroke trained the classifier"
