@@ -55,14 +55,16 @@ async def brush(page, offset):
     box = await page.locator("img.image-display-area").first.bounding_box()
     x = box["x"] + box["width"] * (0.38 + 0.01 * (offset % 8))
     y = box["y"] + box["height"] * 0.45
-    jobs = await page.evaluate("() => window.trame.state.get('last_latency_ms')")
+    jobs = await page.evaluate("() => window.trame.state.get('jobs_done') || 0")
     if await page.evaluate("() => window.trame.state.get('smart_tool')") != "SmartBrushEffect":
         await page.click("#mva-tool-0")
     await page.mouse.move(x, y)
     await page.mouse.down()
     await page.mouse.move(x + 10, y, steps=3)
     await page.mouse.up()
-    await wait_state(page, "(window.trame.state.get('tool_status') || '').startsWith('Smart Brush:') && "
+    # this stroke's job, not an earlier one's status: a save while the brush still runs is refused (rightly)
+    await wait_state(page, f"(window.trame.state.get('jobs_done') || 0) > {jobs} && "
+                           "(window.trame.state.get('tool_status') || '').startsWith('Smart Brush:') && "
                            "!window.trame.state.get('job_busy')")
     return jobs
 

@@ -153,6 +153,7 @@ class MVAWebApp(TrameApp):
         state.read_only = False
         state.session_pid = os.getpid()
         state.last_latency_ms = 0
+        state.jobs_done = 0  # counts finished tool jobs: a client can tell its job's end from an earlier one's
         state.show_3d = False
         state.workflow_mode = False
         state.overlay_pixels = self.overlay.counts()
@@ -344,6 +345,7 @@ class MVAWebApp(TrameApp):
 
     def _on_job_done(self, result):
         self.state.last_latency_ms = round(result.seconds * 1000)
+        self.state.jobs_done = (self.state.jobs_done or 0) + 1
         text = f"{result.label}: {result.seconds * 1000:.0f} ms"
         self.state.tool_status = text + (f" — {result.error}" if result.error else "")
         controller = next((c for c in self.controllers.values() if c.name == result.label), None)
