@@ -35,14 +35,17 @@ def missing(requirements, find_spec=importlib.util.find_spec):
     return [r for r in requirements if find_spec(IMPORT_NAMES.get(project_name(r), project_name(r))) is None]
 
 
+def installed_version(name):
+    """The installed distribution's version, or None when it is not installed."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def keep_shipped_pins(version_of=None):
     """`name==version` for each package Slicer ships that is installed: passed along with every install."""
-    def installed(name):
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-    version_of = version_of or installed
+    version_of = version_of or installed_version
     return [f"{name}=={version}" for name in SHIPPED_BY_SLICER if (version := version_of(name))]
 
 
@@ -93,12 +96,7 @@ def sam2_install_plan(find_spec=importlib.util.find_spec, version_of=None):
     TorchTooOldError
         torch is older than 2.5.1.
     """
-    def installed(name):
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-    version_of = version_of or installed
+    version_of = version_of or installed_version
     torch_version = version_of("torch")
     if torch_version is None or find_spec("torch") is None:
         raise DependencyError("SAM 2 needs PyTorch: install it with the PyTorch extension (PyTorch Utils module) "

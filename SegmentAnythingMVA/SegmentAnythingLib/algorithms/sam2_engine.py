@@ -174,15 +174,7 @@ class Sam2Engine:
     def _decode(self, features: Sam2Features, points, point_labels, box, mask_input):
         """All four decoder outputs: (low-res logits (4, L, L) float32 on the CPU, predicted IoU (4,))."""
         model = self.model
-        coords, codes = [], []
-        if box is not None:
-            coords.append(box)
-            codes.append(np.array([2, 3], np.float32))
-        if points is not None:
-            coords.append(points)
-            codes.append(point_labels)
-        coords_t = torch.from_numpy(np.concatenate(coords)).to(self.device)[None]
-        codes_t = torch.from_numpy(np.concatenate(codes)).to(self.device, torch.int32)[None]
+        coords_t, codes_t = prompt_tensors(points, point_labels, box, self.device)
         image_embed = features.top
         if model.directly_add_no_mem_embed:  # what SAM 2 adds to a frame seen without memory (its image predictor)
             image_embed = image_embed + model.no_mem_embed.view(1, -1, 1, 1)
@@ -193,3 +185,16 @@ class Sam2Engine:
                 sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, repeat_image=False,
                 high_res_features=features.high_res)
         return masks[0].float().clamp(-32.0, 32.0).cpu(), iou[0].float().cpu().numpy()
+
+
+def prompt_tensors(points, point_labels, box, device):
+    """SAM 2's point inputs (1, N, 2) and labels (1, N) int32: the box as corner labels 2 / 3 first, then points."""
+    coords, codes = [], []
+    if box is not None:
+        coords.append(box)
+        codes.append(np.array([2, 3], np.float32))
+    if points is not None:
+        coords.append(points)
+        codes.append(point_labels)
+    return (torch.from_numpy(np.concatenate(coords)).to(device)[None],
+            torch.from_numpy(np.concatenate(codes)).to(device, torch.int32)[None])

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .sam2_engine import prompt_tensors
 from .sam_image import prompt_to_model_frame, upsample_logits
 
 FrameSource = Callable[[int], np.ndarray]
@@ -176,16 +177,8 @@ class Sam2VideoTracker:
         features, vision_feats, vision_pos, feat_sizes = self._frame_inputs(k)
         points, point_labels, box = prompt_to_model_frame(tuple(features.original_size), (size, size), points_xy,
                                                           labels, box_xyxy)
-        coords, codes = [], []
-        if box is not None:
-            coords.append(box)
-            codes.append(np.array([2, 3], np.float32))
-        if points is not None:
-            coords.append(points)
-            codes.append(point_labels)
-        point_inputs = {"point_coords": torch.from_numpy(np.concatenate(coords)).to(self.engine.device)[None],
-                        "point_labels": torch.from_numpy(np.concatenate(codes)).to(self.engine.device,
-                                                                                     torch.int32)[None]}
+        coords_t, codes_t = prompt_tensors(points, point_labels, box, self.engine.device)
+        point_inputs = {"point_coords": coords_t, "point_labels": codes_t}
         previous = None
         if mask_2d is not None and np.asarray(mask_2d, bool).any():
             lowres = 4 * int(model.sam_image_embedding_size)
