@@ -154,19 +154,18 @@ class SmartBrushController(ToolController):
 
     # --- 3D mode: one classifier for strokes in any view, the whole object previewed, Apply writes it ---------
     def _learn_volume(self, plane, stroke_2d, erase):
-        from MVAControllersLib.volume_brush_stroke import commit, stroke_worker
         self.bridge.checked_segment()  # no segment selected / segment locked: said before any work
         segment_id = self.bridge.backend.selected_segment_id()
         if self.volume_segment != segment_id:
             self._clear_volume()  # strokes for another segment do not train this one
         logic = self._volume_brush()
-        worker = stroke_worker(logic, self.snapshot(with_mask=logic.base is None))
+        worker = logic.stroke_copy(self.snapshot(with_mask=logic.base is None))
 
         def learn_here(progress, cancel):  # numpy on the copy only: a dropped job leaves the live logic as it was
             return worker.add_stroke(plane, stroke_2d, erase)
 
         def finish(_preview):
-            preview = commit(logic, worker)
+            preview = logic.take_stroke(worker)
             self.volume_segment = segment_id
             if preview is None:
                 return Reaction(redraw=True, status="The stroke is outside the volume")

@@ -8,6 +8,7 @@ much more (a flood after one dab on low-contrast CT) changes the preview only wh
 it marks and what is connected to it, nothing else moves. *Apply* writes the voxels the preview changed, as one
 undo step.
 """
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,6 +177,24 @@ class VolumeBrushLogic:
         removed = base[box] & ~after[box]
         return self.bridge.write_decision(self.edits, tuple(int(v) for v in low), add=after[box] & ~base[box],
                                           retract=removed & ~erased[box], erase=removed & erased[box])
+
+    def stroke_copy(self, bridge):
+        """A copy that learns one stroke from `bridge` (e.g. arrays captured on the GUI thread) without changing
+        this logic: it owns copies of everything `add_stroke` edits in place; `take_stroke` adopts its result."""
+        worker = copy.copy(self)
+        worker.bridge = bridge
+        volume, model = self._model
+        worker._model = (volume, copy.copy(model) if model is not None else None)  # stroke arrays are rebound
+        worker.segment_labels = dict(self.segment_labels)
+        worker.history = copy.deepcopy(self.history)
+        worker.erased = None if self.erased is None else self.erased.copy()
+        return worker
+
+    def take_stroke(self, worker):
+        """Adopt what a `stroke_copy` learned (the bridge, options and edits stay this logic's); returns the preview."""
+        for name in ("_model", "segment_labels", "base", "history", "erased", "preview"):
+            setattr(self, name, getattr(worker, name))
+        return self.preview
 
     def clear(self):
         """Forget every stroke and the preview."""
