@@ -1,8 +1,9 @@
 """`mva bench --only sam2-propagation`: SAM 2 video propagation per slice, time and memory, random weights.
 
 Each model and precision runs in a fresh process on the MNI T1 (axial slices from 97 on), so that its peak
-memory is its own: the seed slice is a conditioning frame, then every next slice is embedded (1024 px, or the
-tiny test model's own size) and tracked with the memory bank on the CPU. bf16 autocast is compared with fp32 on
+memory is its own: the seed slice is a conditioning frame, then every next slice is embedded (1024 px; MedSAM2,
+SAM 2.1 Hiera-tiny built from the sam2 package's config at its 512 px; the tiny test model at its own size) and
+tracked with the memory bank on the CPU. bf16 autocast is compared with fp32 on
 the same slices (agreement of the tracked masks; random weights, so a measure of numerical drift only).
 """
 import json
@@ -55,11 +56,11 @@ def _run(name, count, precision, masks_path):
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def bench_sam2_propagation(data, quick):
-    """Rows per model (tiny random test model; SAM 2.1 tiny and small at 1024 px) and precision.
+def bench_sam2_propagation(data, quick, models=None):
+    """Rows per model (tiny random test model; SAM 2.1 tiny and small at 1024 px; MedSAM2 at 512 px) and precision.
 
-    fp32 and bf16 autocast run in the same bench for SAM 2.1 tiny and small (bf16 helps only where the CPU runs it
-    natively; elsewhere the row shows what it costs); the tiny test model runs fp32 only.
+    fp32 and bf16 autocast run in the same bench for SAM 2.1 tiny, small and MedSAM2 (bf16 helps only where the CPU
+    runs it natively; elsewhere the row shows what it costs); the tiny test model runs fp32 only.
     """
     import tempfile
 
@@ -69,7 +70,8 @@ def bench_sam2_propagation(data, quick):
     from SegmentAnythingLib.algorithms.sam_models import cpu_supports_bf16
     if not os.path.exists("/proc/self/status"):
         return []
-    models = ("sam2_tiny",) if quick else ("sam2_tiny", "sam2.1_tiny", "sam2.1_small")
+    if models is None:
+        models = ("sam2_tiny",) if quick else ("sam2_tiny", "sam2.1_tiny", "sam2.1_small", "medsam2")
     count = 3
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -91,3 +93,8 @@ def bench_sam2_propagation(data, quick):
                 rows.append(row(f"SAM 2 propagation per slice (embed + track), {name} random weights, "
                                 f"{result['side']} px, {precision}", result["per_slice_s"], **extra))
     return rows
+
+
+def bench_medsam2_propagation(data, quick):
+    """`mva bench --only medsam2-propagation`: the MedSAM2 rows of sam2-propagation alone (fp32 and bf16, 512 px)."""
+    return bench_sam2_propagation(data, quick, ("medsam2",))
