@@ -44,6 +44,21 @@ class SegmentAnythingController(ToolController):
         self.logic = None
         self.box_start = None  # (plane, pixel) of a ctrl+press
         self.prefetching = set()  # slice keys sent to the compute worker, not back yet
+        self.left_session = None  # the object's prompts when the effect was left (Smart Propagation reads them)
+
+    def deactivate(self):
+        """Leaving the effect: the next click starts a new object, but this one's prompts stay readable
+        (`object_session`) until then, for Smart Propagation's strategy sam2."""
+        left = self.object_session
+        reaction = super().deactivate()
+        self.left_session = left
+        return reaction
+
+    @property
+    def object_session(self):
+        """The current object's PromptSession, else the one left when the effect was deactivated, else None."""
+        session = self.logic.session if self.logic is not None else None
+        return session if session is not None else self.left_session
 
     def reset(self):
         self.box_start = None
@@ -130,6 +145,7 @@ class SegmentAnythingController(ToolController):
 
     def _new_object(self):
         self.reset()
+        self.left_session = None
         return Reaction(consumed=True, status="New object: click on a slice to start")
 
     def candidates_text(self):

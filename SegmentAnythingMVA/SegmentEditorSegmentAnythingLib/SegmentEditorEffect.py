@@ -25,8 +25,11 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def makeController(self, bridge, confirm_edit):
         from MVAControllersLib.segment_anything_controller import SegmentAnythingController
+        from MVAControllersLib.segment_anything_prompts import publish
         from MVASlicerLib.sam_session import engines, worker_runner
-        return SegmentAnythingController(bridge, engines(), worker_runner(), confirm_edit=confirm_edit)
+        controller = SegmentAnythingController(bridge, engines(), worker_runner(), confirm_edit=confirm_edit)
+        publish(controller)  # Smart Propagation (strategy sam2) propagates from this object's prompts
+        return controller
 
     def clone(self):
         return clone_effect(__file__)

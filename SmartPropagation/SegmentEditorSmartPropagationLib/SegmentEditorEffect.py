@@ -20,9 +20,13 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.parameters = ParameterWidgets(scriptedEffect)
 
     def makeController(self, bridge, confirm_edit):
+        from MVAControllersLib.segment_anything_prompts import prompt_source
         from MVAControllersLib.smart_propagation_controller import SmartPropagationController
         from MVASlicerLib.sam_session import worker_runner
-        return SmartPropagationController(bridge, worker_runner(), confirm_edit=confirm_edit, models=self.workerModels)
+        controller = SmartPropagationController(bridge, worker_runner(), confirm_edit=confirm_edit,
+                                                models=self.workerModels)
+        controller.prompt_source = prompt_source(controller)  # the Segment Anything effect's object, same segment
+        return controller
 
     def workerModels(self):
         """The models the compute worker propagates with (SAM 2 as chosen here, SAM as loaded in the module)."""

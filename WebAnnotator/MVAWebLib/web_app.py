@@ -126,10 +126,10 @@ class MVAWebApp(TrameApp):
             self.editor.get_effect(effect_type).handler = GuardedHandler(
                 controller, self.show_tool_error, lambda: self.read_only,
                 check_sam_model if effect_type is SegmentAnythingEffect else None)
-        from SmartPropagationLib.propagation_prompts import prompts_of_sam_session
+        from MVAControllersLib.segment_anything_prompts import prompt_source
         sam = self.controllers[SegmentAnythingEffect].shared  # its prompts on the slice condition strategy sam2
-        self.controllers[SmartPropagationEffect].shared.prompt_source = lambda: prompts_of_sam_session(
-            getattr(sam.logic, "session", None), sam.context()[0])
+        propagation = self.controllers[SmartPropagationEffect].shared
+        propagation.prompt_source = prompt_source(propagation, lambda: [sam])
 
     def _init_state(self, sam_model, sam_checkpoint):
         state = self.state
