@@ -3,7 +3,8 @@ function). The random "tiny" test model is offered only with Slicer's developer 
 from MVAControllersLib.segment_anything_controller import EngineSource
 
 DEFAULTS = {"Model": "vit_b", "Device": "auto", "CacheMB": 1024, "Checkpoint": "", "Prefetch": True,
-            "InputSize": "full", "RemoteURL": "", "RemoteToken": "", "EmbeddingStore": ""}
+            "InputSize": "full", "RemoteURL": "", "RemoteToken": "", "EmbeddingStore": "",
+            "DecoderThreads": 0}  # 0: $MVA_DECODER_THREADS, else 1 (torch threads of a click's decoding)
 TEST_MODEL = "tiny"
 
 
@@ -50,7 +51,8 @@ class SettingsEngineSource(EngineSource):
         engine = create_engine(self.setting("Model"), self.setting("Checkpoint") or None, self.setting("Device"),
                                progress=download, cancel=cancel, cache_mb=self.setting("CacheMB"),
                                input_size=input_size, remote_url=self.setting("RemoteURL") or None,
-                               remote_token=self.setting("RemoteToken") or None)
+                               remote_token=self.setting("RemoteToken") or None,
+                               decoder_threads=self.setting("DecoderThreads") or None)
         engine.model_name = self.setting("Model")
         self.engine = engine
         from SegmentAnythingLib.sam2_engine_factory import is_sam2_model

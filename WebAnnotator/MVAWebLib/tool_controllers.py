@@ -47,6 +47,7 @@ class SamOptions:
     remote_url: str = ""  # an `mva inference-service` that encodes slices ("": this machine)
     remote_token: str = ""
     embedding_store: str = ""  # `mva embed`'s store ("": every slice embedded on demand)
+    decoder_threads: int = 0  # torch threads of a click's decoding (0: $MVA_DECODER_THREADS, else 1)
 
     def engine_input_size(self):
         """`input_size` as create_engine takes it: None, "auto" or an int."""
@@ -240,7 +241,8 @@ class WebSamEngines(EngineSource):
             raise NoSamModelError(no_model_message())
         self.engine = create_engine(options.model, checkpoint=options.checkpoint or None,
                                     allow_download=options.allow_download, input_size=options.engine_input_size(),
-                                    remote_url=options.remote_url or None, remote_token=options.remote_token or None)
+                                    remote_url=options.remote_url or None, remote_token=options.remote_token or None,
+                                    decoder_threads=options.decoder_threads or None)
         self.engine.model_name = options.model
         from SegmentAnythingLib.sam2_engine_factory import is_sam2_model
         if is_sam2_model(options.model):  # a SAM 2 model also serves Smart Propagation's strategy sam2

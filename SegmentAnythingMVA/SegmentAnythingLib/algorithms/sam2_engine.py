@@ -21,6 +21,7 @@ from .sam_embedding_cache import CachedEmbedding, EmbeddingCache
 from .sam_engine import MULTIMASK_CHOICES, ImageSource, SamEngine, SamPrediction
 from .sam_errors import InvalidPromptError, MissingEmbeddingError
 from .sam_image import prompt_to_model_frame, validate_slice_image
+from .torch_threads import default_decoder_threads, thread_count, torch_threads
 
 _IMAGE_MEAN = (0.485, 0.456, 0.406)  # SAM 2's transforms normalise with the ImageNet statistics
 _IMAGE_STD = (0.229, 0.224, 0.225)
@@ -47,10 +48,12 @@ class Sam2Engine:
         (about 8 MB at 1024 px, 2 MB at 512 px).
     bf16 : bool
         bfloat16 autocast for the encoder, the decoder and the memory attention.
+    decoder_threads : int, optional
+        Torch threads of a click's decoding, as :class:`SamEngine`'s (default ``$MVA_DECODER_THREADS``, else 1).
     """
 
     def __init__(self, model, cache: Optional[EmbeddingCache] = None, *, bf16: bool = False,
-                 num_threads: Optional[int] = None) -> None:
+                 num_threads: Optional[int] = None, decoder_threads: Optional[int] = None) -> None:
         self.model = model.eval()
         self.cache = cache if cache is not None else EmbeddingCache()
         self.bf16 = bool(bf16)
@@ -67,6 +70,8 @@ class Sam2Engine:
         self._inflight: dict = {}
         if num_threads is not None:
             torch.set_num_threads(int(num_threads))
+        self.decoder_threads = (default_decoder_threads() if decoder_threads is None
+                                else thread_count(decoder_threads, "decoder thread count"))
 
     # --- geometry ---------------------------------------------------------------------------------------
     @property
@@ -163,13 +168,14 @@ class Sam2Engine:
                 raise InvalidPromptError(
                     f"previous_logits must have shape ({lowres_size}, {lowres_size}), got {previous.shape}.")
             mask_input = torch.from_numpy(previous).to(self.device)[None, None]
-        logits, scores = self._decode(features, points, point_labels, box, mask_input)
+        with torch_threads(self.decoder_threads):
+            logits, scores = self._decode(features, points, point_labels, box, mask_input)
         single_point = points is not None and len(points) == 1 and box is None
         use_multimask = multimask == "always" or (multimask == "auto" and single_point)
         ranked = sorted((1, 2, 3), key=lambda token: -scores[token])
         tokens = tuple(ranked) if use_multimask else (0, ranked[0], ranked[1])
         return SamPrediction(logits[list(tokens)], scores[list(tokens)].astype(np.float32), tokens,
-                             tuple(features.original_size), (size, size), size)
+                             tuple(features.original_size), (size, size), size, self.decoder_threads)
 
     def _decode(self, features: Sam2Features, points, point_labels, box, mask_input):
         """All four decoder outputs: (low-res logits (4, L, L) float32 on the CPU, predicted IoU (4,))."""

@@ -21,6 +21,7 @@ from .sam_embedding_cache import CachedEmbedding, EmbeddingCache
 from .sam_encoder import FastImageEncoder
 from .sam_errors import InvalidPromptError, MissingEmbeddingError, SamInputError
 from .sam_image import preprocess_image, prompt_to_model_frame, upsample_logits, validate_slice_image
+from .torch_threads import default_decoder_threads, thread_count, torch_threads
 
 ImageSource = Union[np.ndarray, Callable[[], np.ndarray]]
 InputSize = Union[None, int, str]
@@ -40,6 +41,7 @@ class SamPrediction:
     tokens : tuple of int, decoder mask token of each candidate (0 = single-mask output)
     original_size, input_size : (rows, columns) of the slice and of the resized model input
     img_size : int, side of the padded model input
+    threads : int or None, torch threads of the upsampling in `logits` / `mask` (the engine's decoder threads)
     """
 
     lowres_logits: torch.Tensor
@@ -48,6 +50,7 @@ class SamPrediction:
     original_size: Tuple[int, int]
     input_size: Tuple[int, int]
     img_size: int
+    threads: Optional[int] = None
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -55,7 +58,8 @@ class SamPrediction:
     def logits(self, index: int = 0) -> np.ndarray:
         """Logits (rows, columns) float32 of candidate ``index`` at the slice's resolution."""
         self._check(index)
-        full = upsample_logits(self.lowres_logits[index], self.img_size, self.input_size, self.original_size)
+        with torch_threads(self.threads):
+            full = upsample_logits(self.lowres_logits[index], self.img_size, self.input_size, self.original_size)
         return full.cpu().numpy()
 
     def mask(self, index: int = 0) -> np.ndarray:
@@ -93,6 +97,11 @@ class SamEngine:
         1024). Embeddings of any size decode, whatever this setting.
     num_threads : int, optional
         Calls ``torch.set_num_threads`` (process-wide) when given; also ONNX Runtime's threads.
+    decoder_threads : int, optional
+        Torch threads of a prompt's decoding and mask upsampling, set on the calling thread for that call only
+        (:mod:`torch_threads`), so a click does not contend with an encoder busy elsewhere. Default
+        ``$MVA_DECODER_THREADS``, else 1; ``engine.decoder_threads`` may be changed later (None: as the thread
+        is).
     backend : {"torch", "onnx"}
         Prompt decoder runtime. "onnx" exports the fast decoder to ONNX Runtime (CPU, fp32; a few
         seconds for ViT-B, here in the constructor) and falls back to torch with a warning when
@@ -102,7 +111,8 @@ class SamEngine:
     def __init__(self, model: Sam, cache: Optional[EmbeddingCache] = None, *,
                  bf16_encoder: bool = False, bf16_decoder: bool = False,
                  num_threads: Optional[int] = None, prepared_slots: int = 4,
-                 backend: str = "torch", input_size: InputSize = None) -> None:
+                 backend: str = "torch", input_size: InputSize = None,
+                 decoder_threads: Optional[int] = None) -> None:
         if backend not in BACKENDS:
             raise SamInputError(f"backend must be one of {BACKENDS}, got {backend!r}.")
         self.model = model.eval()
@@ -118,6 +128,8 @@ class SamEngine:
             self._encoder(self.native_size if input_size is None else input_size)  # validates the size
         if num_threads is not None:
             torch.set_num_threads(int(num_threads))
+        self.decoder_threads = (default_decoder_threads() if decoder_threads is None
+                                else thread_count(decoder_threads, "decoder thread count"))
         self._bf16_decoder = bool(bf16_decoder)
         self._decoders: dict = {}  # FastMaskDecoder per token grid, made on first use
         self._prepared: "OrderedDict[Hashable, PreparedEmbedding]" = OrderedDict()
@@ -164,7 +176,7 @@ class SamEngine:
         the first real click does not pay the decoder's construction and first-call kernel set-up."""
         decoder = self._decoder(int(grid))
         channels = int(self.model.prompt_encoder.embed_dim)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self.decoder_threads):
             prepared = decoder.prepare(torch.zeros(1, channels, int(grid), int(grid), device=self.device))
             point = torch.zeros(1, 1, 2, device=self.device)
             decoder.decode(prepared, point, torch.ones(1, 1, device=self.device), None)
@@ -308,6 +320,10 @@ class SamEngine:
                 raise MissingEmbeddingError(
                     "This slice has no image embedding yet; pass its image or wait for the prefetch.")
             entry = self.embed(key, image)
+        with torch_threads(self.decoder_threads):
+            return self._decode(key, entry, points_xy, labels, box_xyxy, previous_logits, multimask)
+
+    def _decode(self, key, entry, points_xy, labels, box_xyxy, previous_logits, multimask) -> SamPrediction:
         points, point_labels, box = prompt_to_model_frame(entry.original_size, entry.input_size,
                                                           points_xy, labels, box_xyxy)
         img_size, lowres_size = self.frame_of(entry)
@@ -333,7 +349,7 @@ class SamEngine:
         ranked = sorted((1, 2, 3), key=lambda token: -scores[token])
         tokens = tuple(ranked) if use_multimask else (0, ranked[0], ranked[1])
         return SamPrediction(logits[list(tokens)], scores[list(tokens)].astype(np.float32), tokens,
-                             entry.original_size, entry.input_size, img_size)
+                             entry.original_size, entry.input_size, img_size, self.decoder_threads)
 
     def _mask_input(self, previous_logits: Optional[np.ndarray], lowres_size: int) -> Optional[torch.Tensor]:
         if previous_logits is None:
