@@ -12,6 +12,15 @@ def auto_window_level(image, low_percentile=0.5, high_percentile=99.5):
     return max(float(high - low), 1e-6), float((high + low) / 2)
 
 
+def sampled_auto_window_level(image, max_values=2_000_000):
+    """`auto_window_level` of `image` from at most `max_values` evenly strided values: the same window when the
+    image has no more values, a close one on larger volumes at a fraction of the cost (all the values of a
+    512 x 512 x 300 CT take seconds)."""
+    values = np.asarray(image).reshape(-1)
+    step = max(1, -(-values.size // int(max_values)))
+    return auto_window_level(values[::step])
+
+
 def display_window_level(volume_node, array_kji=None):
     """(window, level) of a scalar volume node's display node; automatic from the data if there is none."""
     display = volume_node.GetDisplayNode() if volume_node is not None else None

@@ -1,6 +1,7 @@
 """Smart Propagation previews as a compute request: a PropagationRun as arrays and plain values, and back.
 
-`propagation_request` (GUI thread) sends the run's slices, its seed / drawn masks, strategy and options;
+`propagation_request` (GUI thread) sends the run's slices (for sam2 only the slices it can track and its conditioning
+slices, with their indices), its seed / drawn masks, strategy and options;
 `propagate` (worker) rebuilds the run, computes it with SmartPropagationLib's `run_propagation` (strategy
 "sam" with the worker's SAM engine, "sam2" with its SAM 2 engine, the others as in-process) and answers the
 accepted masks per slice and the stop reason of each direction; `result_from_reply` makes the
@@ -29,6 +30,8 @@ def propagation_request(run, model=None):
               "stop_rule": stop_rule, "mask_slices": [int(k) for k in slices],
               "window_level": None if run.window_level is None else [float(v) for v in run.window_level],
               "repropagating": bool(run.repropagating), "drawn": sorted(int(k) for k in run.drawn)}
+    if run.frames:  # video strategies: which slices `image` holds (whole-volume indices) of how many
+        params["frames"], params["frame_count"] = [int(k) for k in run.frames], int(run.frame_count)
     if model:
         params["model"] = model
     if run.prompts:  # SAM 2's conditioning prompts, plain numbers (slice -> points, labels, box)
@@ -52,6 +55,8 @@ def run_from_request(params, arrays):
     image, masks, slices = arrays["image"], arrays["masks"], params.get("mask_slices") or []
     if image.ndim != 3 or masks.shape != (len(slices),) + image.shape[1:]:
         raise ComputeError(f"masks {masks.shape} must be one (J, I) mask per listed slice of image {image.shape}")
+    if params.get("frames") and len(params["frames"]) != image.shape[0]:
+        raise ComputeError(f"{len(params['frames'])} frame indices for the {image.shape[0]} slices of the image")
     rule = {key: tuple(value) if isinstance(value, list) else value
             for key, value in (params.get("stop_rule") or {}).items()}
     window = params.get("window_level")
@@ -63,7 +68,8 @@ def run_from_request(params, arrays):
                           int(params.get("low", 0)), image, {int(k): m for k, m in zip(slices, masks)},
                           params.get("direction", "both"), int(params.get("max_slices", 50)),
                           tuple(params["spacing"]), StopRule(**rule), frozenset(params.get("drawn") or ()),
-                          None if window is None else tuple(window), bool(params.get("repropagating")), prompts)
+                          None if window is None else tuple(window), bool(params.get("repropagating")), prompts,
+                          tuple(int(k) for k in params.get("frames") or ()), int(params.get("frame_count") or 0))
 
 
 def propagate(params, arrays, context, engine_of):

@@ -13,13 +13,16 @@ STRATEGY_NAME = "sam2"
 def sam2_tracker_factory(engine, window_level=None, storage_device="cpu"):
     """`factory(image_kji, spacing_kji) -> Sam2VideoTracker` for SmartPropagationLib's register_video_strategy.
 
-    Slices are windowed with `window_level` (None: automatic from the volume, as Slicer's auto W/L) and cached in
-    the engine under a key of their content, window and model, so a re-propagation re-uses the embeddings.
+    Slices are windowed with `window_level` (None: automatic from the volume, as Slicer's auto W/L: a SliceStack's
+    own `window_level`, that of the whole volume it was taken from) and cached in the engine under a key of their
+    content, window and model, so a re-propagation re-uses the embeddings. `image_kji` is an array or a SliceStack
+    (SmartPropagationLib's video_frames: only the slices a run reads, by their index in the volume).
     """
     from SegmentAnythingLib.algorithms.sam2_video_tracker import Sam2VideoTracker
 
     def factory(image_kji, spacing_kji):
-        window, level = window_level if window_level is not None else auto_window_level(image_kji)
+        window, level = window_level or getattr(image_kji, "window_level", None) or auto_window_level(
+            getattr(image_kji, "array", image_kji))
 
         def frame(k):
             return window_to_rgb(image_kji[k], window, level)

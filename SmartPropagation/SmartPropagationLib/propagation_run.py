@@ -13,6 +13,7 @@ import numpy as np
 from SmartPropagationLib.algorithms import (
     PropagationResult, StopEvent, StopRule, interpolate_between_slices, propagate)
 from SmartPropagationLib.algorithms.sam2_video import build_tracker, propagate_video, video_strategies
+from SmartPropagationLib.algorithms.video_frames import SliceStack
 
 
 @dataclass
@@ -29,7 +30,7 @@ class PropagationRun:
     low : int
         Index along the axis of the first slice of `image`.
     image : ndarray (n, J, I)
-        The reachable slices, propagation axis first, in the volume's dtype.
+        The reachable slices, propagation axis first, in the volume's dtype (video strategies: the slices `frames`).
     masks : dict of int -> bool (J, I)
         The seed slice's mask; for interpolation and video strategies also every drawn slice's.
     direction : +1, -1 or "both"
@@ -40,13 +41,18 @@ class PropagationRun:
     drawn : frozenset of int
         Slices holding someone else's work when the run was planned (never changed by Apply).
     window_level : (float, float) or None
-        Strategy "sam" in a compute worker: the window the slices are shown with (video strategies window the
-        whole stack automatically, as in this process).
+        Strategy "sam" in a compute worker: the window the slices are shown with; video strategies: the automatic
+        window of the whole volume (their `image` holds only some slices).
     repropagating : bool
         Re-propagation beyond `seed_k` after a correction (`direction` is then away from the first seed).
     prompts : dict of int -> SlicePrompts
         Video strategies: the user's points / box per slice (in the stack slice's pixels), conditioning frames
         as well as, or instead of, drawn masks.
+    frames : tuple of int
+        Video strategies: the whole-volume index of each slice of `image` (the reachable range and every
+        conditioning slice, `video_frames.video_frame_indices`); empty: `image` is contiguous from `low`.
+    frame_count : int
+        Video strategies: the number of slices along the axis in the whole volume (0: as `image`).
     """
     strategy: str
     axis: int
@@ -62,20 +68,19 @@ class PropagationRun:
     window_level: tuple = None
     repropagating: bool = False
     prompts: dict = field(default_factory=dict)
+    frames: tuple = ()
+    frame_count: int = 0
 
     @property
     def is_video(self):
         return self.strategy == "sam2" or self.strategy in video_strategies()
 
 
-def reachable_slices(strategy, seed_k, drawn, direction, max_slices, count, video=False):
+def reachable_slices(strategy, seed_k, drawn, direction, max_slices, count):
     """(low, high) inclusive slice range a run can read: the seed +/- max_slices in its directions, for
-    interpolation the drawn range. Video strategies get the whole stack: their frames are embedded only when
-    reached, and their conditioning frames and automatic window are the whole volume's."""
+    interpolation the drawn range (video strategies: `video_frames.video_frame_indices`)."""
     if strategy == "interpolation":
         return min(drawn), max(drawn)
-    if video:
-        return 0, int(count) - 1
     ways = (1, -1) if direction == "both" else (int(direction),)
     low = max(seed_k - max_slices, 0) if -1 in ways else seed_k
     high = min(seed_k + max_slices, count - 1) if 1 in ways else seed_k
@@ -111,11 +116,13 @@ def run_propagation(run, progress=None, cancel=None, predictor_builder=None, tra
                                             cancel=cancel)
         masks = {k + low: volume[k] for k in range(image.shape[0])}
         return PropagationResult(run.seed_k, masks, {k: 1.0 for k in masks}, {})
-    if run.is_video:
+    if run.is_video:  # whole-volume slice indices throughout: the tracker's memory depends on them
+        frames = run.frames or tuple(range(low, low + image.shape[0]))
+        stack = SliceStack(frames, image, run.frame_count or low + image.shape[0], run.window_level)
         factory = tracker_factory or (lambda image_kji, spacing: build_tracker(run.strategy, image_kji, spacing))
-        result = propagate_video(factory(image, run.spacing), image.shape, seed, local, run.direction,
-                                 run.max_slices, run.spacing, run.stop_rule, ticks, cancel,
-                                 {k - low: p for k, p in run.prompts.items()} or None)
+        masks = {k: np.asarray(m, bool) for k, m in run.masks.items()}
+        return propagate_video(factory(stack, run.spacing), stack.shape, run.seed_k, masks, run.direction,
+                               run.max_slices, run.spacing, run.stop_rule, ticks, cancel, dict(run.prompts) or None)
     else:
         strategy = run.strategy
         if predictor_builder is not None:

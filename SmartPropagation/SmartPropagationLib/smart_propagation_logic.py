@@ -14,6 +14,7 @@ from MVABridgeLib.tool_edits import EditResult, ToolEdits
 from SmartPropagationLib.propagation_options import STRATEGIES, PropagationOptions
 from SmartPropagationLib.algorithms import StopRule, available_strategies
 from SmartPropagationLib.algorithms.sam2_video import video_strategies
+from SmartPropagationLib.algorithms.video_frames import video_frame_indices
 from SmartPropagationLib.propagation_run import (
     PropagationRun, merged_repropagation, reachable_slices, run_propagation)
 
@@ -128,12 +129,23 @@ class SmartPropagationLogic:
             masks = _conditioning(segment, drawn, index)
         else:
             masks = {index: segment[index]}
-        low, high = reachable_slices(strategy, index, set(drawn) | set(prompted), direction,
-                                     int(self.options.max_slices), segment.shape[0], video)
-        image = np.ascontiguousarray(np.moveaxis(volume.array, axis, 0)[low:high + 1])
+        stack = np.moveaxis(volume.array, axis, 0)
+        frames = ()
+        if video:  # only the slices tracking reaches and the conditioning ones, by their index in the volume
+            frames = tuple(video_frame_indices(index, set(masks) | set(prompted), direction,
+                                               int(self.options.max_slices), stack.shape[0]))
+            low, image = 0, np.ascontiguousarray(stack[list(frames)])
+        else:
+            low, high = reachable_slices(strategy, index, set(drawn) | set(prompted), direction,
+                                         int(self.options.max_slices), segment.shape[0])
+            image = np.ascontiguousarray(stack[low:high + 1])
         window = self._window_level(volume) if strategy == "sam" else None
+        if video:
+            from MVABridgeLib.windowing import sampled_auto_window_level
+            window = sampled_auto_window_level(volume.array)  # the whole volume's automatic window
         return PropagationRun(strategy, axis, index, low, image, masks, direction, int(self.options.max_slices),
-                              spacing, self._stop_rule(), frozenset(drawn), window, repropagate, prompted)
+                              spacing, self._stop_rule(), frozenset(drawn), window, repropagate, prompted,
+                              frames, stack.shape[0] if video else 0)
 
     def _stack_prompts(self, prompts, axis):
         """`prompts` per slice along `axis` (SlicePrompts); prompts in another orientation are noted and left out."""

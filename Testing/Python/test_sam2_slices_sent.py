@@ -1,0 +1,93 @@
+"""A sam2 propagation plan holds (and its compute request carries) only the slices tracking can reach and the
+conditioning slices, by their index in the volume; tracking on them equals tracking on the whole stack."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from conftest import GEOMETRIES
+from test_sam2_propagation import NO_STOP, ball_volume, fresh_engine, make_case, slab
+
+from MVABridgeLib.segments import replace_segment_from_mask
+from MVABridgeLib.slice_geometry import SlicePlane
+from MVABridgeLib.windowing import auto_window_level, sampled_auto_window_level
+from MVAComputeLib.propagation_operation import propagation_request, run_from_request
+from SegmentAnythingLib.algorithms.sam2_models import build_tiny_sam2
+from SegmentAnythingLib.sam2_propagation import sam2_tracker_factory
+from SmartPropagationLib.algorithms import PropagationInputError
+from SmartPropagationLib.algorithms.video_frames import SliceStack
+from SmartPropagationLib.propagation_prompts import PlanePrompts
+from SmartPropagationLib.propagation_run import run_propagation
+from SmartPropagationLib.smart_propagation_logic import PropagationOptions, SmartPropagationLogic
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def planned_case(headless, geometry="identity", max_slices=2):
+    """A ball volume, the seed slice 8 and a far slice 1 drawn, a point prompted on slice 14: a sam2 plan from 8."""
+    image, inside = ball_volume()
+    ijk_to_ras = GEOMETRIES[geometry]
+    volume, segmentation, segment_id, session = make_case(headless, image, ijk_to_ras)
+    plane = SlicePlane.for_anatomical_axis("axial", 8, ijk_to_ras, image.shape)
+    axis = plane.aligned_axis
+    far = slab(inside, axis, 8) | slab(np.roll(inside, -4, axis=axis), axis, 1)  # the user's shape on slice 1
+    replace_segment_from_mask(segmentation, segment_id, far, ijk_to_ras)
+    logic = SmartPropagationLogic(session.bridge, PropagationOptions(strategy="sam2", max_slices=max_slices,
+                                                                     stop_rule=NO_STOP))
+    prompted = SlicePlane.for_anatomical_axis("axial", 14, ijk_to_ras, image.shape)
+    centre = (prompted.shape[1] // 2, prompted.shape[0] // 2)
+    run = logic.plan_preview(plane, remote_strategies=("sam2",), prompts=PlanePrompts(prompted, (centre,), (1,)))
+    whole = np.moveaxis(session.bridge.work_volume().array, axis, 0)
+    return run, whole
+
+
+def test_a_sam2_plan_and_its_request_hold_the_reachable_slices_and_every_conditioning_slice_only(headless):
+    run, whole = planned_case(headless)
+    seed, count = run.seed_k, whole.shape[0]
+    assert seed == 8 and set(run.masks) == {1, 8} and set(run.prompts) == {14} and run.masks[1].any()
+    expected = [1, 6, 7, 8, 9, 10, 14]
+    assert list(run.frames) == expected and run.frame_count == count and run.low == 0
+    assert np.array_equal(run.image, whole[expected])
+    assert run.window_level == auto_window_level(whole)  # a small volume: the whole volume's exact window
+    op, params, arrays = propagation_request(run, {"name": "sam2_tiny"})
+    assert arrays["image"].shape[0] == len(expected) < count
+    again = run_from_request(params, arrays)
+    assert again.frames == run.frames and again.frame_count == count and np.array_equal(again.image, run.image)
+    with pytest.raises(PropagationInputError, match="not in this stack"):
+        SliceStack(run.frames, run.image, count)[seed + 3]
+
+
+def test_tiny_sam2_on_the_planned_slices_equals_tracking_on_the_whole_stack_also_through_the_wire(headless):
+    run, whole = planned_case(headless, max_slices=3)
+    tiny = build_tiny_sam2(seed=0, image_size=64)
+
+    def propagated(planned):
+        return run_propagation(planned, tracker_factory=sam2_tracker_factory(fresh_engine(tiny), run.window_level))
+
+    sent = propagated(run)
+    on_the_whole = propagated(dataclasses.replace(run, image=whole, frames=(), frame_count=0))
+    wired = propagated(run_from_request(*propagation_request(run, {"name": "sam2_tiny"})[1:]))
+    assert sorted(sent.masks) == sorted(on_the_whole.masks) == sorted(wired.masks)
+    assert set(range(run.seed_k - 3, run.seed_k + 4)) <= set(sent.masks)
+    for result in (on_the_whole, wired):
+        assert all(np.array_equal(sent.masks[k], result.masks[k]) for k in sent.masks)
+        assert sent.quality == result.quality and sent.stops == result.stops
+    without_far = dataclasses.replace(run, masks={k: m for k, m in run.masks.items() if k != 1})
+    unconditioned = propagated(without_far)  # the far drawn slice conditions the memory: it has to be sent
+    assert any(not np.array_equal(sent.masks[k], unconditioned.masks[k]) for k in sent.masks if k not in run.masks)
+
+
+def test_the_sampled_automatic_window_is_exact_on_small_volumes_and_close_on_large_ones():
+    rng = np.random.default_rng(0)
+    small = rng.normal(40.0, 300.0, (6, 50, 60)).astype(np.int16)
+    assert sampled_auto_window_level(small) == auto_window_level(small)
+    large = rng.normal(40.0, 300.0, (40, 100, 100)).astype(np.int16)
+    window, level = sampled_auto_window_level(large, max_values=20_000)
+    exact_window, exact_level = auto_window_level(large)
+    assert abs(window - exact_window) < 0.05 * exact_window and abs(level - exact_level) < 0.02 * exact_window
