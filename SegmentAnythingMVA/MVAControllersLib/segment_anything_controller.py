@@ -67,11 +67,17 @@ class SegmentAnythingController(ToolController):
             self.logic.reset()
 
     def ensure_logic(self, engine):
+        """The logic over `engine`, reading the embedding store of the volume shown now (looked up on every call:
+        another case or volume, or a store made since, is followed)."""
         from SegmentAnythingLib.segment_anything_logic import SegmentAnythingLogic
+        store = self.engines.embedding_store(self.bridge)
         if self.logic is None or self.logic.engine is not engine:
+            if self.logic is not None:
+                self.logic.use_embedding_store(None)  # the earlier engine's cache no longer reads its store
             self.logic = SegmentAnythingLogic(self.bridge, engine, getattr(engine, "model_name", "model"),
-                                              prefetcher=self.engines.prefetcher(engine),
-                                              embedding_store=self.engines.embedding_store(self.bridge))
+                                              prefetcher=self.engines.prefetcher(engine), embedding_store=store)
+        else:
+            self.logic.use_embedding_store(store)
         return self.logic
 
     # --- events ---------------------------------------------------------------------------------------------

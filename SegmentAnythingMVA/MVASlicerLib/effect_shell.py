@@ -50,6 +50,14 @@ class EffectShell:
             return self.show_message(f"{self.effect.name}: {error}")
         return self.show(reaction)
 
+    def controller_without_asking(self):
+        """The controller, made now if needed without the dependency prompt: for work started by Slicer (a volume
+        selected) once the libraries are known to be there (a loaded model)."""
+        if self.controller is None:
+            from MVABridgeLib.edit_backend import EffectBackend, SegmentEditBridge
+            self.controller = self.make_controller(SegmentEditBridge(EffectBackend(self.effect)), self.confirm_edit)
+        return self.controller
+
     def event(self, interactor, event_id, view_widget):
         """processInteractionEvents: returns True when the controller used the event."""
         from MVAControllersLib.view_events import EventKind, ViewEvent

@@ -42,9 +42,23 @@ class SegmentAnythingLogic:
         self._window_stamp = None
         self._window_cache = None
         self.stored = None  # StoredEmbeddings: slices embedded ahead of time by `mva embed`
-        if embedding_store is not None:
+        self.use_embedding_store(embedding_store)
+
+    def use_embedding_store(self, embedding_store):
+        """Read stored slices from `embedding_store` (a path or EmbeddingStore; None: embed every slice on demand)
+        from now on, e.g. when another case is shown; the same path keeps the open store. Returns True when
+        it changed."""
+        import os
+        path = None if embedding_store is None else os.fspath(getattr(embedding_store, "path", embedding_store))
+        if path == (self.stored.path if self.stored is not None else None):
+            return False
+        if self.stored is not None:
+            self.stored.detach()
+            self.stored = None
+        if path is not None:
             from SegmentAnythingLib.stored_embeddings import StoredEmbeddings
-            self.stored = StoredEmbeddings(embedding_store, engine)
+            self.stored = StoredEmbeddings(embedding_store, self.engine)
+        return True
 
     # --- slice images -------------------------------------------------------------------------------------
     def current_window_level(self):

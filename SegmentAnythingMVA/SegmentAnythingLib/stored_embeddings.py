@@ -53,6 +53,7 @@ class StoredEmbeddings:
     def __init__(self, store, engine):
         self.engine = engine
         self.reason = ""
+        self.path = os.fspath(store.path if isinstance(store, EmbeddingStore) else store)
         try:
             self.store = store if isinstance(store, EmbeddingStore) else EmbeddingStore(store, "r")
         except EmbeddingStoreError as error:
@@ -67,6 +68,12 @@ class StoredEmbeddings:
         self._refreshed = {}  # axis name -> time its checksum table was last re-read
         self._identity = None
         engine.cache.add_source(self)
+
+    def detach(self):
+        """No longer a source of the engine's cache (the logic moved to another store)."""
+        self.engine.cache.remove_source(self)
+        with self._lock:
+            self._locators = {}
 
     # --- GUI thread -------------------------------------------------------------------------------------------
     def case_for(self, volume):

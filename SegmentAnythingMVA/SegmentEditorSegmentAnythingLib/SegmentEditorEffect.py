@@ -1,6 +1,8 @@
 """Segment Anything effect (Qt shell over MVAControllersLib's SegmentAnythingController). "New object" is N: the
 Segment Editor's Esc shortcut deactivates the effect before a view sees the key (Widgets/qMRMLSegmentEditorWidget.cxx
 installKeyboardShortcuts); C, N and the mouse are free of editor shortcuts there."""
+import logging
+
 import qt
 from slicer.i18n import tr as _
 from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
@@ -67,6 +69,25 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             self.shell.controller.view_changed(self.scrolledNode)  # never loads a model, never shows errors
             if self.shell.controller.working:
                 self.shell.timer.start()  # collects the worker's prefetched embeddings
+
+    def activate(self):
+        self.lookUpStoredSlices()
+
+    def sourceVolumeNodeChanged(self):
+        self.lookUpStoredSlices()  # called for every registered effect (W/qMRMLSegmentEditorWidget.cxx:432)
+
+    def lookUpStoredSlices(self):
+        """With the model loaded, look the selected volume up in the embedding store now (its digest, axes, the
+        decoder warmed), so the first click only reads its record. Quiet: nothing is asked or shown as an error."""
+        from MVASlicerLib.sam_session import engines
+        widgets = self.shell.slice_widgets()
+        if engines().loaded() is None or not widgets:
+            return
+        reaction = self.shell.controller_without_asking().case_opened(widgets[0].mrmlSliceNode())
+        if reaction.message:
+            logging.info("%s", reaction.message)  # e.g. no volume selected yet: the first click says it
+        elif reaction.status and self.shell.status_label is not None:
+            self.shell.status_label.text = reaction.status
 
     def deactivate(self):
         self.scrollTimer.stop()

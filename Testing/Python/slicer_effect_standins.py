@@ -422,6 +422,14 @@ class SegmentEditor:
             self.active.call("activate")
             self.active.call("updateGUIFromMRML")
 
+    def select_source_volume(self, volume_node):
+        """W/qMRMLSegmentEditorWidget.cxx:427-434 (notifyEffectsOfSourceVolumeNodeChange): every registered effect,
+        active or not, hears sourceVolumeNodeChanged."""
+        self.editor_node.SetAndObserveSourceVolumeNode(volume_node)
+        self.logic.SetSourceVolumeNode(volume_node)
+        for effect in self.effects.values():
+            effect.call("sourceVolumeNodeChanged")
+
     def press_key(self, symbol, view_widget):
         """W/qMRMLSegmentEditorWidget.cxx:2342-2346: Esc is a main-window QShortcut that deactivates the active
         effect; Qt gives shortcuts the key before the view, so the effect never sees it."""

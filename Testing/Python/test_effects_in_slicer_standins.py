@@ -374,3 +374,37 @@ def test_the_3d_brush_mode_learns_from_strokes_in_two_views_and_apply_writes_one
     assert written.sum() > 0 and len({k for k, _, _ in np.argwhere(written)}) > 2  # beyond the axial slice
     app.scene.session.undo()
     assert segment(app).sum() == 0
+
+
+def test_a_volume_selected_with_the_model_loaded_is_looked_up_in_its_store_before_the_first_click(
+        slicer_app, tmp_path, monkeypatch):
+    from MVABridgeLib.volume_io import write_volume
+    from MVABridgeLib.volumes import add_volume_node
+    from MVAComputeLib.embed_cases import cases_from_path
+    from MVAComputeLib.embed_job import EmbedSettings, run_embed
+    from MVAComputeLib.operations import engine_for_spec
+    from MVASlicerLib import sam_session
+    from SegmentAnythingLib import stored_embeddings
+    from SegmentAnythingLib.algorithms.sam_embedding_store import DEFAULT_STORE_NAME
+    app = slicer_app
+    image = app.scene.image + np.int16(7)  # another case, embedded ahead in a store beside its file
+    write_volume(str(tmp_path / "case.nrrd"), image, app.scene.matrix)
+    run_embed(cases_from_path(tmp_path / "case.nrrd"), tmp_path / DEFAULT_STORE_NAME,
+              EmbedSettings(workers=0, axes=("axial",)))
+    case = add_volume_node(app.scene.headless.scene, image, app.scene.matrix)
+    storage = app.scene.headless.scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(str(tmp_path / "case.nrrd"))
+    case.SetAndObserveStorageNodeID(storage.GetID())
+    sam_session.engines().engine = engine_for_spec("tiny")  # loaded in the SegmentAnythingMVA module
+    app.editor.setActiveEffectByName("Segment Anything")
+
+    app.editor.select_source_volume(case)
+    effect = app.editor.active
+    logic = effect.python.shell.controller.logic
+    assert logic.stored is not None and logic.stored.path == str(tmp_path / DEFAULT_STORE_NAME)
+    digests = []
+    original_digest = stored_embeddings.volume_digest
+    monkeypatch.setattr(stored_embeddings, "volume_digest", lambda *a: digests.append(1) or original_digest(*a))
+    drag(app, app.widgets["Red"], [app.centre])
+    assert logic.stored.hits == 1 and digests == [] and logic.stored.reason == ""
+    assert segment(app).any() and effect.failures == [] and app.errors == []

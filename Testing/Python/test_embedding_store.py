@@ -268,3 +268,59 @@ def test_mva_embed_on_the_command_line_prints_its_summary_and_resumes(a_case_fol
     assert main(arguments) == 0
     assert "0 embedded, 10 already stored" in capsys.readouterr().out
     assert main(["embed", "--cases", str(tmp_path / "missing"), "--model", "tiny", "--workers", "0"]) == 2
+
+
+def stored_folder(parent, name, seed):
+    """A folder holding one volume file and its own store beside it (axial slices)."""
+    from SegmentAnythingLib.algorithms.sam_embedding_store import DEFAULT_STORE_NAME
+    folder = parent / name
+    folder.mkdir()
+    write_volume(str(folder / f"{name}.nrrd"), a_volume(seed), MATRIX)
+    run_embed(cases_from_path(folder), folder / DEFAULT_STORE_NAME, EmbedSettings(workers=0, axes=("axial",)))
+    return folder / f"{name}.nrrd", folder / DEFAULT_STORE_NAME
+
+
+def volume_from_file(headless, path):
+    from MVABridgeLib.volumes import add_volume_node
+    volume = add_volume_node(headless.scene, *read_volume(str(path)))
+    storage = headless.scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(str(path))
+    volume.SetAndObserveStorageNodeID(storage.GetID())
+    return volume
+
+
+def test_the_desktop_follows_the_selected_volume_to_its_own_store_and_looks_it_up_when_it_is_selected(
+        headless, tmp_path, monkeypatch):
+    from controller_scene import event, slice_node
+
+    from MVAControllersLib.sam_engines import DEFAULTS, SettingsEngineSource
+    from MVAControllersLib.segment_anything_controller import SegmentAnythingController
+    from SegmentAnythingLib import stored_embeddings
+    (alpha_path, alpha_store), (beta_path, beta_store) = (stored_folder(tmp_path, "alpha", 1),
+                                                          stored_folder(tmp_path, "beta", 2))
+    alpha, beta = volume_from_file(headless, alpha_path), volume_from_file(headless, beta_path)
+    segmentation, (segment_id,) = add_segmentation(headless, alpha)
+    session = SegmentEditorSession(alpha, segmentation, segment_id, headless.scene)
+    engines = SettingsEngineSource(lambda name: {**DEFAULTS, "Prefetch": False}[name])
+    engines.engine = engine = engine_for_spec("tiny")  # the model is loaded (the module's Load button)
+    encoded, compute = [], engine.compute_embedding
+    engine.compute_embedding = lambda image: encoded.append(1) or compute(image)
+    controller = SegmentAnythingController(session.bridge, engines)
+    centre_ras = (MATRIX @ [10, 12, 2, 1])[:3]
+    view = slice_node("axial", centre_ras)
+
+    assert controller.case_opened(view).message == ""  # the effect calls it when a volume is selected
+    first = controller.logic.stored
+    assert first.path == str(alpha_store) and first.case_for(session.bridge.work_volume())[0] is not None
+
+    session.editor_node.SetAndObserveSourceVolumeNode(beta)  # another case, from another folder
+    digests = []
+    original_digest = stored_embeddings.volume_digest
+    monkeypatch.setattr(stored_embeddings, "volume_digest", lambda *a: digests.append(1) or original_digest(*a))
+    controller.case_opened(view)
+    logic = controller.logic
+    assert logic.stored.path == str(beta_store) and first not in engine.cache._sources
+    assert digests == [1]  # the new case's store work happened at selection, not at the click
+    controller.handle(event("press", view, centre_ras))
+    assert digests == [1] and logic.stored.hits == 1 and encoded == [] and logic.stored.reason == ""
+    assert session.bridge.selected_mask().any()

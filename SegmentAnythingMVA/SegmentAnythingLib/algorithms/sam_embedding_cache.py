@@ -110,6 +110,12 @@ class EmbeddingCache:
             if source not in self._sources:
                 self._sources.append(source)
 
+    def remove_source(self, source) -> None:
+        """Stop answering misses from ``source`` (a store of an earlier case); its entries read so far stay."""
+        with self._lock:
+            if source in self._sources:
+                self._sources.remove(source)
+
     def _read_sources(self, key: Hashable) -> Optional[CachedEmbedding]:
         for source in list(self._sources):
             found = source.lookup(key)
