@@ -1,7 +1,8 @@
 """Smart Propagation previews as a compute request: a PropagationRun as arrays and plain values, and back.
 
 `propagation_request` (GUI thread) sends the run's slices (for sam2 only the slices it can track and its conditioning
-slices, with their indices), its seed / drawn masks, strategy and options;
+slices, with their indices, already windowed to uint8 as SAM 2 sees them), its seed / drawn masks, strategy and
+options;
 `propagate` (worker) rebuilds the run, computes it with SmartPropagationLib's `run_propagation` (strategy
 "sam" with the worker's SAM engine, "sam2" with its SAM 2 engine, the others as in-process) and answers the
 accepted masks per slice and the stop reason of each direction; `result_from_reply` makes the
@@ -15,6 +16,7 @@ from MVAComputeLib.compute_errors import ComputeError
 
 OPERATION = "propagate"
 SAM_STRATEGIES = ("sam", "sam2")
+IDENTITY_WINDOW = (255.0, 127.5)  # window_to_uint8 maps 0..255 onto itself with it
 
 
 def propagation_request(run, model=None):
@@ -42,7 +44,14 @@ def propagation_request(run, model=None):
             for k, prompt in run.prompts.items()}
     masks = np.stack([np.asarray(run.masks[k], bool) for k in slices]) if slices else \
         np.zeros((0,) + run.image.shape[1:], bool)
-    return OPERATION, params, {"image": run.image, "masks": masks}
+    image = run.image
+    if run.strategy == "sam2" and run.window_level is not None:
+        # SAM 2 sees the slices windowed to uint8: the same pixels, 1 byte each (an int16 CT's half, a float MRI's
+        # quarter); the window that maps uint8 onto itself goes with them.
+        from MVABridgeLib.windowing import window_to_uint8
+        image = window_to_uint8(run.image, *run.window_level)
+        params["window_level"] = list(IDENTITY_WINDOW)
+    return OPERATION, params, {"image": image, "masks": masks}
 
 
 def run_from_request(params, arrays):

@@ -5,7 +5,7 @@ import tracemalloc
 
 import numpy as np
 
-from MVAEvaluationLib.bench_sam2 import bench_medsam2_propagation, bench_sam2_propagation
+from MVAEvaluationLib.bench_sam2 import bench_medsam2_propagation, bench_sam2_propagation, bench_sam2_request
 from MVAEvaluationLib.bench_worker import bench_worker
 from MVAEvaluationLib.evaluation import peak_rss_mb
 
@@ -389,6 +389,7 @@ BENCHES = {"brush": bench_brush, "brush3d": bench_brush3d, "supervoxel-quality":
            "sam": bench_sam, "sam-encoder": bench_sam_encoder, "sam-encoder-memory": bench_sam_encoder_memory}
 BENCHES["sam2-propagation"] = bench_sam2_propagation  # SAM 2 video propagation, one fresh process per model
 BENCHES["medsam2-propagation"] = bench_medsam2_propagation  # its MedSAM2 rows alone (512 px, fp32 and bf16)
+BENCHES["sam2-request"] = bench_sam2_request  # bytes a sam2 preview sends the compute worker
 BENCHES["worker"] = bench_worker  # Predict 3D and a propagation preview in the compute worker process
 
 

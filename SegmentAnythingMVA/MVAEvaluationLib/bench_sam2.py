@@ -98,3 +98,55 @@ def bench_sam2_propagation(data, quick, models=None):
 def bench_medsam2_propagation(data, quick):
     """`mva bench --only medsam2-propagation`: the MedSAM2 rows of sam2-propagation alone (fp32 and bf16, 512 px)."""
     return bench_sam2_propagation(data, quick, ("medsam2",))
+
+
+def bench_sam2_request(data, quick):
+    """`mva bench --only sam2-request`: the bytes a sam2 preview sends the compute worker, and its plan's GUI time.
+
+    A CT-sized volume (300 x 512 x 512 int16; 60 x 256 x 256 with --quick) with the seed slice drawn in the
+    middle and one more slice drawn far from it; 50 slices each way. The request holds the slices tracking can
+    reach and the conditioning slices, windowed to uint8; before, it held the whole stack in the volume's dtype
+    (`whole_stack_mb`: that and the same masks).
+    """
+    import time
+
+    import numpy as np
+
+    from MVABridgeLib.edit_backend import EditMode
+    from MVABridgeLib.windowing import sampled_auto_window_level
+    from MVAComputeLib.propagation_operation import propagation_request
+    from MVAEvaluationLib.bench import row
+    from MVAEvaluationLib.evaluation import Case
+    from SmartPropagationLib.propagation_options import PropagationOptions
+    from SmartPropagationLib.smart_propagation_logic import SmartPropagationLogic
+    shape = (60, 256, 256) if quick else (300, 512, 512)
+    rng = np.random.default_rng(0)
+    k, j, i = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    organ = ((k - shape[0] / 2) / (shape[0] / 3)) ** 2 + ((j - shape[1] / 2) ** 2 + (i - shape[2] / 2) ** 2) / (
+        shape[1] / 5) ** 2 <= 1
+    image = (rng.normal(0.0, 20.0, shape) + np.where(organ, 60.0, -800.0)).astype(np.int16)
+    case = Case("ct", image, organ, np.diag([0.8, 0.8, 1.5, 1.0]))
+    try:
+        seed, far = shape[0] // 2, shape[0] // 4  # both inside the organ
+        for index in (seed, far):
+            plane = case.plane("axial", index)
+            case.bridge.apply_slice_mask(plane, plane.sample(organ, case.ijk_to_ras, order=0) > 0, EditMode.REPLACE)
+        seed_plane = case.plane("axial", seed)
+        logic = SmartPropagationLogic(case.bridge, PropagationOptions(strategy="sam2", max_slices=50))
+        seconds = []
+        for _ in range(1 if quick else 3):
+            tic = time.perf_counter()
+            run = logic.plan_preview(seed_plane, remote_strategies=("sam2",))
+            _, _, arrays = propagation_request(run, {"name": "sam2.1_tiny"})
+            seconds.append(time.perf_counter() - tic)
+        sent = sum(a.nbytes for a in arrays.values())
+        whole = image.nbytes + arrays["masks"].nbytes
+        tic = time.perf_counter()
+        window = sampled_auto_window_level(image)
+        window_ms = (time.perf_counter() - tic) * 1000
+        return [row(f"sam2 preview request, volume {shape} int16, 50 slices each way (plan + request on the GUI "
+                    f"thread)", seconds, request_mb=round(sent / 1e6, 1), whole_stack_mb=round(whole / 1e6, 1),
+                    slices_sent=len(run.frames), slices_in_volume=int(run.frame_count),
+                    sampled_window_ms=round(window_ms, 1), window=[round(v, 1) for v in window])]
+    finally:
+        case.close()

@@ -10,7 +10,7 @@ from test_sam2_propagation import NO_STOP, ball_volume, fresh_engine, make_case,
 
 from MVABridgeLib.segments import replace_segment_from_mask
 from MVABridgeLib.slice_geometry import SlicePlane
-from MVABridgeLib.windowing import auto_window_level, sampled_auto_window_level
+from MVABridgeLib.windowing import auto_window_level, sampled_auto_window_level, window_to_uint8
 from MVAComputeLib.propagation_operation import propagation_request, run_from_request
 from SegmentAnythingLib.algorithms.sam2_models import build_tiny_sam2
 from SegmentAnythingLib.sam2_propagation import sam2_tracker_factory
@@ -58,7 +58,9 @@ def test_a_sam2_plan_and_its_request_hold_the_reachable_slices_and_every_conditi
     op, params, arrays = propagation_request(run, {"name": "sam2_tiny"})
     assert arrays["image"].shape[0] == len(expected) < count
     again = run_from_request(params, arrays)
-    assert again.frames == run.frames and again.frame_count == count and np.array_equal(again.image, run.image)
+    assert again.frames == run.frames and again.frame_count == count and arrays["image"].dtype == np.uint8
+    assert np.array_equal(again.image, window_to_uint8(run.image, *run.window_level))  # as SAM 2 sees them
+    assert window_to_uint8(again.image, *again.window_level).tobytes() == again.image.tobytes()
     with pytest.raises(PropagationInputError, match="not in this stack"):
         SliceStack(run.frames, run.image, count)[seed + 3]
 
@@ -68,7 +70,7 @@ def test_tiny_sam2_on_the_planned_slices_equals_tracking_on_the_whole_stack_also
     tiny = build_tiny_sam2(seed=0, image_size=64)
 
     def propagated(planned):
-        return run_propagation(planned, tracker_factory=sam2_tracker_factory(fresh_engine(tiny), run.window_level))
+        return run_propagation(planned, tracker_factory=sam2_tracker_factory(fresh_engine(tiny), planned.window_level))
 
     sent = propagated(run)
     on_the_whole = propagated(dataclasses.replace(run, image=whole, frames=(), frame_count=0))
