@@ -388,7 +388,7 @@ def bench_supervoxel_quality(data, quick):
 BENCHES = {"brush": bench_brush, "brush3d": bench_brush3d, "supervoxel-quality": bench_supervoxel_quality, "bridge": bench_bridge_write, "propagation": bench_propagation, "supervoxels": bench_supervoxels,
            "sam": bench_sam, "sam-encoder": bench_sam_encoder, "sam-encoder-memory": bench_sam_encoder_memory}
 BENCHES["sam2-propagation"] = bench_sam2_propagation  # SAM 2 video propagation, one fresh process per model
-BENCHES["medsam2-propagation"] = bench_medsam2_propagation  # its MedSAM2 rows alone (512 px, fp32 and bf16)
+BENCHES["medsam2-propagation"] = bench_medsam2_propagation  # MedSAM2 (512 px, fp32, bf16) vs SAM 2.1 tiny
 BENCHES["sam2-request"] = bench_sam2_request  # bytes a sam2 preview sends the compute worker
 BENCHES["worker"] = bench_worker  # Predict 3D and a propagation preview in the compute worker process
 

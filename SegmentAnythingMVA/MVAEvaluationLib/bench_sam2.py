@@ -56,7 +56,7 @@ def _run(name, count, precision, masks_path):
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def bench_sam2_propagation(data, quick, models=None):
+def bench_sam2_propagation(data, quick, models=None, fp32_only=("sam2_tiny",)):
     """Rows per model (tiny random test model; SAM 2.1 tiny and small at 1024 px; MedSAM2 at 512 px) and precision.
 
     fp32 and bf16 autocast run in the same bench for SAM 2.1 tiny, small and MedSAM2 (bf16 helps only where the CPU
@@ -77,7 +77,7 @@ def bench_sam2_propagation(data, quick, models=None):
     with tempfile.TemporaryDirectory() as folder:
         for name in models:
             masks = {}
-            precisions = ("fp32", "bf16") if name != "sam2_tiny" else ("fp32",)
+            precisions = ("fp32",) if name in fp32_only else ("fp32", "bf16")
             for precision in precisions:
                 path = os.path.join(folder, f"{name}-{precision}.npy")
                 result = _run(name, count, precision, path)
@@ -96,8 +96,9 @@ def bench_sam2_propagation(data, quick, models=None):
 
 
 def bench_medsam2_propagation(data, quick):
-    """`mva bench --only medsam2-propagation`: the MedSAM2 rows of sam2-propagation alone (fp32 and bf16, 512 px)."""
-    return bench_sam2_propagation(data, quick, ("medsam2",))
+    """`mva bench --only medsam2-propagation`: the MedSAM2 rows of sam2-propagation (fp32 and bf16, 512 px) with
+    SAM 2.1 Hiera-tiny at 1024 px in fp32 as the same-run baseline."""
+    return bench_sam2_propagation(data, quick, ("sam2.1_tiny", "medsam2"), fp32_only=("sam2_tiny", "sam2.1_tiny"))
 
 
 def bench_sam2_request(data, quick):
