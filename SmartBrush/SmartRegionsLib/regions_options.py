@@ -21,6 +21,12 @@ class RegionsOptions:
     # phantom nodule (Dice after 20 clicks 0.0 -> 1.0; MNI unchanged). None always takes whole regions.
     rim_deviations: object = 2.0
     remove_merge_hops: int = 1  # a removal takes the clicked region and its similar direct neighbours only
+    # Smart merge neither takes nor walks through a region whose intensity deviation is more than this many times
+    # the clicked region's: such a region straddles an edge (partial volume between two other tissues can have any
+    # mean, a small tissue's mean among them). None merges by mean alone.
+    merge_spread_ratio: object = 2.0
+    # A single click on a region holding two tissues (region_homogeneity.clicked_side) takes the clicked side only.
+    split_clicked_region: bool = True
 
     def parameters(self):
         from SmartRegionsLib.algorithms.supervoxels import SupervoxelParameters

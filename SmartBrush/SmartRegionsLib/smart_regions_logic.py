@@ -17,6 +17,7 @@ from MVABridgeLib.tool_edits import EditResult, ToolEdits
 from MVABridgeLib.slice_geometry import VoxelPatch
 from SmartRegionsLib.algorithms.region_corrections import ClickMemory, example_part, example_side, local_value
 from SmartRegionsLib.algorithms.region_graph import RegionGraph
+from SmartRegionsLib.algorithms.region_homogeneity import clicked_side
 from SmartRegionsLib.algorithms.region_lookup import RankTolerance, click_regions, default_merge_tolerance
 from SmartRegionsLib.algorithms.supervoxel_cache import SupervoxelCache
 from SmartRegionsLib.algorithms.supervoxels import compute_superpixels
@@ -26,6 +27,9 @@ from SmartRegionsLib.regions_options import RegionsOptions
 # A region whose voxels lie on the click's side (nearest click example) at least this often is taken whole:
 # the rest is noise, and cutting it out would leave speckle holes.
 WHOLE_REGION_SHARE = 0.9
+# A click on a non-empty segment that would add more than this times what it holds adds one grid cell's part of
+# its region instead.
+GROWTH_LIMIT = 4.0
 
 
 class SmartRegionsLogic:
@@ -90,6 +94,8 @@ class SmartRegionsLogic:
             start, clicked, merged = self._plane_choice(plane, pixels_rc, add)
         else:
             start, clicked, merged = self._volume_choice(plane, pixels_rc, add)
+            if clicked is not None and add and len(pixels_rc) == 1:
+                start, clicked, merged = self._bounded_addition(plane, pixels_rc[0], start, clicked, merged)
         if clicked is None:
             return EditResult(message="Nothing changed: no region under the cursor (outside the region of interest)")
         if add:
@@ -152,6 +158,9 @@ class SmartRegionsLogic:
             mixed = self._example_split(volume, labels, index, same, other)
             if mixed is not None:
                 return mixed.start_kji, mixed.mask_kji, np.zeros_like(mixed.mask_kji)
+            side = self._straddling_side(volume, labels, index)
+            if side is not None:
+                return side.start_kji, side.mask_kji, np.zeros_like(side.mask_kji)
             rim = self._rim_patch(volume, labels, index) if not other else None
             if rim is not None:
                 return rim.start_kji, rim.mask_kji, np.zeros_like(rim.mask_kji)
@@ -169,6 +178,9 @@ class SmartRegionsLogic:
             # merge into the next tissue)
             blocked = self._unlike_examples(graph, tolerance, same)
         hops = self.options.merge_hops if blocked is not None or not earlier else self._hops(add)
+        straddling = self._straddling(graph, clicked)
+        if straddling is not None:
+            blocked = straddling if blocked is None else blocked | straddling
         chosen = set(clicked)
         for index in indices:
             if labels[tuple(index)]:
@@ -183,6 +195,48 @@ class SmartRegionsLogic:
         lookup[list(clicked)] = 2
         taken = lookup[block]
         return tuple(int(v) for v in low), taken == 2, taken == 1
+
+    def _bounded_addition(self, plane, pixel_rc, start, clicked, merged):
+        """(start, clicked, merged) as given, or, when the click would add more than the segment already holds, only
+        the clicked part within one grid cell around the click (no merge).
+
+        A correction adds the missed piece next to what is there; a region merged across many cells (the body's
+        soft tissue) under a click on a partial-volume voxel of a small structure would bury it.
+        """
+        segment = int(np.count_nonzero(self.bridge.selected_mask()))
+        if segment == 0 or int(np.count_nonzero(clicked)) + int(np.count_nonzero(merged)) <= GROWTH_LIMIT * segment:
+            return start, clicked, merged
+        volume = self.bridge.work_volume()
+        index = plane.pixel_voxels_kji(np.asarray([pixel_rc], float), volume.index_to_ras)[0]
+        index = np.clip(index, 0, np.array(volume.shape) - 1) - np.asarray(start)
+        steps = np.maximum(1, np.round(self.options.region_size_mm / np.asarray(volume.spacing_kji))).astype(int)
+        box = tuple(slice(max(int(v) - s // 2, 0), max(int(v) - s // 2, 0) + s) for v, s in zip(index, steps))
+        cell = np.zeros_like(clicked)
+        cell[box] = clicked[box]
+        pieces, _ = ndimage.label(cell)
+        at = pieces[tuple(int(v) for v in index)] if all(0 <= v < n for v, n in zip(index, clicked.shape)) else 0
+        if at == 0:
+            return start, clicked, merged
+        return start, pieces == at, np.zeros_like(clicked)
+
+    def _straddling(self, graph, clicked):
+        """Regions (bool, by label) far less homogeneous than the clicked ones: they straddle an edge, and smart
+        merge neither takes nor walks through them (None when merge is off or the option is None)."""
+        ratio = self.options.merge_spread_ratio
+        if graph is None or ratio is None:
+            return None
+        return graph.std > float(ratio) * max(float(graph.std[c]) for c in clicked)
+
+    def _straddling_side(self, volume, labels, index):
+        """The side of the clicked region holding the click, when the region holds two tissues (else None)."""
+        if not self.options.split_clicked_region:
+            return None
+        label = int(labels[index])
+        if label == 0:
+            return None
+        box = self._bounding_boxes(labels)[label - 1]
+        side = clicked_side(volume.array[box], labels[box] == label, tuple(v - b.start for v, b in zip(index, box)))
+        return None if side is None else VoxelPatch(tuple(int(b.start) for b in box), side)
 
     @staticmethod
     def _unlike_examples(graph, tolerance, examples):

@@ -133,12 +133,13 @@ def a_nodule_case(headless):
     return image, labels, matrix, segmentation, segment_id, session
 
 
-def _click(case, index_kji, add, rim_deviations):
+def _click(case, index_kji, add, rim_deviations, split_clicked_region=True):
     from MVABridgeLib.segments import segment_mask_in_volume
     from MVABridgeLib.slice_geometry import SlicePlane
     from SmartRegionsLib.smart_regions_logic import SmartRegionsLogic
     image, labels, matrix, segmentation, segment_id, session = case
-    logic = SmartRegionsLogic(session.bridge, RegionsOptions(merge_tolerance=None, rim_deviations=rim_deviations))
+    logic = SmartRegionsLogic(session.bridge, RegionsOptions(merge_tolerance=None, rim_deviations=rim_deviations,
+                                                             split_clicked_region=split_clicked_region))
     logic.volume_labels = lambda **kwargs: labels
     plane = SlicePlane.for_anatomical_axis("axial", index_kji[0], matrix, image.shape)
     pixel, _ = plane.index_kji_to_pixel([index_kji], matrix)
@@ -149,11 +150,12 @@ def _click(case, index_kji, add, rim_deviations):
 def test_a_removal_click_on_a_region_rim_removes_only_the_rim(a_nodule_case):
     image = a_nodule_case[0]
     added = _click(a_nodule_case, (4, 24, 24), True, 2.0)
-    assert added.sum() == 5 * 40 * 40  # a click inside takes the whole region, rim included
+    # a click inside takes the clicked tissue of the region: the block without the rim (region_homogeneity)
+    np.testing.assert_array_equal(added, image == 40)
     removed = _click(a_nodule_case, (4, 4, 24), False, 2.0)
     np.testing.assert_array_equal(removed, image == 40)  # the rim is gone, the block stays
 
 
-def test_without_rim_clicks_a_removal_takes_the_whole_region(a_nodule_case):
-    _click(a_nodule_case, (4, 24, 24), True, None)
-    assert not _click(a_nodule_case, (4, 4, 24), False, None).any()
+def test_without_rim_clicks_or_split_regions_a_removal_takes_the_whole_region(a_nodule_case):
+    _click(a_nodule_case, (4, 24, 24), True, None, split_clicked_region=False)
+    assert not _click(a_nodule_case, (4, 4, 24), False, None, split_clicked_region=False).any()

@@ -16,6 +16,10 @@ region_split
 region_lookup
     Region under a click, region masks, smart merge of similar neighbours (``RankTolerance``), slice
     boundaries, hover mask.
+region_homogeneity
+    ``clicked_side``: the clicked tissue's part of a region holding two (or three) tissues.
+region_corrections
+    ``ClickMemory``, ``example_side``: clicks as examples of their sign, so corrections do not toggle.
 supervoxel_cache
     ``SupervoxelCache``: recompute only when the image token or parameters change.
 region_click_loop
