@@ -41,6 +41,18 @@ def window_to_uint8(image, window, level):
     return np.clip(np.nan_to_num(scaled), 0, 255).astype(np.uint8)
 
 
+def window_stack_to_uint8(image, window, level):
+    """`window_to_uint8` of a whole stack: the same values, through a lookup table for 8 / 16-bit integer images
+    (each value maps on its own, so the table holds exactly what window_to_uint8 gives it), several times faster."""
+    image = np.ascontiguousarray(image)
+    bits = {np.dtype(np.int8): np.uint8, np.dtype(np.uint8): np.uint8, np.dtype(np.int16): np.uint16,
+            np.dtype(np.uint16): np.uint16}.get(image.dtype)
+    if bits is None:
+        return window_to_uint8(image, window, level)
+    every_value = np.arange(np.iinfo(bits).max + 1, dtype=bits).view(image.dtype)
+    return window_to_uint8(every_value, window, level)[image.view(bits)]
+
+
 def window_to_rgb(image, window, level):
     """(rows, cols, 3) uint8 grey-level RGB of a 2D image, for models that expect colour input."""
     grey = window_to_uint8(image, window, level)

@@ -48,8 +48,8 @@ def propagation_request(run, model=None):
     if run.strategy == "sam2" and run.window_level is not None:
         # SAM 2 sees the slices windowed to uint8: the same pixels, 1 byte each (an int16 CT's half, a float MRI's
         # quarter); the window that maps uint8 onto itself goes with them.
-        from MVABridgeLib.windowing import window_to_uint8
-        image = window_to_uint8(run.image, *run.window_level)
+        from MVABridgeLib.windowing import window_stack_to_uint8
+        image = window_stack_to_uint8(run.image, *run.window_level)
         params["window_level"] = list(IDENTITY_WINDOW)
     return OPERATION, params, {"image": image, "masks": masks}
 

@@ -141,8 +141,7 @@ class SmartPropagationLogic:
             image = np.ascontiguousarray(stack[low:high + 1])
         window = self._window_level(volume) if strategy == "sam" else None
         if video:
-            from MVABridgeLib.windowing import sampled_auto_window_level
-            window = sampled_auto_window_level(volume.array)  # the whole volume's automatic window
+            window = self._video_window_level(volume)
         return PropagationRun(strategy, axis, index, low, image, masks, direction, int(self.options.max_slices),
                               spacing, self._stop_rule(), frozenset(drawn), window, repropagate, prompted,
                               frames, stack.shape[0] if video else 0)
@@ -174,6 +173,15 @@ class SmartPropagationLogic:
             masks, stops = dict(result.masks), list(result.stops.values())
         self.preview = PropagationPreview(run.axis, run.seed_k, masks, stops, run.strategy, set(run.drawn))
         return self.preview
+
+    def _video_window_level(self, volume):
+        """Video strategies' window: the whole volume's automatic one, computed once per work volume (the bridge
+        keeps one until the source image changes)."""
+        from MVABridgeLib.windowing import sampled_auto_window_level
+        cached = getattr(self, "_video_window", None)
+        if cached is None or cached[0] is not volume:
+            cached = self._video_window = (volume, sampled_auto_window_level(volume.array))
+        return cached[1]
 
     def _window_level(self, volume):
         """The window SAM strategies show the slices with: the volume's display window, else automatic."""

@@ -10,7 +10,9 @@ from test_sam2_propagation import NO_STOP, ball_volume, fresh_engine, make_case,
 
 from MVABridgeLib.segments import replace_segment_from_mask
 from MVABridgeLib.slice_geometry import SlicePlane
-from MVABridgeLib.windowing import auto_window_level, sampled_auto_window_level, window_to_uint8
+from MVABridgeLib.windowing import (
+    auto_window_level, sampled_auto_window_level, window_stack_to_uint8, window_to_uint8)
+from MVAComputeLib.compute_errors import ComputeError
 from MVAComputeLib.propagation_operation import propagation_request, run_from_request
 from SegmentAnythingLib.algorithms.sam2_models import build_tiny_sam2
 from SegmentAnythingLib.sam2_propagation import sam2_tracker_factory
@@ -65,6 +67,15 @@ def test_a_sam2_plan_and_its_request_hold_the_reachable_slices_and_every_conditi
         SliceStack(run.frames, run.image, count)[seed + 3]
 
 
+def test_a_request_whose_frame_indices_do_not_match_its_slices_is_refused(headless):
+    run, _ = planned_case(headless)
+    op, params, arrays = propagation_request(run, {"name": "sam2_tiny"})
+    with pytest.raises(ComputeError, match="frame indices"):
+        run_from_request({**params, "frames": params["frames"][:-1]}, arrays)
+    with pytest.raises(PropagationInputError, match="distinct"):
+        SliceStack((1, 1, 2), np.zeros((3, 4, 4)), 5)
+
+
 def test_tiny_sam2_on_the_planned_slices_equals_tracking_on_the_whole_stack_also_through_the_wire(headless):
     run, whole = planned_case(headless, max_slices=3)
     tiny = build_tiny_sam2(seed=0, image_size=64)
@@ -93,3 +104,12 @@ def test_the_sampled_automatic_window_is_exact_on_small_volumes_and_close_on_lar
     window, level = sampled_auto_window_level(large, max_values=20_000)
     exact_window, exact_level = auto_window_level(large)
     assert abs(window - exact_window) < 0.05 * exact_window and abs(level - exact_level) < 0.02 * exact_window
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.float32])
+def test_windowing_a_stack_through_its_lookup_table_gives_window_to_uint8s_values(dtype):
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+    low, high = (info.min, info.max) if info else (-2000.0, 3000.0)
+    values = np.random.default_rng(1).uniform(low, high, (3, 20, 30)).astype(dtype)
+    for window, level in ((400.0, 40.0), (2.5, float(values.mean())), (1e5, -7.0)):
+        assert np.array_equal(window_stack_to_uint8(values, window, level), window_to_uint8(values, window, level))
