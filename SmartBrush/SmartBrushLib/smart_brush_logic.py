@@ -18,6 +18,7 @@ from MVABridgeLib.errors import InvalidMaskError, NothingToApplyError
 from MVABridgeLib.slice_geometry import VoxelPatch
 from MVABridgeLib.tool_edits import ToolEdits
 from SmartBrushLib.algorithms import BACKGROUND, SliceBrushModel, SmartBrushModel, uncertainty
+from SmartBrushLib.algorithms.plane_corrections import PlaneCorrections
 from SmartBrushLib.brush_options import BrushOptions
 
 
@@ -39,6 +40,7 @@ class SmartBrushLogic:
         self.positive_strokes = {}  # (plane key, segment id) -> bool 2D union of foreground strokes
         self.erase_strokes = {}  # (plane key, segment id) -> (plane, bool 2D erase strokes not applied yet)
         self.written = {}  # (plane key, segment id) -> bool 2D mask last applied on that plane
+        self.corrections = {}  # (plane key, segment id) -> PlaneCorrections: the plane's preview, stroke by stroke
         self.edits = ToolEdits("Smart Brush")
         self.preview = None
 
@@ -106,10 +108,25 @@ class SmartBrushLogic:
             model.add_stroke(stroke_2d, label)
         self.positive_strokes[key] = strokes
         self.erase_strokes[key] = (plane, erased)
-        return self.predict(plane)
+        self.preview = self._corrected(plane, key, stroke_2d, erase)
+        return self.preview
 
     def predict(self, plane):
-        """Preview of the selected segment on `plane` (nothing is written)."""
+        """Preview of the selected segment on `plane` (nothing is written).
+
+        On a plane painted on (and with `connected_to_strokes`), the preview is what the strokes there made of it,
+        each one changing only the region it landed in (`PlaneCorrections`); elsewhere, the classifier's prediction.
+        """
+        key = (self._plane_key(plane), self.bridge.backend.selected_segment_id())
+        proposal, unsure = self._proposal(plane)
+        corrections = self.corrections.get(key)
+        mask = corrections.mask.copy() if corrections is not None else proposal
+        self.preview = BrushPreview(plane, mask, unsure)
+        return self.preview
+
+    def _proposal(self, plane):
+        """(the classifier's mask of the selected segment on `plane`, its uncertainty), kept to the pieces
+        connected to the plane's strokes."""
         model = self._model_for(plane)
         label = self._label(self.bridge.backend.selected_segment_id())
         if plane.is_voxel_aligned:
@@ -129,8 +146,21 @@ class SmartBrushLogic:
         elif self.options.connected_to_strokes and self.erase_strokes.get(key, (None, np.zeros(1, bool)))[1].any():
             # only erase strokes on this plane: a correction that removes, it adds nothing the segment lacks here
             mask &= plane.sample(self.bridge.selected_mask(), self.bridge.work_volume().index_to_ras, order=0) > 0
-        self.preview = BrushPreview(plane, mask, unsure)
-        return self.preview
+        return mask, unsure
+
+    def _corrected(self, plane, key, stroke_2d, erase):
+        """The plane's preview after a stroke: the stroke changes only the region it lands in."""
+        proposal, unsure = self._proposal(plane)
+        if not self.options.connected_to_strokes:
+            return BrushPreview(plane, proposal, unsure)
+        corrections = self.corrections.setdefault(key, PlaneCorrections(plane.shape))
+        model = self._model_for(plane)
+        if plane.is_voxel_aligned:
+            edges = self._from_moved_slice(plane, model.slice_edges(plane.slice_index))
+        else:
+            edges = model.edges()
+        mask = corrections.update(proposal, stroke_2d, not erase, edges)
+        return BrushPreview(plane, mask.copy(), unsure)
 
     @staticmethod
     def _plane_key(plane):
@@ -234,6 +264,7 @@ class SmartBrushLogic:
         self.positive_strokes = {key: value for key, value in self.positive_strokes.items() if keep(key)}
         self.erase_strokes = {key: value for key, value in self.erase_strokes.items() if keep(key)}
         self.written = {key: value for key, value in self.written.items() if keep(key)}
+        self.corrections = {key: value for key, value in self.corrections.items() if keep(key)}
         self.edits.forget(segment_id)  # what the brush wrote so far now counts as the user's
         for model in self.models.values():
             if segment_id is None:

@@ -28,6 +28,55 @@ def _stroke_depth_weights(mask_2d):
     return depth[mask_2d] ** 2
 
 
+def _similar_band(strokes):
+    """(low, high) band of similar intensity from the stroke values [(values, weights) per stroke].
+
+    The centre is the densest stroke value (weighted by depth in the stroke and by the stroke's homogeneity),
+    the half-width three times the image's noise (the spread of the most homogeneous stroke), at least
+    `SIMILARITY_TOLERANCE`. A dab on an edge or on partial
+    volume, whose values lie between two tissues, then neither moves the centre nor widens the band to both
+    sides of the edge (a median and MAD over all strokes would).
+    """
+    spreads = [1.4826 * float(np.median(np.abs(v - np.median(v)))) for v, _ in strokes]
+    noise = min(spreads)
+    values = np.concatenate([v for v, _ in strokes])
+    # homogeneous strokes count more: several dabs on one blurred rim must not outvote one inside the tissue
+    weights = np.concatenate([w / max(spread, 0.1 * SIMILARITY_TOLERANCE) ** 2
+                              for (_, w), spread in zip(strokes, spreads)])
+    order = np.argsort(values)
+    values, weights = values[order], weights[order]
+    cumulative = np.concatenate([[0.0], np.cumsum(weights)])
+    low = np.searchsorted(values, values - 0.5 * SIMILARITY_TOLERANCE, "left")
+    high = np.searchsorted(values, values + 0.5 * SIMILARITY_TOLERANCE, "right")
+    densest = values[int(np.argmax(cumulative[high] - cumulative[low]))]
+    near = np.abs(values - densest) <= 0.5 * SIMILARITY_TOLERANCE
+    centre = float(_weighted_median(values[near], weights[near]))
+    half_width = max(3.0 * noise, SIMILARITY_TOLERANCE)
+    return centre - half_width, centre + half_width
+
+
+def _weighted_median(values, weights):
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return values[order][min(int(np.searchsorted(cumulative, 0.5 * cumulative[-1])), values.size - 1)]
+
+
+def _same_side(piece, smoothed):
+    """The pixels of one stroke piece whose smoothed intensity is like the piece's depth-weighted median: where a
+    dab spills over an edge, the other side does not teach the classifier (the stroke still paints there)."""
+    values = smoothed[piece]
+    centre = _weighted_median(values, _stroke_depth_weights(piece))
+    kept = np.zeros(piece.shape, bool)
+    kept[piece] = np.abs(values - centre) <= SIMILARITY_TOLERANCE
+    return kept
+
+
+def _pieces(mask_2d):
+    """The connected pieces of a 2D stroke mask (a stroke slice may hold several dabs)."""
+    labelled, count = ndimage.label(mask_2d)
+    return [labelled == n for n in range(1, count + 1)]
+
+
 def _component_touching(region, seeds):
     """Voxels of `region` connected to any voxel of `seeds` (both bool, same shape)."""
     labelled, _ = ndimage.label(region)
@@ -136,6 +185,12 @@ class SmartBrushModel:
         k = self._checked_slice(k)
         return self.features.get(("slice", k), lambda: compute_features(
             self.image[k], self.spacing_kji[1:], self.settings, self.normalisation))
+
+    def slice_edges(self, k):
+        """Gradient magnitude (j, i) float32 of axial slice `k` at the finest smoothing scale, in normalised
+        intensity per mm: where strokes compete for territory in a correction."""
+        smoothed = self.slice_features(k)[..., self._smallest_gaussian_column()]
+        return np.hypot(*np.gradient(smoothed, *self.spacing_kji[1:])).astype(np.float32)
 
     def box_features(self, box_kji):
         """3D features (k, j, i, f) of a half-open box ((k0, k1), (j0, j1), (i0, i1)), cached per box."""
@@ -290,12 +345,16 @@ class SmartBrushModel:
 
     def _slice_training_samples(self):
         features, labels, weights = [], [], []
+        column = self._smallest_gaussian_column()
         for label, slices in sorted(self._strokes.items()):
             for k, mask in sorted(slices.items()):
                 if mask.any():
-                    features.append(self.slice_features(k)[mask])
-                    labels.append(np.full(int(mask.sum()), label))
-                    weights.append(_stroke_depth_weights(mask))
+                    stack = self.slice_features(k)
+                    for piece in _pieces(mask):
+                        kept = _same_side(piece, stack[..., column])
+                        features.append(stack[kept])
+                        labels.append(np.full(int(kept.sum()), label))
+                        weights.append(_stroke_depth_weights(piece)[kept[piece]])
         return np.concatenate(features), np.concatenate(labels), np.concatenate(weights)
 
     def _box_training_samples(self, box, box_features):
@@ -340,12 +399,13 @@ class SmartBrushModel:
         """One label painted: the region of similar smoothed intensity connected to its strokes."""
         label = self.painted_labels()[0]
         column = self._smallest_gaussian_column()
-        stroke_values = np.concatenate([self.slice_features(k)[mask, column]
-                                        for k, mask in self._strokes[label].items() if mask.any()])
-        # Median and MAD: a stroke that straddles an edge must not widen the band to both sides of it.
-        centre = float(np.median(stroke_values))
-        spread = 1.4826 * float(np.median(np.abs(stroke_values - centre)))
-        similar = np.abs(features[..., column] - centre) <= max(3.0 * spread, SIMILARITY_TOLERANCE)
+        strokes = []
+        for k, mask in self._strokes[label].items():
+            for piece in _pieces(mask):
+                strokes.append((self.slice_features(k)[piece, column], _stroke_depth_weights(piece)))
+        values = features[..., column]
+        low, high = _similar_band(strokes)
+        similar = (values >= low) & (values <= high)
         region = _component_touching(similar, seeds) | seeds
         return np.where(region, label, 0).astype(np.int32), region.astype(np.float32)
 
@@ -397,6 +457,10 @@ class SliceBrushModel:
     def predict(self):
         """(labels_2d int32, probability_2d float32) of the whole image; see `SmartBrushModel.predict_slice`."""
         return self._model.predict_slice(0)
+
+    def edges(self):
+        """Gradient magnitude of the image; see `SmartBrushModel.slice_edges`."""
+        return self._model.slice_edges(0)
 
     def assist(self, footprint_ji, start_index_ji):
         """2D edge-aware brush footprint; see `SmartBrushModel.assist`."""

@@ -1,0 +1,146 @@
+"""Monotone, targeted corrections of the 2D Smart Brush on one plane (numpy / scipy / scikit-image only).
+
+After each stroke the classifier is retrained, and its new prediction may differ from the previous one far from
+the stroke: a negative dab can flip the whole object, a second positive dab can flood a neighbour. The user asked
+for one thing, so one stroke changes only the region it lands in:
+
+- a positive stroke adds itself and the pieces of the new prediction connected to it that the previous mask
+  lacked; it never removes;
+- a negative stroke removes itself and, from the region of the previous mask it lands in, what the retrained
+  classifier no longer predicts there; it never adds. "The region it lands in" is the part of the previous mask
+  that an edge-weighted competition between the plane's negative and positive strokes gives to the negative
+  strokes (a marker watershed on the image's gradient): the wrongly labelled tissue the stroke was aimed at,
+  bounded by the edges that separate it from tissue the user marked as the object.
+
+What a negative stroke removed is not added back by a later positive stroke unless that stroke lands on it.
+Arrays are 2D (rows, cols) on the plane.
+"""
+import numpy as np
+from scipy import ndimage
+from skimage.segmentation import watershed
+
+from .errors import SmartBrushInputError
+
+
+def _pieces_touching(region, seeds):
+    """Connected pieces (edge connectivity) of `region` that share a pixel with `seeds`."""
+    if not (region & seeds).any():
+        return np.zeros(region.shape, bool)
+    labelled, _ = ndimage.label(region)
+    keep = np.unique(labelled[seeds & region])
+    return np.isin(labelled, keep[keep > 0])
+
+
+def stroke_territory(edges, area, own_strokes, other_strokes):
+    """Pixels of `area` nearer, along the image's edges, to `own_strokes` than to `other_strokes`.
+
+    A marker watershed on `edges` (gradient magnitude) from both stroke sets, inside `area`: a pixel goes to the
+    strokes whose flooding reaches it first, so the boundary between the two lies on the strongest edge between
+    them.
+
+    Parameters
+    ----------
+    edges : ndarray 2D float
+    area : ndarray 2D bool
+    own_strokes, other_strokes : ndarray 2D bool
+
+    Returns
+    -------
+    ndarray 2D bool
+        The part of `area` (plus `own_strokes` inside it) flooded from `own_strokes`.
+    """
+    markers = np.zeros(area.shape, np.int32)
+    markers[other_strokes & area] = 1
+    markers[own_strokes & area] = 2
+    if not (markers == 2).any():
+        return np.zeros(area.shape, bool)
+    if not (markers == 1).any():
+        return _pieces_touching(area, own_strokes)
+    return watershed(edges, markers, mask=area) == 2
+
+
+# How far (in stroke radii, inside the mask) one negative stroke's removal reaches: the user aims a stroke at the
+# wrong region, so its size sets the scale of what the stroke is about.
+REACH_PER_STROKE_RADIUS = 4.0
+
+
+def stroke_radius(stroke):
+    """Radius in pixels of the disc of the stroke's area (a dab's radius; a long stroke's is larger)."""
+    return float(np.sqrt(max(int(np.count_nonzero(stroke)), 1) / np.pi))
+
+
+def within_reach(area, stroke, reach):
+    """Pixels of `area` at most `reach` pixels from `stroke` along paths inside `area` (chamfer steps)."""
+    reached = stroke & area
+    frontier = reached
+    for _ in range(int(np.ceil(reach))):
+        frontier = ndimage.binary_dilation(frontier, mask=area) & ~reached
+        if not frontier.any():
+            break
+        reached = reached | frontier
+    return reached
+
+
+class PlaneCorrections:
+    """The brush's mask on one plane, changed by each stroke only where the stroke asked for it.
+
+    Parameters
+    ----------
+    shape : (rows, cols)
+    """
+
+    def __init__(self, shape):
+        self.mask = np.zeros(shape, bool)
+        self.positive = np.zeros(shape, bool)  # every stroke of the segment on this plane, latest label wins
+        self.negative = np.zeros(shape, bool)
+        self.rejected = np.zeros(shape, bool)  # removed by negative strokes
+
+    def update(self, proposed, stroke, positive, edges):
+        """Apply one stroke; returns the new mask (also kept in `mask`).
+
+        Parameters
+        ----------
+        proposed : ndarray 2D bool
+            The retrained classifier's prediction of the segment on the plane.
+        stroke : ndarray 2D bool
+            The new stroke's pixels.
+        positive : bool
+            True for a stroke on the segment, False for an erase (negative) stroke.
+        edges : ndarray 2D float
+            Gradient magnitude of the plane's image (where strokes compete for territory).
+
+        Raises
+        ------
+        SmartBrushInputError
+            If the arrays differ in shape from the plane.
+        """
+        proposed, stroke = np.asarray(proposed, bool), np.asarray(stroke, bool)
+        edges = np.asarray(edges, float)
+        if not proposed.shape == stroke.shape == edges.shape == self.mask.shape:
+            raise SmartBrushInputError(f"proposed {proposed.shape}, stroke {stroke.shape} and edges {edges.shape} "
+                                       f"must have the plane's shape {self.mask.shape}")
+        if positive:
+            self.positive |= stroke
+            self.negative &= ~stroke
+        else:
+            self.negative |= stroke
+            self.positive &= ~stroke
+        near = ndimage.binary_dilation(stroke, iterations=2) | stroke
+        if positive:
+            open_to_add = ~self.rejected | _pieces_touching(self.rejected, near)
+            candidate = proposed & ~self.mask & open_to_add & ~self.negative
+            if self.negative.any():  # never into tissue nearer, across edges, to what was marked "not this"
+                candidate &= stroke_territory(edges, candidate | self.mask | stroke, self.positive, self.negative)
+            # thin chains of single pixels are the classifier's noise, not tissue: a leak runs along them
+            added = _pieces_touching(ndimage.binary_opening(candidate), near)
+            new = self.mask | stroke | added
+            self.rejected &= ~new
+        else:
+            area = self.mask | stroke
+            territory = stroke_territory(edges, area, self.negative, self.positive) & ~proposed
+            territory &= within_reach(area, stroke, REACH_PER_STROKE_RADIUS * stroke_radius(stroke))
+            removed = stroke | _pieces_touching(territory, near)
+            new = self.mask & ~removed & ~self.negative | (self.mask & self.positive)
+            self.rejected |= self.mask & ~new
+        self.mask = new
+        return self.mask

@@ -1,0 +1,97 @@
+"""2D Smart Brush corrections: one stroke changes only the region it lands in (plane_corrections, model bands)."""
+import numpy as np
+import pytest
+
+from MVAEvaluationLib.simulated_user import dab_mask
+from SmartBrushLib.algorithms import SliceBrushModel, SmartBrushInputError
+from SmartBrushLib.algorithms.plane_corrections import PlaneCorrections, stroke_territory, within_reach
+
+
+def disk(shape, centre, radius):
+    rows, cols = np.ogrid[:shape[0], :shape[1]]
+    return (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius ** 2
+
+
+def object_with_neighbour():
+    """A bright disc and a slightly darker disc touching it, on a dark background (2D)."""
+    shape = (64, 96)
+    target = disk(shape, (32, 30), 16)
+    neighbour = disk(shape, (32, 53), 8) & ~target
+    image = np.where(target, 1.0, np.where(neighbour, 0.8, 0.1))
+    edges = np.hypot(*np.gradient(image))
+    return target, neighbour, edges
+
+
+def test_a_negative_stroke_removes_the_neighbour_it_lands_in_and_keeps_the_object():
+    target, neighbour, edges = object_with_neighbour()
+    corrections = PlaneCorrections(target.shape)
+    first = dab_mask(target.shape, (32, 30))
+    corrections.update(target | neighbour, first, True, edges)  # the first dab took both
+    assert corrections.mask[neighbour].all()
+    # the retrained classifier flips everything, object included: the stroke still removes only the neighbour
+    after = corrections.update(np.zeros(target.shape, bool), dab_mask(target.shape, (32, 53)), False, edges)
+    assert after[target].all()
+    assert after[neighbour].mean() < 0.2
+
+
+def test_a_positive_stroke_never_removes_and_adds_only_tissue_connected_to_it():
+    target, neighbour, edges = object_with_neighbour()
+    far = disk(target.shape, (8, 88), 5)
+    corrections = PlaneCorrections(target.shape)
+    corrections.update(target & (np.arange(96)[None, :] < 30), dab_mask(target.shape, (32, 20)), True, edges)
+    before = corrections.mask.copy()
+    after = corrections.update(target | far, dab_mask(target.shape, (32, 40)), True, edges)
+    assert after[before].all()  # never removes
+    assert after[target].all() and not after[far].any()  # the disconnected lookalike is not taken
+
+
+def test_what_a_negative_stroke_removed_is_not_added_back_by_a_positive_stroke_elsewhere():
+    target, neighbour, edges = object_with_neighbour()
+    corrections = PlaneCorrections(target.shape)
+    corrections.update(target | neighbour, dab_mask(target.shape, (32, 30)), True, edges)
+    corrections.update(target, dab_mask(target.shape, (32, 53)), False, edges)
+    removed = neighbour & ~corrections.mask
+    after = corrections.update(target | neighbour, dab_mask(target.shape, (20, 25)), True, edges)
+    assert removed.any() and not after[removed].any()
+
+
+def test_a_negative_stroke_reaches_only_a_few_stroke_radii_into_the_mask():
+    shape = (40, 200)
+    band = np.zeros(shape, bool)
+    band[15:25, :] = True
+    stroke = dab_mask(shape, (20, 100))
+    reached = within_reach(band, stroke, 12)
+    columns = np.flatnonzero(reached.any(axis=0))
+    assert reached[stroke & band].all() and columns.min() >= 85 and columns.max() <= 115
+
+
+def test_stroke_territory_splits_the_area_on_the_edge_between_the_strokes():
+    target, neighbour, edges = object_with_neighbour()
+    own = dab_mask(target.shape, (32, 53))
+    other = dab_mask(target.shape, (32, 30))
+    territory = stroke_territory(edges, target | neighbour, own, other)
+    assert territory[neighbour].mean() > 0.9 and territory[target].mean() < 0.1
+
+
+def test_corrections_of_another_shape_raise_an_input_error():
+    corrections = PlaneCorrections((10, 10))
+    with pytest.raises(SmartBrushInputError):
+        corrections.update(np.zeros((10, 11), bool), np.zeros((10, 10), bool), True, np.zeros((10, 10)))
+    assert not corrections.mask.any()
+
+
+def test_one_label_band_ignores_dabs_on_partial_volume():
+    """Dabs on the object's blurred rim (values between object and background) neither widen the band of similar
+    tissue to the background nor, outnumbering the dab inside, move it off the object."""
+    shape = (64, 64)
+    truth = disk(shape, (32, 32), 20)
+    from scipy import ndimage
+    image = ndimage.gaussian_filter(np.where(truth, 200.0, 60.0), 1.5)
+    image += np.random.default_rng(3).normal(0, 2, shape)
+    model = SliceBrushModel(image, (1.0, 1.0))
+    model.add_stroke(dab_mask(shape, (32, 32)), 1)
+    for rim in ((32, 52), (12, 32), (52, 32)):
+        model.add_stroke(dab_mask(shape, rim), 1)
+    labels, _ = model.predict()
+    assert (labels[~ndimage.binary_dilation(truth, iterations=3)] == 0).all()
+    assert (labels[ndimage.binary_erosion(truth, iterations=3)] == 1).all()
