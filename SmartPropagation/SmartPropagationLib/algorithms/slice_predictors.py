@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .intensity_model import RefinementSettings, fit_intensity_model, refine_mask
+from .intensity_model import RefinementSettings, denoised, fit_checked_intensity_model, refine_mask
 from .propagation_errors import UnknownStrategyError
 from .slice_registration import RegistrationSettings, crop_box, register_and_warp, signed_distance
 
@@ -35,10 +35,13 @@ class RegistrationPredictor:
         Learned from the seed (or annotated) slices.
     registration : RegistrationSettings
     refinement : RefinementSettings
+    reference_evidence : float or None
+        The model's mean log-likelihood ratio inside the seed mask (`object_evidence`); None: not used.
     """
     model: object
     registration: RegistrationSettings = field(default_factory=RegistrationSettings)
     refinement: RefinementSettings = field(default_factory=RefinementSettings)
+    reference_evidence: float = None
 
     def warp(self, image_prev, mask_prev, image_next):
         """Registration only: (box, warped signed distance in pixels on the crop, image similarity)."""
@@ -56,8 +59,22 @@ class RegistrationPredictor:
         refined = refine_mask(image_next[box], warped_sdf, self.model, self.refinement)
         mask_next = np.zeros(mask_prev.shape, bool)
         mask_next[box] = refined
-        # Quality: agreement of the registration (shape) with the image evidence.
-        return mask_next, mask_dice(warped_sdf > 0, refined)
+        # Quality: agreement of the registration (shape) with the image evidence, and how much of the seed's
+        # evidence for the object the new mask still holds (it falls where the mask slid onto a neighbour after
+        # the object ended).
+        quality = mask_dice(warped_sdf > 0, refined)
+        if self.reference_evidence:
+            share = object_evidence(self.model, image_next[box], refined) / self.reference_evidence
+            quality = min(quality, float(np.clip(share, 0.0, 1.0)))
+        return mask_next, quality
+
+
+def object_evidence(model, image_2d, mask_2d):
+    """Mean log-likelihood ratio of `model` inside `mask_2d` on `image_2d` (0 for an empty mask)."""
+    mask_2d = np.asarray(mask_2d, bool)
+    if not mask_2d.any():
+        return 0.0
+    return float(model.log_likelihood_ratio(denoised(image_2d, model.denoise_sigma_px))[mask_2d].mean())
 
 
 def build_copy(image_kji, seed_k, seed_mask_2d, spacing_kji):
@@ -67,8 +84,9 @@ def build_copy(image_kji, seed_k, seed_mask_2d, spacing_kji):
 
 def build_registration(image_kji, seed_k, seed_mask_2d, spacing_kji):
     """Builder of the registration + intensity refinement predictor, model learned on the seed slice."""
-    model = fit_intensity_model([image_kji[seed_k]], [seed_mask_2d])
-    return RegistrationPredictor(model)
+    model = fit_checked_intensity_model([image_kji[seed_k]], [seed_mask_2d])
+    reference = object_evidence(model, image_kji[seed_k], seed_mask_2d)
+    return RegistrationPredictor(model, reference_evidence=reference if reference > 0 else None)
 
 
 _STRATEGIES = {"copy": build_copy, "registration": build_registration}
