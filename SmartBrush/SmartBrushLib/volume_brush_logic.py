@@ -17,9 +17,9 @@ from scipy import ndimage
 from MVABridgeLib.errors import NothingToApplyError
 from MVABridgeLib.tool_edits import EditResult, ToolEdits
 from SmartBrushLib.algorithms import BACKGROUND
-from SmartBrushLib.algorithms.corrections import CorrectionHistory, targeted_update
+from SmartBrushLib.algorithms.corrections import CorrectionHistory
 from SmartBrushLib.algorithms.errors import SmartBrushInputError
-from SmartBrushLib.algorithms.volume_brush import VolumeBrushModel, connected_to
+from SmartBrushLib.algorithms.volume_brush import VolumeBrushModel, bounding_box, connected_to
 
 
 # One stroke changes at most a quarter of the preview (the part nearest the stroke): on low-contrast CT a
@@ -31,14 +31,15 @@ MAX_CHANGE_PER_STROKE = 0.25
 MAX_ADOPTED_CHANGE = 0.25
 
 
-def _dilated(stroke):
-    """The stroke grown by one voxel (face neighbours), computed in its bounding box only (strokes are small)."""
+def _dilated(stroke, iterations=1):
+    """The stroke grown by `iterations` voxels (face neighbours), computed in its bounding box only (strokes are
+    small, the ROI is not)."""
     out = np.zeros(stroke.shape, bool)
-    where = np.argwhere(stroke)
-    if len(where) == 0:
+    box = bounding_box(stroke)
+    if box is None:
         return out
-    box = tuple(slice(max(int(a) - 1, 0), int(b) + 2) for a, b in zip(where.min(0), where.max(0)))
-    out[box] = ndimage.binary_dilation(stroke[box]) | stroke[box]
+    box = tuple(slice(max(b.start - iterations, 0), b.stop + iterations) for b in box)
+    out[box] = ndimage.binary_dilation(stroke[box], iterations=iterations) | stroke[box]
     return out
 
 
@@ -47,27 +48,105 @@ def _untouched(region, near):
     return region & ~connected_to(region, near) if region.any() else region
 
 
+def _asked(mask, proposed, stroke, positive):
+    """What the stroke itself asks of `proposed`: positive, the stroke and the pieces of `proposed & ~mask` within
+    two voxels of it; negative, the stroke and the pieces of `mask & ~proposed` within two voxels of it (the
+    targeted update of `corrections.targeted_update`, computed near the stroke)."""
+    change = (proposed & ~mask) if positive else (mask & ~proposed)
+    return (connected_to(change, _dilated(stroke, 2)) | stroke) & (~mask if positive else mask)
+
+
+def _ball_radius(voxels):
+    """Radius (voxels) of a ball of `voxels` voxels."""
+    return float(np.cbrt(3.0 * max(float(voxels), 1.0) / (4.0 * np.pi)))
+
+
+def _within(stroke, radius):
+    """Bool mask of the voxels within `radius` voxels of the stroke (Euclidean), found in a box around it."""
+    out = np.zeros(stroke.shape, bool)
+    box = bounding_box(stroke)
+    if box is None:
+        return out
+    reach = int(np.ceil(radius)) + 1
+    box = tuple(slice(max(b.start - reach, 0), b.stop + reach) for b in box)
+    out[box] = ndimage.distance_transform_edt(~stroke[box]) <= radius
+    return out
+
+
+def _near_part(change, stroke, limit):
+    """The voxels of `change` within the radius of a ball of `limit` voxels around the stroke, connected to the
+    stroke there: at most about `limit` voxels, all of them near the stroke."""
+    return connected_to(change & _within(stroke, _ball_radius(limit)), _dilated(stroke, 2))
+
+
 class VolumeCorrections(CorrectionHistory):
-    """`CorrectionHistory` that can also adopt a whole proposal, keeping what earlier strokes decided."""
+    """`CorrectionHistory` that can also adopt a whole proposal, keeping what earlier strokes decided; its targeted
+    update works near the stroke (the ROI is millions of voxels, a stroke a few dozen)."""
+
+    def update(self, proposed, stroke, positive, box=None):
+        """One stroke's targeted update (as `CorrectionHistory.update`): a positive stroke adds itself and the
+        pieces of the proposal's additions it touches, a negative one removes itself and the pieces of the
+        proposal's removals it touches; what earlier strokes decided stays unless the stroke touches it. A change
+        larger than `max_change` times the mask in the box is cut to its part within the radius of a ball of that
+        many voxels around the stroke. Returns the new mask.
+
+        Raises
+        ------
+        SmartBrushInputError
+            If `proposed` or `stroke` differ in shape from the mask's box.
+        """
+        proposed, stroke = np.asarray(proposed, bool), np.asarray(stroke, bool)
+        box = tuple(slice(0, n) for n in self.mask.shape) if box is None else tuple(box)
+        mask, rejected, accepted = self.mask[box], self.rejected[box], self.accepted[box]
+        if proposed.shape != mask.shape or stroke.shape != mask.shape:
+            raise SmartBrushInputError(f"proposed {proposed.shape} and stroke {stroke.shape} must have the shape "
+                                       f"{mask.shape} of the mask's box")
+        protected = _untouched(rejected if positive else accepted, _dilated(stroke))
+        allowed = (proposed & ~protected) if positive else (proposed | protected)
+        change = _asked(mask, allowed, stroke, positive)
+        limit = None if self.max_change is None else self.max_change * np.count_nonzero(mask)
+        if limit and np.count_nonzero(change) > limit:
+            change = _near_part(change, stroke, limit) | (stroke & (~mask if positive else mask))
+        if positive:
+            accepted |= change
+            mask |= change
+            rejected &= ~mask
+        else:
+            rejected |= change
+            mask &= ~change
+            accepted &= mask
+        return self.mask
 
     def adopt(self, proposed, stroke, positive, box, max_change):
-        """Take `proposed` (for `box`) as the new mask, except the pieces earlier strokes added or removed (unless
-        this stroke touches them), and with the stroke itself in (positive) or out (negative).
+        """Take the changes of `proposed` (for `box`) in the stroke's direction, wherever they are: a positive
+        stroke adds the proposal's additions, a negative one removes its removals, except what earlier strokes
+        removed or added beyond this stroke's reach; the stroke itself goes in (positive) or out (negative).
 
+        A retrained classifier corrects the object far from the stroke too (that is why its proposal is
+        adopted), but a positive stroke is no reason to remove anything, nor a negative one to add anything.
         Returns the new mask, or None (nothing changed) when that would change more than `max_change` times the
-        mask's voxels.
+        mask's voxels, or when the proposal does not take the stroke up (it changes nothing next to the stroke
+        beyond the stroke's own voxels): then its changes elsewhere are side effects of retraining, not what the
+        stroke asked for.
         """
         proposed, stroke = np.asarray(proposed, bool), np.asarray(stroke, bool)
         mask, rejected, accepted = self.mask[box], self.rejected[box], self.accepted[box]
         if proposed.shape != mask.shape or stroke.shape != mask.shape:
             raise SmartBrushInputError(f"proposed {proposed.shape} and stroke {stroke.shape} must have the shape "
                                        f"{mask.shape} of the mask's box")
-        near = _dilated(stroke)
-        candidate = (proposed & ~_untouched(rejected, near)) | _untouched(accepted, near)
-        candidate = candidate | stroke if positive else candidate & ~stroke
+        # what earlier strokes decided stays beyond the stroke's reach (the radius of a ball of max_change times
+        # the object): a retrained classifier does not undo them far away, even inside one connected object
+        beyond = ~_within(stroke, _ball_radius(self.max_change * np.count_nonzero(mask))) \
+            if self.max_change else np.ones(mask.shape, bool)
+        if positive:
+            candidate = mask | (proposed & ~(rejected & beyond)) | stroke
+        else:
+            candidate = mask & (proposed | (accepted & beyond)) & ~stroke
         if np.count_nonzero(candidate ^ mask) > max_change * max(int(self.mask.sum()), 1):
             return None
-        asked = targeted_update(mask, candidate, stroke, positive) ^ mask  # what the stroke itself asked for
+        asked = _asked(mask, candidate, stroke, positive)
+        if not (asked & ~stroke).any():
+            return None
         if positive:
             accepted |= asked
         else:

@@ -61,14 +61,53 @@ def test_a_moderate_new_proposal_is_adopted_whole_but_keeps_what_earlier_strokes
     erase[0, 5, 4] = True
     history.update(start & (np.arange(40) >= 10), erase, positive=False)  # the user removed columns 2-9
     proposal = np.zeros_like(start)
-    proposal[0, 2:8, 2:32] = True  # the retrained classifier: two more columns on the right, the left part again
+    proposal[0, 2:8, 2:32] = True  # the retrained classifier: two more columns at the stroke, the left part again
+    proposal[0, 9, 12:16] = True  # ... and a piece apart from the object
     stroke = np.zeros_like(start)
-    stroke[0, 5, 20] = True
+    stroke[0, 5, 30] = True
     box = (slice(0, 1), slice(0, 10), slice(0, 40))
     adopted = history.adopt(proposal, stroke, True, box, max_change=0.25)
-    assert adopted[0, 2:8, 30:32].all(), "the proposal's change far from the stroke was not adopted"
+    assert adopted[0, 2:8, 30:32].all() and adopted[0, 9, 12:16].all(), "the proposal's additions were not adopted"
     assert not adopted[0, :, :10].any(), "what the erase stroke removed came back"
-    assert adopted.sum() == 6 * 22
+    assert adopted.sum() == 6 * 22 + 4
+
+
+def test_an_adopted_proposal_changes_only_in_the_strokes_direction():
+    start = np.zeros((1, 12, 40), bool)
+    start[0, 2:8, 2:30] = True
+    start[0, 10, 2:8] = True  # a piece far from the stroke, which the retrained classifier drops
+    history = VolumeCorrections(start)
+    proposal = start.copy()
+    proposal[0, 10, 2:8] = False
+    proposal[0, 2:8, 30:33] = True
+    stroke = np.zeros_like(start)
+    stroke[0, 5, 31] = True
+    box = (slice(0, 1), slice(0, 12), slice(0, 40))
+    adopted = history.adopt(proposal, stroke, True, box, max_change=0.25).copy()
+    assert adopted[0, 10, 2:8].all(), "a positive stroke's proposal removed object far from the stroke"
+    assert adopted[0, 2:8, 30:33].all() and adopted.sum() == start.sum() + 18
+    negative = np.zeros_like(start)
+    negative[0, 5, 20] = True
+    shrunk = proposal & (np.arange(40) < 15)  # the classifier drops columns 15-32 and adds a new piece
+    shrunk[0, 0, 30:35] = True
+    shrunk[0, 10, 2:8] = True
+    removed = history.adopt(shrunk, negative, False, box, max_change=1.0)
+    assert not removed[0, 0].any(), "a negative stroke's proposal added voxels"
+    assert not removed[0, 2:8, 15:30].any() and removed[0, 2:8, 2:15].all() and removed[0, 10, 2:8].all()
+    assert removed[0, 2:8, 30:33].all(), "what the positive stroke added went with a negative stroke elsewhere"
+
+
+def test_a_proposal_that_does_not_take_the_stroke_up_is_not_adopted():
+    start = np.zeros((1, 12, 40), bool)
+    start[0, 2:8, 2:20] = True
+    history = VolumeCorrections(start)
+    proposal = start.copy()
+    proposal[0, 10, 2:30] = True  # the retrained classifier adds a piece elsewhere, nothing at the stroke
+    stroke = np.zeros_like(start)
+    stroke[0, 4, 30] = True
+    box = (slice(0, 1), slice(0, 12), slice(0, 40))
+    assert history.adopt(proposal, stroke, True, box, max_change=1.0) is None
+    assert np.array_equal(history.mask, start) and not history.accepted.any()
 
 
 def test_a_proposal_changing_too_much_is_not_adopted_and_changes_nothing():
