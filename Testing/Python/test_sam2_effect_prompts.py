@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from controller_scene import event, finish_jobs, make_scene, slice_node
+from test_effects_in_slicer_standins import drag, run_jobs, segment, slicer_app  # noqa: F401 - a fixture
 from test_sam2_propagation import NO_STOP, fresh_engine
 
 from MVABridgeLib.edit_backend import LogicBackend, SegmentEditBridge
@@ -123,3 +124,26 @@ def test_prompts_count_only_on_the_segment_and_volume_they_were_made_on_and_a_cl
     del sam
     gc.collect()
     assert alive() is None and propagation.prompt_source() is None
+
+
+def test_the_desktop_effects_hand_the_object_left_in_segment_anything_to_smart_propagation(slicer_app):
+    """Through the real effect files in the stand-in Segment Editor (a click embeds in the compute worker)."""
+    from MVAComputeLib.operations import engine_for_spec
+    from MVASlicerLib import sam_session
+    app = slicer_app
+    sam_session.engines().engine = engine_for_spec("tiny")  # loaded in the SegmentAnythingMVA module
+    red = app.widgets["Red"]
+    app.editor.setActiveEffectByName("Segment Anything")
+    drag(app, red, [app.centre])
+    run_jobs(app.editor.active)
+    assert segment(app).any() and app.errors == []
+    app.editor.setActiveEffectByName("Smart Propagation")  # deactivates Segment Anything
+    propagation = app.editor.active.python.shell
+    propagation.run(lambda controller: None)  # the effect's controller, as its first action makes it
+    prompts = propagation.controller.prompt_source()
+    plane = propagation.controller.plane_of(red.mrmlSliceNode())
+    assert prompts is not None and prompts.labels == (1,) and prompts.plane.slice_index == plane.slice_index
+    app.editor.setActiveEffectByName("Segment Anything")
+    assert app.editor.press_key("n", red)  # a new object: the last one's prompts are done with
+    app.editor.setActiveEffectByName("Smart Propagation")
+    assert propagation.controller.prompt_source() is None
