@@ -91,18 +91,18 @@ def test_the_desktop_propagates_from_the_left_segment_anything_objects_prompts_a
     before = scene.segment()
 
     with_prompts = preview_masks(propagation, node)
+    assert not propagation.apply().message
+    after = scene.segment()
+    assert np.array_equal(after[seed], before[seed]) and np.array_equal(after[drawn_k], before[drawn_k])
+    assert np.array_equal(after[seed - 3], with_prompts[seed - 3]) and after[seed - 3].any()
+    assert scene.session.undo() and np.array_equal(scene.segment(), before)
+
     sam.new_object()  # N: the object is done, its prompts no longer condition anything
     assert propagation.prompt_source() is None
     mask_only = preview_masks(propagation, node)
-
     assert sorted(with_prompts) == sorted(mask_only) == list(range(seed - 4, seed + 5))
     assert np.array_equal(with_prompts[seed], before[seed]) and np.array_equal(with_prompts[drawn_k], before[drawn_k])
     assert any(not np.array_equal(with_prompts[k], mask_only[k]) for k in (seed - 3, seed - 4))
-    propagation.logic.preview.masks = with_prompts
-    propagation.apply()
-    after = scene.segment()
-    assert np.array_equal(after[seed], before[seed]) and np.array_equal(after[drawn_k], before[drawn_k])
-    assert np.array_equal(after[seed - 3], with_prompts[seed - 3])
 
 
 def test_prompts_count_only_on_the_segment_and_volume_they_were_made_on_and_a_closed_effect_drops_out(
