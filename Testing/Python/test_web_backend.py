@@ -267,3 +267,20 @@ def test_the_sam_encoder_input_option_rebuilds_the_engine_with_that_size(web_app
     assert controller._ensure_logic().engine.input_size == 128
     web_app._on_sam_options(sam_model="tiny", sam_input_size="full")
     assert controller._ensure_logic().engine.input_size is None
+
+
+def test_the_browser_propagation_takes_the_prompts_of_the_segment_anything_object_on_its_segment(web_app):
+    from MVABridgeLib.slice_geometry import SlicePlane
+    from MVAWebLib.web_app import SegmentAnythingEffect, SmartPropagationEffect
+    web_app.developer = True
+    web_app._on_sam_options(sam_model="tiny", sam_input_size="full")
+    sam = web_app.controllers[SegmentAnythingEffect]
+    propagation = web_app.controllers[SmartPropagationEffect].shared
+    volume = web_app.bridge.work_volume()
+    plane = SlicePlane.for_anatomical_axis("axial", volume.shape[0] // 2, volume.index_to_ras, volume.shape)
+    assert propagation.prompt_source() is None
+    sam._ensure_logic().add_point(plane, (plane.shape[0] // 2, plane.shape[1] // 2))
+    prompts = propagation.prompt_source()
+    assert prompts is not None and prompts.plane is plane and prompts.labels == (1,)
+    sam.new_object()
+    assert propagation.prompt_source() is None
