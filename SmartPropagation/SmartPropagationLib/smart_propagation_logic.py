@@ -66,6 +66,7 @@ class SmartPropagationLogic:
         self.preview = None
         self._last_result = None
         self.notes = []  # messages for the user about choices made (e.g. a fallback strategy)
+        self._video_window = None  # (work volume, its automatic window) for video strategies
 
     # --- drawn slices -------------------------------------------------------------------------------------
     def drawn_slices(self, axis):
@@ -178,7 +179,7 @@ class SmartPropagationLogic:
         """Video strategies' window: the whole volume's automatic one, computed once per work volume (the bridge
         keeps one until the source image changes)."""
         from MVABridgeLib.windowing import sampled_auto_window_level
-        cached = getattr(self, "_video_window", None)
+        cached = self._video_window
         if cached is None or cached[0] is not volume:
             cached = self._video_window = (volume, sampled_auto_window_level(volume.array))
         return cached[1]
