@@ -17,7 +17,7 @@ from MVABridgeLib.tool_edits import EditResult, ToolEdits
 from MVABridgeLib.slice_geometry import VoxelPatch
 from SmartRegionsLib.algorithms.region_corrections import ClickMemory, example_part, example_side, local_value
 from SmartRegionsLib.algorithms.region_graph import RegionGraph
-from SmartRegionsLib.algorithms.region_homogeneity import clicked_side
+from SmartRegionsLib.algorithms.region_homogeneity import clicked_side, typical_deviation
 from SmartRegionsLib.algorithms.region_lookup import RankTolerance, click_regions, default_merge_tolerance
 from SmartRegionsLib.algorithms.supervoxel_cache import SupervoxelCache
 from SmartRegionsLib.algorithms.supervoxels import compute_superpixels
@@ -181,6 +181,8 @@ class SmartRegionsLogic:
         straddling = self._straddling(graph, clicked)
         if straddling is not None:
             blocked = straddling if blocked is None else blocked | straddling
+            if earlier and self._clicked_straddles(graph, clicked):
+                blocked[:] = True  # a correction on a rim region: its mean says nothing of the tissue
         chosen = set(clicked)
         for index in indices:
             if labels[tuple(index)]:
@@ -218,6 +220,12 @@ class SmartRegionsLogic:
         if at == 0:
             return start, clicked, merged
         return start, pieces == at, np.zeros_like(clicked)
+
+    def _clicked_straddles(self, graph, clicked):
+        """True when a clicked region deviates more than `merge_spread_ratio` times a region of one tissue."""
+        typical = typical_deviation(graph.size, graph.std)
+        ratio = float(self.options.merge_spread_ratio)
+        return typical > 0 and max(float(graph.std[c]) for c in clicked) > ratio * typical
 
     def _straddling(self, graph, clicked):
         """Regions (bool, by label) far less homogeneous than the clicked ones: they straddle an edge, and smart

@@ -103,3 +103,21 @@ def test_a_correction_click_on_a_huge_region_adds_one_grid_cell_of_it_not_the_wh
     mask = written()
     assert mask[3, 20, 60] and 0 < added.added <= 6 ** 3
     assert mask[:, :, 50:].sum() == added.added < GROWTH_LIMIT * first
+
+
+def test_a_correction_click_on_a_rim_region_takes_that_region_without_merging_beyond_it(scene):
+    rng = np.random.default_rng(6)
+    image = 10 + rng.normal(0, 3, (6, 12, 30))
+    spread = rng.normal(0, 1, (6, 12, 10))
+    image[:, :, 10:20] = 10 + 110 * (spread - spread.mean()) / spread.std()  # a rim: mean 10, deviation 110
+    labels = np.ones(image.shape, np.int32)
+    labels[:, :, 10:20] = 2
+    labels[:, :, 20:] = 3
+    session, click, written = scene(image)
+    logic = SmartRegionsLogic(session.bridge, RegionsOptions(region_size_mm=6.0, rim_deviations=None))
+    _given_regions(logic, labels)
+    click(logic, (3, 6, 4))
+    assert written()[:, :, :10].all() and not written()[:, :, 10:].any()
+    click(logic, (3, 6, 14))  # the rim's mean matches the far region, but a rim's mean says nothing of a tissue
+    mask = written()
+    assert mask[:, :, :20].all() and not mask[:, :, 20:].any()

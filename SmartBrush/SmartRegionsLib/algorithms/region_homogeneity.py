@@ -11,10 +11,35 @@ import numpy as np
 from scipy import ndimage
 
 TWO_MEANS_ITERATIONS = 8
+TYPICAL_QUANTILE = 0.25
+MIN_TYPICAL_VOXELS = 16
 MIN_SIDE_VOXELS = 8
 SIDE_ROUNDS = 3
 # one Gaussian class cut at its mean: 2.7 pooled deviations apart (as `region_split.BIMODALITY`)
 BIMODALITY = 3.4
+
+
+def typical_deviation(size, std, quantile=TYPICAL_QUANTILE, min_voxels=MIN_TYPICAL_VOXELS):
+    """The deviation of one tissue inside a region: a low voxel-weighted quantile of the regions' deviations.
+
+    Most voxels lie in regions of one tissue; regions across edges deviate more, so a low quantile reads the noise.
+
+    Parameters
+    ----------
+    size, std : ndarray of float, indexed by label (entry 0, the outside, is ignored)
+
+    Returns
+    -------
+    float (0.0 when no region of `min_voxels` voxels deviates at all)
+    """
+    size, std = np.asarray(size, float), np.asarray(std, float)
+    usable = np.flatnonzero((size >= min_voxels) & (std > 0))
+    usable = usable[usable > 0]
+    if usable.size == 0:
+        return 0.0
+    order = usable[np.argsort(std[usable], kind="stable")]
+    cumulative = np.cumsum(size[order])
+    return float(std[order[np.searchsorted(cumulative, quantile * cumulative[-1])]])
 
 
 def clicked_side(image_block, region_block, index, bimodality=BIMODALITY, rounds=SIDE_ROUNDS):
