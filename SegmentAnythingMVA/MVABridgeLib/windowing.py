@@ -42,15 +42,21 @@ def window_to_uint8(image, window, level):
 
 
 def window_stack_to_uint8(image, window, level):
-    """`window_to_uint8` of a whole stack: the same values, through a lookup table for 8 / 16-bit integer images
-    (each value maps on its own, so the table holds exactly what window_to_uint8 gives it), several times faster."""
+    """`window_to_uint8` of a whole stack, the same values several times faster: through a lookup table for 8 / 16-bit
+    integer images (each value maps on its own, so the table holds exactly what window_to_uint8 gives it), in place
+    for others (clipping maps infinities as nan_to_num then clipping does; NaN is replaced only when present)."""
     image = np.ascontiguousarray(image)
     bits = {np.dtype(np.int8): np.uint8, np.dtype(np.uint8): np.uint8, np.dtype(np.int16): np.uint16,
             np.dtype(np.uint16): np.uint16}.get(image.dtype)
-    if bits is None:
-        return window_to_uint8(image, window, level)
-    every_value = np.arange(np.iinfo(bits).max + 1, dtype=bits).view(image.dtype)
-    return window_to_uint8(every_value, window, level)[image.view(bits)]
+    if bits is not None:
+        every_value = np.arange(np.iinfo(bits).max + 1, dtype=bits).view(image.dtype)
+        return window_to_uint8(every_value, window, level)[image.view(bits)]
+    if not window > 0:
+        raise ValueError(f"Window width must be positive, got {window}")
+    scaled = (np.asarray(image, np.float32) - (level - window / 2.0)) * (255.0 / window)
+    if np.isnan(scaled).any():
+        np.nan_to_num(scaled, copy=False)
+    return np.clip(scaled, 0, 255, out=scaled).astype(np.uint8)
 
 
 def window_to_rgb(image, window, level):

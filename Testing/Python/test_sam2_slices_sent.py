@@ -106,10 +106,12 @@ def test_the_sampled_automatic_window_is_exact_on_small_volumes_and_close_on_lar
     assert abs(window - exact_window) < 0.05 * exact_window and abs(level - exact_level) < 0.02 * exact_window
 
 
-@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.float32])
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.float32, np.float64])
 def test_windowing_a_stack_through_its_lookup_table_gives_window_to_uint8s_values(dtype):
     info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
     low, high = (info.min, info.max) if info else (-2000.0, 3000.0)
     values = np.random.default_rng(1).uniform(low, high, (3, 20, 30)).astype(dtype)
+    if info is None:
+        values[0, 0, :5] = (np.nan, np.inf, -np.inf, 3e38, -3e38)
     for window, level in ((400.0, 40.0), (2.5, float(values.mean())), (1e5, -7.0)):
         assert np.array_equal(window_stack_to_uint8(values, window, level), window_to_uint8(values, window, level))
