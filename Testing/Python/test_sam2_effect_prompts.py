@@ -132,6 +132,13 @@ def test_the_desktop_effects_hand_the_object_left_in_segment_anything_to_smart_p
     from MVASlicerLib import sam_session
     app = slicer_app
     sam_session.engines().engine = engine_for_spec("tiny")  # loaded in the SegmentAnythingMVA module
+    try:
+        hand_over_and_new_object(app)
+    finally:
+        sam_session.engines().unload()  # ends the session's prefetch thread
+
+
+def hand_over_and_new_object(app):
     red = app.widgets["Red"]
     app.editor.setActiveEffectByName("Segment Anything")
     drag(app, red, [app.centre])
