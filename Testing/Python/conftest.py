@@ -60,3 +60,26 @@ def add_segmentation(headless_scene, volume_node, names=("A",), reference_node=N
     segmentation.SetReferenceImageGeometryParameterFromVolumeNode(reference_node or volume_node)
     ids = [segmentation.GetSegmentation().AddEmptySegment(name, name) for name in names]
     return segmentation, ids
+
+
+# slicer-core 5.11's native libraries can crash in their static destructors at interpreter exit (SLICER_GUIDE.md
+# section 8): CI once ended with exit code 139 after every test had passed. Once pytest has reported, the run's
+# status is final, so the process ends with that status without running them; threads still alive are named.
+_FINAL_STATUS = {}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _FINAL_STATUS["code"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    if "code" not in _FINAL_STATUS or os.environ.get("MVA_TEST_NORMAL_EXIT"):
+        return
+    import threading
+    alive = [thread.name for thread in threading.enumerate() if thread is not threading.main_thread()]
+    if alive:
+        sys.stderr.write(f"threads still alive at exit: {', '.join(sorted(alive))}\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_FINAL_STATUS["code"])
