@@ -118,9 +118,8 @@ def annotate_slice(case, session, tool, plane, visible, first=False):
 def _propagate(case, session, logic, plane, annotated_planes):
     """Press Propagate (or Re-propagate from here), look at the preview, press Apply."""
     preview_call = logic.compute_preview
-    axis, index = plane.aligned_axis, plane.slice_index
-    done = sorted(annotated_planes)
-    if len(done) > 1 and not (done[0] < index < done[-1]):
+    axis = plane.aligned_axis
+    if len(annotated_planes) > 1:  # a correction: "Re-propagate from here", not an interpolation between far slices
         preview_call = logic.repropagate_from
     session.need(2)
     preview, seconds = timed(preview_call, plane)
@@ -138,7 +137,8 @@ def slice_tool_with_propagation(tool_class):
     Where the worst slice is one the object is not on (propagation ran past its end), the person tells Smart
     Propagation so ("end here": it takes back its own voxels there and beyond) instead of erasing slice by slice;
     where propagation went mostly wrong on a slice of the object, the person ends it there too, annotates that
-    slice afresh and re-propagates from it. Re-propagation starts only from slices the person got right.
+    slice afresh and re-propagates from it. Re-propagation starts only from slices the person got right or made
+    better (Re-propagate from here, which redoes the slices beyond it).
     """
     def run(case, session, **options):
         from SmartPropagationLib.propagation_corrections import end_here
@@ -168,8 +168,11 @@ def slice_tool_with_propagation(tool_class):
                 stuck.check(result.changed)
                 if result.changed and not object_here:
                     continue
+            before = annotator.slice_dice(plane, visible)
             visible = annotate_slice(case, session, tool, plane, visible)
-            if object_here and annotator.slice_done(plane, visible):  # a slice still wrong would spread its errors
+            # Re-propagate from a slice the person got right, or made better than propagation had left it: the
+            # slices beyond it were carried from a worse one.
+            if object_here and (annotator.slice_done(plane, visible) or annotator.slice_dice(plane, visible) > before):
                 annotated.add(plane.slice_index)
                 visible = _propagate(case, session, logic, plane, annotated)
     return run
