@@ -165,13 +165,18 @@ class SegmentAnythingController(ToolController):
     # --- background embeddings ------------------------------------------------------------------------------
     def case_opened(self, slice_node):
         """A case is shown and the model is loaded: look its volume up in the embedding store now (volume digest,
-        axes, decoder warm-up), so the first click only reads its record. Nothing when no model is loaded."""
+        axes, decoder warm-up) and read and prepare the stored slice in the view, so a first click there only
+        decodes and one elsewhere only reads its record. Nothing when no model is loaded."""
         return self.guarded(self._case_opened, slice_node, consumed=False)
 
     def _case_opened(self, slice_node):
         engine = self.engines.loaded()
         if engine is not None:
-            self.ensure_logic(engine).slice_key(self.plane_of(slice_node))
+            logic = self.ensure_logic(engine)
+            key = logic.slice_key(self.plane_of(slice_node))
+            prepare = getattr(engine, "prepare_embedding", None)
+            if prepare is not None and logic.stored is not None and logic.stored.contains(key):
+                prepare(key)
         return Reaction()
 
     def view_changed(self, slice_node):

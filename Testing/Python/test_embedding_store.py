@@ -321,6 +321,7 @@ def test_the_desktop_follows_the_selected_volume_to_its_own_store_and_looks_it_u
     logic = controller.logic
     assert logic.stored.path == str(beta_store) and first not in engine.cache._sources
     assert digests == [1]  # the new case's store work happened at selection, not at the click
+    assert logic.stored.hits == 1  # and the record of the slice in view was read and prepared then
     controller.handle(event("press", view, centre_ras))
     assert digests == [1] and logic.stored.hits == 1 and encoded == [] and logic.stored.reason == ""
     assert session.bridge.selected_mask().any()

@@ -49,6 +49,10 @@ CONTROLLERS = {SmartBrushEffect: SmartBrushController, SmartRegionsEffect: Smart
 SAM_MODELS = ("none", "vit_b", "vit_l", "vit_h", "medsam_vit_b", "sam2.1_tiny", "sam2.1_small", "sam2.1_base_plus",
               "sam2.1_large", "medsam2")  # a SAM 2 model also drives Smart Propagation's strategy sam2
 SLICE_ONLY_LAYOUT = "Axial Only"
+# trame-rca sends a frame at its interactive quality, then renders the view again for a still frame (quality 90)
+# unless the two are equal: one quality makes an edit one render instead of two (each 0.5-0.7 s on a loaded CPU,
+# blocking the loop, so the first frame waited for the second render to be sent)
+VIEW_IMAGE_QUALITY = 90
 THREE_D_LAYOUT = "Axial Primary"
 
 
@@ -80,7 +84,7 @@ class MVAWebApp(TrameApp):
         self.read_only = False
         self.server.enable_module(trame_slicer_module)
         self.slicer_app = SlicerApp()
-        register_rca_factories(self.slicer_app.view_manager, self.server)
+        register_rca_factories(self.slicer_app.view_manager, self.server, interactive_quality=VIEW_IMAGE_QUALITY)
         self.editor = self.slicer_app.segmentation_editor
         self.segment_editor_logic = SegmentEditorLogic(self.server, self.slicer_app)
         self.layout_logic = LayoutButtonLogic(self.server, self.slicer_app)

@@ -181,6 +181,16 @@ class SamEngine:
             point = torch.zeros(1, 1, 2, device=self.device)
             decoder.decode(prepared, point, torch.ones(1, 1, device=self.device), None)
 
+    def prepare_embedding(self, key: Hashable) -> bool:
+        """Bring ``key``'s embedding into memory (from an embedding store source) and prepare the decoder for it,
+        so the first prompt there only decodes. Never encodes: False when the embedding is not available."""
+        entry = self.cache.get(key)
+        if entry is None:
+            return False
+        with torch_threads(self.decoder_threads):
+            self._prepare(key, entry, self._decoder(entry.grid))
+        return True
+
     def _onnx_decoder(self, grid: int):
         """The ONNX Runtime decoder of ``grid`` (exported on first use), or None to use torch."""
         if grid in self._onnx:
