@@ -105,8 +105,9 @@ class Operations:
         return engine
 
     def ping(self, params, arrays, context):
-        import torch
-        return {"pid": os.getpid(), "python": sys.executable, "threads": torch.get_num_threads()}, {}
+        torch = sys.modules.get("torch")  # not imported for a ping: the worker loads it for its first SAM request
+        threads = torch.get_num_threads() if torch is not None else self.threads
+        return {"pid": os.getpid(), "python": sys.executable, "threads": threads}, {}
 
     def embed(self, params, arrays, context):
         image = _required(arrays, "image", "embed")

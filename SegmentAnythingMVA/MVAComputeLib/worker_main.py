@@ -23,8 +23,11 @@ def main(argv=None):
     channel = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
+        # torch (through OpenMP and MKL) takes its thread count from these when it loads: torch is imported by the
+        # first operation that needs it (SAM), so a worker that only pings or computes supervoxels starts without
+        # paying for it (most of a worker's start-up time)
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = str(args.threads)
     from MVAComputeLib.operations import Operations
     WorkerLoop(Operations(args.threads), sys.stdin.buffer, channel).run()
     return 0

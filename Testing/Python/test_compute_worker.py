@@ -61,6 +61,7 @@ def test_the_worker_is_another_process_and_embeds_as_the_engine_does(a_client, a
     assert reply.arrays["embedding"].dtype == np.float16
     assert np.array_equal(reply.arrays["embedding"], expected.half().numpy())
     assert tuple(reply.params["input_size"]) == input_size and reply.params["original_size"] == [60, 70]
+    assert a_client.run("ping", timeout_s=60).params["threads"] == 1  # torch, loaded by the embed, has --threads
 
 
 def test_decoding_in_the_worker_gives_the_engines_masks(a_client, a_slice_image):

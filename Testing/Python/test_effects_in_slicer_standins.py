@@ -396,15 +396,17 @@ def test_a_volume_selected_with_the_model_loaded_is_looked_up_in_its_store_befor
     storage.SetFileName(str(tmp_path / "case.nrrd"))
     case.SetAndObserveStorageNodeID(storage.GetID())
     sam_session.engines().engine = engine_for_spec("tiny")  # loaded in the SegmentAnythingMVA module
-    app.editor.setActiveEffectByName("Segment Anything")
-
-    app.editor.select_source_volume(case)
-    effect = app.editor.active
-    logic = effect.python.shell.controller.logic
-    assert logic.stored is not None and logic.stored.path == str(tmp_path / DEFAULT_STORE_NAME)
-    digests = []
-    original_digest = stored_embeddings.volume_digest
-    monkeypatch.setattr(stored_embeddings, "volume_digest", lambda *a: digests.append(1) or original_digest(*a))
-    drag(app, app.widgets["Red"], [app.centre])
-    assert logic.stored.hits == 1 and digests == [] and logic.stored.reason == ""
-    assert segment(app).any() and effect.failures == [] and app.errors == []
+    try:
+        app.editor.setActiveEffectByName("Segment Anything")
+        app.editor.select_source_volume(case)
+        effect = app.editor.active
+        logic = effect.python.shell.controller.logic
+        assert logic.stored is not None and logic.stored.path == str(tmp_path / DEFAULT_STORE_NAME)
+        digests = []
+        original_digest = stored_embeddings.volume_digest
+        monkeypatch.setattr(stored_embeddings, "volume_digest", lambda *a: digests.append(1) or original_digest(*a))
+        drag(app, app.widgets["Red"], [app.centre])
+        assert logic.stored.hits == 1 and digests == [] and logic.stored.reason == ""
+        assert segment(app).any() and effect.failures == [] and app.errors == []
+    finally:
+        sam_session.engines().unload()  # stops its prefetcher thread
