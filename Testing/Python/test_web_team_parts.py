@@ -82,6 +82,14 @@ def test_the_nginx_site_proxies_only_the_session_port_range_and_logs_no_query_st
     assert "mva_no_query" in text and "$request " not in text and "@" not in text
 
 
+def test_the_nginx_site_waits_for_a_slow_session_start_on_login_instead_of_answering_504():
+    text = nginx_site(listen=8443, gateway_port=8080, session_ports=(9101, 9103))
+    gateway_block = text.split("location / {", 1)[1].split("}", 1)[0]
+    timeout = gateway_block.split("proxy_read_timeout", 1)[1].split(";", 1)[0].strip()
+    seconds = int(timeout[:-1]) * {"s": 1, "m": 60, "h": 3600}[timeout[-1]]
+    assert seconds >= 300  # nginx's default of 60 s gave a 504 while a loaded server built the session (62 s)
+
+
 def run(coroutine):
     return asyncio.new_event_loop().run_until_complete(coroutine)
 
