@@ -8,13 +8,19 @@ MNI T1 template cropped to N axial slices:
 - peak memory (VmHWM) of an embedding worker and of the local compute worker after one embedding;
 - case open (volume into the scene + logic + store lookup) and first click on a stored slice -> mask in the
   segment, through the shared Segment Anything controller (the path of the desktop effect and the browser),
-  next to a click on a slice that is not stored.
+  next to a click on a slice that is not stored; per decoder thread count (``--click-threads``: the engine's
+  ``decoder_threads``, the process keeps its own count for the encoder), alone and, with ``--busy-encoder``,
+  while a thread of the same process embeds slices (a prefetcher, or the browser's job thread).
+
+``--sides`` with no value and ``--inline-sides 512 1024`` embed the stores in this process (no Ray run).
 """
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import tempfile
+import threading
 import time
 
 os.environ.setdefault("ITK_GLOBAL_DEFAULT_THREADER", "Pool")
@@ -96,6 +102,8 @@ def bench_inline(case_path, folder, side, rows):
     store = os.path.join(folder, f"store_{side}_1.zarr")
     summary = run_embed(cases_from_path(case_path), store, EmbedSettings(
         model="vit_b-random", input_size=None if side == 1024 else side, workers=0, threads_per_worker=2))
+    if not summary.slices_computed:  # --work-dir with this store done already
+        return
     stats = next(iter(summary.workers.values()))
     rows.append({"what": "mva embed --workers 0 (this process, 2 threads)", "side": side,
                  "slices": summary.slices_computed, "seconds": round(summary.seconds, 2),
@@ -135,9 +143,48 @@ def open_case(case_path, store, engine):
     return logic, headless, array, ijk_to_ras, time.perf_counter() - tic
 
 
-def bench_clicks(case_path, store, side, rows, clicks=3, thread_counts=(2,)):
+@contextlib.contextmanager
+def encoder_busy(engine, image):
+    """A thread of this process embedding `image` again and again (as a prefetcher) while the block runs; it is
+    stopped and joined at the end (after its current embedding)."""
+    stop = threading.Event()
+
+    def embed_again():
+        while not stop.is_set():
+            engine.compute_embedding(image)
+
+    thread = threading.Thread(target=embed_again, name="bench-encoder")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def timed_clicks(logic, engine, array, ijk_to_ras, clicks, thread_counts):
+    """{decoder threads: seconds of `clicks` first clicks on stored slices} (cache emptied before each: a record
+    read, prepared and decoded every time). The thread counts take turns, click after click, so that a change in
+    the machine's load falls on all of them alike."""
+    from MVABridgeLib.slice_geometry import SlicePlane
+    times = {int(threads): [] for threads in thread_counts}
+    for click in range(clicks):
+        plane = SlicePlane.for_anatomical_axis("axial", click % array.shape[0], ijk_to_ras, array.shape)
+        for threads in times:
+            engine.decoder_threads = threads
+            engine.cache.clear()
+            logic.reset()
+            tic = time.perf_counter()
+            logic.add_point(plane, (plane.shape[0] // 2, plane.shape[1] // 2))
+            times[threads].append(time.perf_counter() - tic)
+    return times
+
+
+def bench_clicks(case_path, store, side, rows, clicks=3, thread_counts=(2,), busy_encoder=False):
     """First clicks on stored slices (the engine's cache emptied before each, so every click reads the store and
-    prepares the slice afresh), with each torch thread count in turn, then one click without the store."""
+    prepares the slice afresh), with each decoder thread count in turn (alone, then beside a busy encoder thread
+    when `busy_encoder`), then one click without the store."""
+    import numpy as np
     import torch
 
     from MVABridgeLib.slice_geometry import SlicePlane
@@ -149,19 +196,15 @@ def bench_clicks(case_path, store, side, rows, clicks=3, thread_counts=(2,)):
     _, first_scene, _, _, first_open_seconds = open_case(case_path, store, engine)
     first_scene.clear()
     logic, headless, array, ijk_to_ras, open_seconds = open_case(case_path, store, engine)
-    by_threads = {}
-    for threads in thread_counts:
-        torch.set_num_threads(int(threads))
-        times = by_threads[int(threads)] = []
-        for click in range(clicks):
-            plane = SlicePlane.for_anatomical_axis("axial", click % array.shape[0], ijk_to_ras, array.shape)
-            engine.cache.clear()
-            logic.reset()
-            tic = time.perf_counter()
-            logic.add_point(plane, (plane.shape[0] // 2, plane.shape[1] // 2))
-            times.append(time.perf_counter() - tic)
+    timed_clicks(logic, engine, array, ijk_to_ras, 1, thread_counts)  # the first click of all also sets up kernels
+    by_threads = timed_clicks(logic, engine, array, ijk_to_ras, clicks, thread_counts)
+    beside_encoder = {}
+    if busy_encoder:
+        image = np.random.default_rng(0).integers(0, 255, (*array.shape[1:], 3)).astype(np.uint8)
+        with encoder_busy(engine, image):
+            time.sleep(0.5)  # the encoder is running when the clicks start
+            beside_encoder = timed_clicks(logic, engine, array, ijk_to_ras, clicks, thread_counts)
     stored_hits = logic.stored.hits
-    torch.set_num_threads(max(int(t) for t in thread_counts))
     engine.cache.clear()
     logic.stored = None  # the same click without the store: a window the store was not made with, so it encodes
     window, level = logic.current_window_level()
@@ -175,10 +218,13 @@ def bench_clicks(case_path, store, side, rows, clicks=3, thread_counts=(2,)):
            "model_load_s": round(model_seconds, 2), "first_case_open_s": round(first_open_seconds, 3),
            "case_open_s": round(open_seconds, 3),
            "stored_hits": stored_hits, "encoded_without_store": engine.last_embedding is not None,
-           "click_without_store_s": round(fresh, 2)}
+           "click_without_store_s": round(fresh, 2), "process_torch_threads": torch.get_num_threads()}
     for threads, times in by_threads.items():
-        row[f"stored_click_s_{threads}_threads"] = [round(t, 3) for t in times]
-        row[f"stored_click_p50_s_{threads}_threads"] = round(statistics.median(times), 3)
+        row[f"stored_click_s_{threads}_decoder_threads"] = [round(t, 3) for t in times]
+        row[f"stored_click_p50_s_{threads}_decoder_threads"] = round(statistics.median(times), 3)
+    for threads, times in beside_encoder.items():
+        row[f"stored_click_beside_encoder_s_{threads}_decoder_threads"] = [round(t, 3) for t in times]
+        row[f"stored_click_beside_encoder_p50_s_{threads}_decoder_threads"] = round(statistics.median(times), 3)
     rows.append(row)
     print(json.dumps(row), flush=True)
     headless.clear()
@@ -192,21 +238,31 @@ def main(argv=None):
     parser.add_argument("--inline-sides", type=int, nargs="*", default=[], help="runs in this process only")
     parser.add_argument("--throughput-only", action="store_true", help="no click or compute-worker figures")
     parser.add_argument("--clicks", type=int, default=3, help="first clicks on stored slices per thread count")
-    parser.add_argument("--click-threads", type=int, nargs="+", default=[2],
-                        help="torch thread counts of the click runs (same run, one after the other)")
+    parser.add_argument("--click-threads", type=int, nargs="+", default=[1, 2],
+                        help="decoder thread counts of the click runs (same run, one after the other)")
+    parser.add_argument("--busy-encoder", action="store_true",
+                        help="also click while a thread of this process embeds slices (as a prefetcher)")
     parser.add_argument("--store", default=None,
                         help="click runs only, on this store's case (--case) instead of embedding one first")
     parser.add_argument("--case", default=None, help="with --store: the volume file the store was made from")
     parser.add_argument("--store-side", type=int, default=512, help="with --store: its encoder input side")
+    parser.add_argument("--work-dir", default=None,
+                        help="keep the cropped case and the stores here, and reuse them in a later run (default: a "
+                             "temporary folder)")
     args = parser.parse_args(argv)
     rows = [{"what": "machine", "cpus": os.cpu_count(), "load_average": os.getloadavg()}]
     if args.store:
         if not args.case:
             parser.error("--store needs --case (the volume file the store was made from)")
-        bench_clicks(args.case, args.store, args.store_side, rows, args.clicks, args.click_threads)
+        bench_clicks(args.case, args.store, args.store_side, rows, args.clicks, args.click_threads,
+                     args.busy_encoder)
         return _finish(rows, args.output)
-    with tempfile.TemporaryDirectory() as folder:
-        case_path = write_cropped_mni(folder, args.slices)
+    if args.work_dir:
+        os.makedirs(args.work_dir, exist_ok=True)
+    with contextlib.nullcontext(args.work_dir) if args.work_dir else tempfile.TemporaryDirectory() as folder:
+        case_path = os.path.join(folder, "mni_crop.nrrd")
+        if not os.path.exists(case_path):
+            write_cropped_mni(folder, args.slices)
         if args.sides:
             bench_throughput(case_path, folder, args.sides, rows)
         for side in args.inline_sides:
@@ -214,7 +270,7 @@ def main(argv=None):
         if not args.throughput_only:
             for side in args.sides + args.inline_sides:
                 bench_clicks(case_path, os.path.join(folder, f"store_{side}_1.zarr"), side, rows, args.clicks,
-                             args.click_threads)
+                             args.click_threads, args.busy_encoder)
             bench_compute_worker(rows)
     return _finish(rows, args.output)
 
