@@ -4,8 +4,9 @@ The model is a kernel density log-likelihood ratio, object vs. its local surroun
 so it adapts to whatever contrast the object has (bright white matter in T1, a 40 HU nodule in -800 HU lung, a
 liver 20 HU above the soft tissue around it). Each density's kernel width follows its own samples' spread
 (Silverman's rule), on a table fine enough that a bone or air in the ring, which widens the intensity range, does
-not blur two close tissues into one bin. Both the model and the refinement read the slices denoised in-plane
-(`denoised`): one pixel's noise often hides a contrast that its neighbourhood shows clearly.
+not blur two close tissues into one bin. The model and the refinement may read the slices denoised in-plane
+(`denoised`; `fit_checked_intensity_model` lets the annotated slices choose how much): one pixel's noise often
+hides a contrast that its neighbourhood shows clearly.
 Refinement combines that evidence with a shape prior given as a signed distance map.
 """
 from dataclasses import dataclass
@@ -142,9 +143,11 @@ def fit_checked_intensity_model(images, masks, candidates=DENOISE_CANDIDATES_PX,
     candidates : sequence of float
         Denoising sigmas (pixels) to choose from, in increasing order.
     shift_px : float
+        How far (pixels) the check's shape prior is grown and shrunk from each annotation.
     settings : RefinementSettings, optional
         The refinement the model will be used with.
     ring_px : int
+        As in `fit_intensity_model`.
 
     Returns
     -------
