@@ -1,6 +1,5 @@
 """A click decodes with the engine's own small torch thread count, on the calling thread only, and restores it."""
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -141,37 +140,3 @@ def test_the_desktop_and_the_browser_pass_their_decoder_thread_setting_to_the_en
     assert desktop.load().decoder_threads == 2
     browser = WebSamEngines(SamOptions(model="tiny", decoder_threads=3))
     assert browser.load().decoder_threads == 3
-
-
-def test_an_encoder_in_another_thread_waits_between_its_blocks_while_a_prompt_is_decoded(a_slice_image):
-    engine = SamEngine(build_tiny_sam(seed=1), decoder_threads=1)
-    expected, _ = engine.compute_embedding(a_slice_image)
-    waiting, blocks_run, results = threading.Event(), [], []
-    encoder = engine._encoder(engine.encoder_size_for(a_slice_image.shape[:2]))
-    gate = encoder.before_block
-
-    def before_block():
-        if engine.prompts.busy:
-            waiting.set()
-        gate()
-        blocks_run.append(1)
-
-    encoder.before_block = before_block
-    with engine.prompts.serving():  # as predict holds it while it decodes
-        thread = threading.Thread(target=lambda: results.append(engine.compute_embedding(a_slice_image)[0]))
-        thread.start()
-        assert waiting.wait(30)
-        thread.join(0.3)
-        assert thread.is_alive() and blocks_run == []  # still at its first block
-    thread.join(30)
-    assert not thread.is_alive() and len(blocks_run) == len(engine.model.image_encoder.blocks)
-    assert torch.equal(results[0], expected)
-
-
-def test_a_click_that_encodes_its_own_slice_does_not_wait_for_itself(a_slice_image):
-    engine = SamEngine(build_tiny_sam(seed=1), decoder_threads=1)
-    engine.prompts.longest_wait_s = 30.0  # a wait for itself would show as a 30 s stall
-    started = time.perf_counter()
-    with engine.prompts.serving():
-        engine.predict("slice", np.array([[35.0, 45.0]]), np.array([1]), image=a_slice_image)
-    assert time.perf_counter() - started < 20 and not engine.prompts.busy

@@ -49,9 +49,6 @@ class FastImageEncoder:
     query_chunk : int, optional
         Query tokens per attention chunk; by default ``QUERY_CHUNK`` on the CPU and no chunking on
         accelerators, where one large product is faster than many small ones.
-
-    ``before_block`` (a callable or None, an attribute) runs before each transformer block: the engine waits there
-    while a prompt is served (:mod:`prompt_priority`).
     """
 
     def __init__(self, encoder: ImageEncoderViT, input_size: Optional[int] = None, bf16: bool = False,
@@ -67,7 +64,6 @@ class FastImageEncoder:
         self.grid = size // patch
         self.bf16 = bf16
         self.query_chunk = query_chunk
-        self.before_block = None
         self._pos_embed: Dict[torch.device, torch.Tensor] = {}
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -80,8 +76,6 @@ class FastImageEncoder:
             if encoder.pos_embed is not None:
                 x = x + self._position_embedding()  # fp32: keeps the residual stream fp32 as stock
             for block in encoder.blocks:
-                if self.before_block is not None:
-                    self.before_block()
                 x = _run_block(block, x, chunk)
             return encoder.neck(x.permute(0, 3, 1, 2))
 

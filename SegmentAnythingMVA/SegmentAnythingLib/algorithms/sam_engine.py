@@ -21,7 +21,6 @@ from .sam_embedding_cache import CachedEmbedding, EmbeddingCache
 from .sam_encoder import FastImageEncoder
 from .sam_errors import InvalidPromptError, MissingEmbeddingError, SamInputError
 from .sam_image import preprocess_image, prompt_to_model_frame, upsample_logits, validate_slice_image
-from .prompt_priority import PromptPriority
 from .torch_threads import default_decoder_threads, thread_count, torch_threads
 
 ImageSource = Union[np.ndarray, Callable[[], np.ndarray]]
@@ -124,7 +123,6 @@ class SamEngine:
         self.patch_size = int(model.image_encoder.patch_embed.proj.kernel_size[0])
         self.input_size = input_size
         self._bf16_encoder = bool(bf16_encoder)
-        self.prompts = PromptPriority()  # encoders of other threads wait between blocks while a prompt is decoded
         self._encoders: dict = {}
         if input_size != "auto":
             self._encoder(self.native_size if input_size is None else input_size)  # validates the size
@@ -164,7 +162,6 @@ class SamEngine:
                 encoder = FastImageEncoder(self.model.image_encoder, int(size), bf16=self._bf16_encoder)
             except (TypeError, ValueError) as error:
                 raise SamInputError(f"{error} (input size setting: {self.input_size!r}; or use 'auto').") from None
-            encoder.before_block = self.prompts.wait_for_prompts
             self._encoders[size] = encoder
         return encoder
 
@@ -333,7 +330,7 @@ class SamEngine:
                 raise MissingEmbeddingError(
                     "This slice has no image embedding yet; pass its image or wait for the prefetch.")
             entry = self.embed(key, image)
-        with self.prompts.serving(), torch_threads(self.decoder_threads):
+        with torch_threads(self.decoder_threads):
             return self._decode(key, entry, points_xy, labels, box_xyxy, previous_logits, multimask)
 
     def _decode(self, key, entry, points_xy, labels, box_xyxy, previous_logits, multimask) -> SamPrediction:
