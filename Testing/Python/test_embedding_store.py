@@ -236,7 +236,8 @@ def test_the_desktop_controller_reads_the_store_beside_the_volume_file(headless,
     desktop_logic = controller.ensure_logic(engine)
     desktop_logic.add_point(SlicePlane.for_anatomical_axis("axial", 3, MATRIX, (5, 24, 20)), (12, 10))
     assert desktop_logic.stored.hits == 1 and desktop_logic.stored.reason == ""
-    broken = SettingsEngineSource(lambda name: {**DEFAULTS, "EmbeddingStore": str(tmp_path / "nothing")}[name])
+    broken = SettingsEngineSource(
+        lambda name: {**DEFAULTS, "Prefetch": False, "EmbeddingStore": str(tmp_path / "nothing")}[name])
     assert "No embedding store" in SegmentAnythingController(logic.bridge, broken).ensure_logic(
         engine_for_spec("tiny")).status()
 
