@@ -15,7 +15,7 @@ TYPICAL_QUANTILE = 0.25
 MIN_TYPICAL_VOXELS = 16
 MIN_SIDE_VOXELS = 8
 SIDE_ROUNDS = 3
-# one Gaussian class cut at its mean: 2.7 pooled deviations apart (as `region_split.BIMODALITY`)
+# one Gaussian class cut at its mean: 2.7 pooled deviations apart; two tissues are further (also `region_split`)
 BIMODALITY = 3.4
 
 

@@ -14,11 +14,11 @@ Arrays are label/intensity arrays of equal shape (2D or 3D); label 0 is never sp
 import numpy as np
 
 from SmartRegionsLib.algorithms.region_errors import InvalidParameterError
+from SmartRegionsLib.algorithms.region_homogeneity import BIMODALITY, typical_deviation
 
 MIN_SPLIT_VOXELS = 16
 TWO_MEANS_ITERATIONS = 5
 NOISE_QUANTILE = 0.25
-BIMODALITY = 3.4
 MIN_NOISE_FRACTION = 0.002
 
 
@@ -34,18 +34,11 @@ def noise_level(regions, values, min_voxels=MIN_SPLIT_VOXELS, quantile=NOISE_QUA
     -------
     float
     """
-    count, mean, std = _region_statistics(regions.ravel(), values.ravel())
-    usable = np.flatnonzero((count >= min_voxels) & (std > 0))
-    usable = usable[usable > 0]
+    count, _mean, std = _region_statistics(regions.ravel(), values.ravel())
     sample = values.ravel()[::max(1, values.size // 1_000_000)]
     low, high = np.percentile(sample, [0.5, 99.5])
     floor = MIN_NOISE_FRACTION * float(high - low)
-    if usable.size == 0:
-        return floor
-    order = usable[np.argsort(std[usable])]
-    cumulative = np.cumsum(count[order])
-    estimate = float(std[order[np.searchsorted(cumulative, cumulative[-1] * quantile)]])
-    return max(estimate, floor)
+    return max(typical_deviation(count, std, quantile=quantile, min_voxels=min_voxels), floor)
 
 
 def split_keys(regions, values, separation, rounds=2):
