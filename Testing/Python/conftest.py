@@ -62,6 +62,16 @@ def add_segmentation(headless_scene, volume_node, names=("A",), reference_node=N
     return segmentation, ids
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test: tiny models are all overhead, and two threads contend on 2 cores."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # slicer-core 5.11's native libraries can crash in their static destructors at interpreter exit (SLICER_GUIDE.md
 # section 8): CI once ended with exit code 139 after every test had passed. Once pytest has reported, the run's
 # status is final, so the process ends with that status without running them; threads still alive are named.

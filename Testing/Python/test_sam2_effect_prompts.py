@@ -5,7 +5,6 @@ import weakref
 
 import numpy as np
 import pytest
-import torch
 from controller_scene import event, finish_jobs, make_scene, slice_node
 from test_effects_in_slicer_standins import drag, run_jobs, segment, slicer_app  # noqa: F401 - a fixture
 from test_sam2_propagation import NO_STOP, fresh_engine
@@ -23,12 +22,7 @@ from SmartPropagationLib.algorithms import sam2_video
 IDENTITY = np.diag([1.0, 1.0, 1.0, 1.0])
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

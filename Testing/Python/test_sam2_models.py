@@ -12,13 +12,7 @@ from SegmentAnythingLib.algorithms.sam_errors import (
     PromptOutsideImageError, UnknownModelError)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # Tiny models are all overhead: on a shared 2-core machine two threads contend and run much slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 from conftest import GEOMETRIES
 from controller_scene import finish_jobs, make_scene, slice_node
 from test_sam2_propagation import NO_STOP, ball_volume, fresh_engine, make_case, slab
@@ -24,12 +23,7 @@ from SmartPropagationLib.algorithms import sam2_video
 from SmartPropagationLib.algorithms.sam2_video import SlicePrompts
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

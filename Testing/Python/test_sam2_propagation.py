@@ -3,7 +3,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 from conftest import GEOMETRIES, add_segmentation
 
 from MVABridgeLib.edit_backend import EditMode
@@ -23,13 +22,7 @@ NO_STOP = StopRule(min_area_mm2=None, area_ratio_band=None, min_quality=None, bo
                    min_object_score=None)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # Tiny models are all overhead: on a shared 2-core machine two threads contend and run 10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
 from conftest import GEOMETRIES
 from test_sam2_propagation import NO_STOP, ball_volume, fresh_engine, make_case, slab
 
@@ -23,12 +22,7 @@ from SmartPropagationLib.propagation_run import run_propagation
 from SmartPropagationLib.smart_propagation_logic import PropagationOptions, SmartPropagationLogic
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def planned_case(headless, geometry="identity", max_slices=2):
