@@ -7,7 +7,6 @@ in feature space), and the classifier labels each cell once, which keeps an upda
 on a CPU (`prediction="coarse_to_fine"`, the earlier per-voxel evaluation, is kept for comparison).
 Arrays are (k, j, i), spacing in mm in the same order; label 0 is background (erase strokes).
 """
-import contextlib
 
 import numpy as np
 from scipy import ndimage
@@ -46,27 +45,6 @@ def _stroke_weights(block):
         return np.expand_dims(depth, thin)[block] ** 2
     depth = ndimage.distance_transform_edt(np.pad(block, 1))[1:-1, 1:-1, 1:-1]
     return depth[block] ** 2
-
-
-@contextlib.contextmanager
-def _torch_threads(count):
-    """Run torch on at most `count` intra-op threads in this thread (torch keeps the count per OS thread once set;
-    only threads started meanwhile would inherit it), restored after.
-
-    Classifying the ROI's feature cells is one small matrix (tens of thousands of cells by at most a few hundred
-    centres): a second thread cannot pay for its synchronisation, and on a loaded 2-core machine waiting for it
-    made the step 13 times slower (277 vs 21 ms on the 128^3 MNI ROI).
-    """
-    import torch
-    before = torch.get_num_threads()
-    if before <= count:
-        yield
-        return
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def bounding_box(mask):
@@ -282,7 +260,10 @@ class VolumeBrushModel:
             classifier = self._fit(features[tuple(where.T)], labels, weights)
             if self.prediction == "cells":
                 cells = self._roi_cells(roi)
-                with _torch_threads(1):
+                # one small matrix (cells x centres): a second thread cannot pay for its synchronisation, and on a
+                # loaded 2-core machine waiting for it made this step 13 times slower (277 vs 21 ms, 128^3 MNI ROI)
+                from SegmentAnythingLib.algorithms.torch_threads import torch_threads
+                with torch_threads(1):
                     cell_labels = classifier.predict_labels(cells.means)
                 region = cells.voxel_values(cell_labels == label)
             else:
