@@ -4,7 +4,8 @@ import numpy as np
 
 from MVAEvaluationLib.metrics import dice
 from SmartPropagationLib.algorithms import StopReason, StopRule, propagate
-from SmartPropagationLib.algorithms.intensity_model import fit_checked_intensity_model
+from SmartPropagationLib.algorithms.intensity_model import fit_checked_intensity_model, fit_intensity_model, refine_mask
+from SmartPropagationLib.algorithms.slice_registration import signed_distance
 
 CT_SPACING = (2.5, 0.8, 0.8)
 
@@ -59,3 +60,30 @@ def test_propagation_stops_where_the_mask_lies_on_tissue_unlike_the_object():
     assert result.stops[1].reason == StopReason.LOW_QUALITY
     assert result.stops[1].slice_k == 6
     assert min(dice(result.masks[k], seed) for k in range(1, 6)) > 0.95
+
+
+
+def biased_disks(gain_strength, seed=3):
+    """MRI-like: a 100 disk (radius 18 -> 14 over 9 slices) in 85 tissue, all times a gain that rises from
+    1 - `gain_strength` to 1 + `gain_strength` across the slice, as a coil's bias field does, plus noise."""
+    rng = np.random.default_rng(seed)
+    k, j, i = np.indices((9, 80, 96)).astype(float)
+    disks = (j - 40) ** 2 + (i - 48) ** 2 <= (18 - 0.5 * k) ** 2
+    gain = 1 + gain_strength * (i - 48) / 48
+    image = np.where(disks, 100.0, 85.0) * gain + rng.normal(0, 3, disks.shape)
+    return image.astype(np.float32), disks
+
+
+def test_a_bias_field_is_divided_out_only_when_the_annotated_slice_needs_it():
+    image, disks = biased_disks(0.3)
+    # the disk's dark side (about 75) is darker than the tissue on the bright side (about 105)
+    model = fit_checked_intensity_model([image[0]], [disks[0]])
+    assert model.gain is not None and model.gain[40, 90] > 1.15 > 0.85 > model.gain[40, 6]
+    plain = fit_intensity_model([image[0]], [disks[0]])
+    grown = signed_distance(disks[6]) + 3  # another slice, from a prior 3 pixels too large
+    assert dice(refine_mask(image[6], grown, model), disks[6]) > 0.97 > dice(refine_mask(image[6], grown, plain),
+                                                                              disks[6])
+    flat, _ = biased_disks(0.0)
+    assert fit_checked_intensity_model([flat[0]], [disks[0]]).gain is None
+    ct = flat - 1000.0  # a signed image (CT in HU) has no multiplicative gain
+    assert fit_checked_intensity_model([ct[0]], [disks[0]]).gain is None

@@ -6,7 +6,10 @@ liver 20 HU above the soft tissue around it). Each density's kernel width follow
 (Silverman's rule), on a table fine enough that a bone or air in the ring, which widens the intensity range, does
 not blur two close tissues into one bin. The model and the refinement may read the slices denoised in-plane
 (`denoised`; `fit_checked_intensity_model` lets the annotated slices choose how much): one pixel's noise often
-hides a contrast that its neighbourhood shows clearly.
+hides a contrast that its neighbourhood shows clearly. On magnitude images (MRI: no negative values) the model may
+also read the slices divided by a smooth in-plane gain fitted to the object (`gain_field`; again the annotated
+slices choose): a bias field makes the object darker on one side of a slice than its surroundings on the other, and
+no single intensity table separates them.
 Refinement combines that evidence with a shape prior given as a signed distance map.
 """
 from dataclasses import dataclass
@@ -26,6 +29,10 @@ DENOISE_CANDIDATES_PX = (0.0, 1.0, 1.5, 2.0)
 # in a smooth annotation (a brush's), so sharp slices stay sharp unless denoising clearly pays.
 CHECK_SHIFT_PX = 3.0
 CHECK_MARGIN = 0.01
+# Degree of the in-plane polynomial of log intensity that models a smooth multiplicative gain (an MRI bias field):
+# 2 bends once across the slice, as a coil's sensitivity does over a few centimetres, and is too stiff to follow
+# the object's own shape.
+GAIN_DEGREE = 2
 
 
 @dataclass
@@ -41,11 +48,30 @@ class IntensityModel:
     denoise_sigma_px : float
         The in-plane denoising (`denoised`) of the slices it was learned on; slices it is applied to are read
         through the same.
+    gain : ndarray of float32 (J, I) or None
+        The smooth gain the annotated slices were divided by (`gain_field`), on their whole-slice grid; slices it
+        is applied to (the same volume's, same grid) are divided by it too. None: no gain.
     """
     low: float
     high: float
     table: np.ndarray
     denoise_sigma_px: float = 0.0
+    gain: np.ndarray = None
+
+    def read(self, image_2d, box=None):
+        """`image_2d` as the model reads it: divided by the gain (its part `box` of the slice) and `denoised`.
+
+        Parameters
+        ----------
+        image_2d : ndarray (J, I)
+            A whole slice, or the part `box` of one.
+        box : tuple of two slices, optional
+            Where `image_2d` lies in the slice (None: it is the whole slice).
+        """
+        image_2d = np.asarray(image_2d, np.float32)
+        if self.gain is not None:
+            image_2d = image_2d / (self.gain if box is None else self.gain[box])
+        return denoised(image_2d, self.denoise_sigma_px)
 
     def log_likelihood_ratio(self, image_2d):
         """Per-pixel log-likelihood ratio (float32, same shape as `image_2d`, already `denoised`)."""
@@ -70,13 +96,56 @@ def _kernel_width(values):
     return 0.9 * spread * values.size ** -0.2
 
 
+def gain_field(images, masks, degree=GAIN_DEGREE):
+    """A smooth multiplicative gain common to `images`, fitted to the object's pixels; None where none applies.
+
+    The log intensity inside the masks is fitted (least squares, twice with outliers beyond 2.5 robust standard
+    deviations left out, so that a partial-volume edge or a vessel does not bend it) by a constant plus an in-plane
+    polynomial of `degree`; the gain is the exponential of the polynomial part (mean 1 over the object).
+
+    Parameters
+    ----------
+    images : sequence of ndarray (J, I)
+        Whole slices of one volume (one grid).
+    masks : sequence of ndarray of bool (J, I)
+        The object on each.
+
+    Returns
+    -------
+    ndarray of float32 (J, I) or None
+        None for a signed image (CT in HU: a gain field is a property of magnitude images), when the object has
+        too few pixels, or `degree` < 1.
+    """
+    images = [np.asarray(image, np.float32) for image in images]
+    masks = [np.asarray(mask, bool) for mask in masks]
+    if degree < 1 or not images or min(float(image.min()) for image in images) < 0:
+        return None
+    rows, cols = images[0].shape
+    y, x = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    y, x = 2 * y / max(rows - 1, 1) - 1, 2 * x / max(cols - 1, 1) - 1
+    terms = [x ** a * y ** b for a in range(degree + 1) for b in range(degree + 1 - a) if a + b > 0]
+    design = np.concatenate([np.stack([np.ones(int(m.sum()), np.float32)] + [t[m] for t in terms], 1) for m in masks])
+    values = np.concatenate([np.log(np.maximum(image[mask], 1e-3)) for image, mask in zip(images, masks)])
+    if values.size < 10 * design.shape[1]:
+        return None
+    keep = np.ones(values.size, bool)
+    for _ in range(2):
+        coefficients = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
+        residual = values - design @ coefficients
+        spread = 1.4826 * float(np.median(np.abs(residual[keep] - np.median(residual[keep]))))
+        keep = np.abs(residual) <= 2.5 * max(spread, 1e-6)
+    log_gain = sum(float(c) * t for c, t in zip(coefficients[1:], terms))
+    log_gain -= float(np.mean(log_gain[np.logical_or.reduce(masks)]))
+    return np.exp(log_gain).astype(np.float32)
+
+
 def surroundings(mask_2d, ring_px):
     """Pixels within `ring_px` of the mask but outside it (bool, same shape)."""
     grown = ndimage.binary_dilation(mask_2d, iterations=max(int(ring_px), 1))
     return grown & ~mask_2d
 
 
-def fit_intensity_model(images, masks, ring_px=8, denoise_sigma_px=0.0, bins=_BINS, kernel_bins=None):
+def fit_intensity_model(images, masks, ring_px=8, denoise_sigma_px=0.0, bins=_BINS, kernel_bins=None, gain=None):
     """Learn an `IntensityModel` from one or more annotated slices.
 
     Parameters
@@ -93,17 +162,20 @@ def fit_intensity_model(images, masks, ring_px=8, denoise_sigma_px=0.0, bins=_BI
         Size of the log-likelihood table over the object's and the ring's intensity range.
     kernel_bins : float, optional
         A fixed kernel width in bins for both densities instead of each one's own (Silverman's rule).
+    gain : ndarray (J, I), optional
+        A smooth gain (`gain_field`) the slices are divided by first; the model keeps it for the slices it reads.
 
     Returns
     -------
     IntensityModel
     """
     inside, outside = [], []
+    reader = IntensityModel(0.0, 1.0, np.zeros(1, np.float32), float(denoise_sigma_px), gain)
     for image, mask in zip(images, masks):
         mask = np.asarray(mask, bool)
         if not mask.any():
             continue
-        image = denoised(image, denoise_sigma_px)
+        image = reader.read(image)
         inside.append(image[mask])
         outside.append(image[surroundings(mask, ring_px)])
     inside = np.concatenate(inside)
@@ -124,22 +196,26 @@ def fit_intensity_model(images, masks, ring_px=8, denoise_sigma_px=0.0, bins=_BI
     p_in = density(inside)
     p_out = density(outside) if outside.size else np.ones_like(p_in)
     table = np.log(p_in / p_in.sum()) - np.log(p_out / p_out.sum())
-    return IntensityModel(low, high, np.clip(table, -_LLR_CLIP, _LLR_CLIP).astype(np.float32), float(denoise_sigma_px))
+    return IntensityModel(low, high, np.clip(table, -_LLR_CLIP, _LLR_CLIP).astype(np.float32), float(denoise_sigma_px),
+                          gain)
 
 
 def fit_checked_intensity_model(images, masks, candidates=DENOISE_CANDIDATES_PX, shift_px=CHECK_SHIFT_PX,
-                                settings=None, ring_px=8):
-    """The `IntensityModel` whose denoising best restores the annotated slices from a wrong shape prior.
+                                settings=None, ring_px=8, gain_degree=GAIN_DEGREE):
+    """The `IntensityModel` whose reading of the slices (denoising, gain) best restores the annotated slices from a
+    wrong shape prior.
 
     A check on the user's own drawing only: each candidate model refines every annotated slice from its mask grown
-    and shrunk by `shift_px`, and the one that gives the masks back best is kept; more denoising only when it
-    gives them back better by `CHECK_MARGIN` (mean Dice).
-    Noisy, low-contrast objects so get denoised slices, and thin, sharp ones keep their edges.
+    and shrunk by `shift_px`, and the one that gives the masks back best is kept. Candidates come in order of how
+    much they change the slices (each denoising without the gain, then each with it), and a later one is only
+    chosen when it gives the masks back better by `CHECK_MARGIN` (mean Dice).
+    Noisy, low-contrast objects so get denoised slices, thin, sharp ones keep their edges, and a gain is divided
+    out only where the annotated object's intensity drifts across the slice enough to cost the refinement.
 
     Parameters
     ----------
     images, masks : sequences of ndarray (J, I)
-        As in `fit_intensity_model`.
+        As in `fit_intensity_model` (whole slices of one volume).
     candidates : sequence of float
         Denoising sigmas (pixels) to choose from, in increasing order.
     shift_px : float
@@ -148,6 +224,8 @@ def fit_checked_intensity_model(images, masks, candidates=DENOISE_CANDIDATES_PX,
         The refinement the model will be used with.
     ring_px : int
         As in `fit_intensity_model`.
+    gain_degree : int
+        Of `gain_field` (0: no gain candidates).
 
     Returns
     -------
@@ -158,14 +236,16 @@ def fit_checked_intensity_model(images, masks, candidates=DENOISE_CANDIDATES_PX,
         mask = np.asarray(mask, bool)
         if mask.any() and not mask.all():
             box = crop_box(mask, int(np.ceil(2 * shift_px)) + 8)
-            checks.append((np.asarray(image, np.float32)[box], mask[box], signed_distance(mask[box])))
+            checks.append((np.asarray(image, np.float32)[box], mask[box], signed_distance(mask[box]), box))
+    gain = gain_field(images, masks, gain_degree) if checks else None
     best = None
-    for sigma in candidates:
-        model = fit_intensity_model(images, masks, ring_px, denoise_sigma_px=sigma)
-        score = np.mean([_dice(refine_mask(image, sdf + shift, model, settings), mask)
-                         for image, mask, sdf in checks for shift in (-shift_px, shift_px)] or [1.0])
-        if best is None or score > best[0] + CHECK_MARGIN:
-            best = (score, model)
+    for with_gain in (None, gain) if gain is not None else (None,):
+        for sigma in candidates:
+            model = fit_intensity_model(images, masks, ring_px, denoise_sigma_px=sigma, gain=with_gain)
+            score = np.mean([_dice(refine_mask(image, sdf + shift, model, settings, box), mask)
+                             for image, mask, sdf, box in checks for shift in (-shift_px, shift_px)] or [1.0])
+            if best is None or score > best[0] + CHECK_MARGIN:
+                best = (score, model)
     return best[1]
 
 
@@ -195,7 +275,7 @@ class RefinementSettings:
     smoothing_px: float = 0.8
 
 
-def refine_mask(image_2d, prior_sdf_px, model, settings=None):
+def refine_mask(image_2d, prior_sdf_px, model, settings=None, box=None):
     """Combine the shape prior with the intensity evidence of one slice.
 
     Parameters
@@ -206,6 +286,8 @@ def refine_mask(image_2d, prior_sdf_px, model, settings=None):
         Signed distance to the prior boundary in pixels, positive inside.
     model : IntensityModel
     settings : RefinementSettings, optional
+    box : tuple of two slices, optional
+        Where `image_2d` lies in its whole slice, for a model with a gain (None: it is the whole slice).
 
     Returns
     -------
@@ -214,7 +296,7 @@ def refine_mask(image_2d, prior_sdf_px, model, settings=None):
     """
     settings = settings or RefinementSettings()
     prior = np.clip(prior_sdf_px / settings.prior_scale_px, -settings.prior_clip, settings.prior_clip)
-    posterior = model.log_likelihood_ratio(denoised(image_2d, model.denoise_sigma_px)) + prior
+    posterior = model.log_likelihood_ratio(model.read(image_2d, box)) + prior
     if settings.smoothing_px > 0:
         posterior = ndimage.gaussian_filter(posterior, settings.smoothing_px)
     mask = posterior > 0

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .intensity_model import RefinementSettings, denoised, fit_checked_intensity_model, refine_mask
+from .intensity_model import RefinementSettings, fit_checked_intensity_model, refine_mask
 from .propagation_errors import UnknownStrategyError
 from .slice_registration import RegistrationSettings, crop_box, register_and_warp, signed_distance
 
@@ -56,7 +56,7 @@ class RegistrationPredictor:
         if not mask_prev.any():
             return np.zeros(mask_prev.shape, bool), 0.0
         box, warped_sdf, _ = self.warp(image_prev, mask_prev, image_next)
-        refined = refine_mask(image_next[box], warped_sdf, self.model, self.refinement)
+        refined = refine_mask(image_next[box], warped_sdf, self.model, self.refinement, box)
         mask_next = np.zeros(mask_prev.shape, bool)
         mask_next[box] = refined
         # Quality: agreement of the registration (shape) with the image evidence, and how much of the seed's
@@ -64,17 +64,18 @@ class RegistrationPredictor:
         # the object ended).
         quality = mask_dice(warped_sdf > 0, refined)
         if self.reference_evidence:
-            share = object_evidence(self.model, image_next[box], refined) / self.reference_evidence
+            share = object_evidence(self.model, image_next[box], refined, box) / self.reference_evidence
             quality = min(quality, float(np.clip(share, 0.0, 1.0)))
         return mask_next, quality
 
 
-def object_evidence(model, image_2d, mask_2d):
-    """Mean log-likelihood ratio of `model` inside `mask_2d` on `image_2d` (0 for an empty mask)."""
+def object_evidence(model, image_2d, mask_2d, box=None):
+    """Mean log-likelihood ratio of `model` inside `mask_2d` on `image_2d` (0 for an empty mask); `box`: where
+    `image_2d` lies in its whole slice (`IntensityModel.read`)."""
     mask_2d = np.asarray(mask_2d, bool)
     if not mask_2d.any():
         return 0.0
-    return float(model.log_likelihood_ratio(denoised(image_2d, model.denoise_sigma_px))[mask_2d].mean())
+    return float(model.log_likelihood_ratio(model.read(image_2d, box))[mask_2d].mean())
 
 
 def build_copy(image_kji, seed_k, seed_mask_2d, spacing_kji):
