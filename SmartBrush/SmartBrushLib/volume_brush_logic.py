@@ -189,6 +189,7 @@ class VolumeBrushLogic:
         self.erased = None  # voxels under erase strokes since the preview started
         self.edits = ToolEdits("Smart Brush 3D")
         self.preview = None
+        self._preview_of = None  # (segment id, work volume) the preview was made for
 
     def _model_for(self, volume):
         if self._model[0] is not volume:
@@ -207,15 +208,19 @@ class VolumeBrushLogic:
         """
         volume = self.bridge.work_volume()
         self.bridge.checked_segment()
-        label = self._label(self.bridge.backend.selected_segment_id())
+        segment_id = self.bridge.backend.selected_segment_id()
+        label = self._label(segment_id)
         selected, _ = plane.mask_to_volume(np.asarray(stroke_2d, bool), volume.index_to_ras, volume.shape)
         if not selected.mask_kji.any():
             return self.preview
         model = self._model_for(volume)
+        if self.base is not None and not self._still_for(segment_id, volume):
+            self.preview, self.base = None, None  # made for another segment or volume: start from the segment
         if self.base is None:
             self.base = self.bridge.selected_mask().astype(bool)
             self.history = VolumeCorrections(self.base, MAX_CHANGE_PER_STROKE)
             self.erased = np.zeros(self.base.shape, bool)
+            self._preview_of = (segment_id, volume)
         model.add_stroke(selected.start_kji, selected.mask_kji, BACKGROUND if erase else label)
         roi, predicted = model.predict(label)
         stroke = selected.full(volume.shape)
@@ -245,17 +250,34 @@ class VolumeBrushLogic:
         erase strokes, and the tool's other removals only where it wrote them itself. Returns the EditResult."""
         if self.preview is None:
             raise NothingToApplyError("Nothing to apply: paint a stroke first")
-        changed = self.preview.mask_kji ^ self.base
+        if not self._still_for(self.bridge.backend.selected_segment_id(), self.bridge.work_volume()):
+            self.clear()
+            raise NothingToApplyError("The selected segment or the source volume changed since the 3D preview was "
+                                      "made: the preview was cleared, nothing was written; paint again")
         after, base, erased = self.preview.mask_kji, self.base, self.erased
-        self.preview, self.base, self.erased = None, None, None
+        changed = after ^ base
         if not changed.any():
+            self.preview, self.base, self.erased = None, None, None
             return EditResult(message="Nothing changed: the preview equals the segment")
         where = np.argwhere(changed)
         low, high = where.min(0), where.max(0) + 1
         box = tuple(slice(a, b) for a, b in zip(low, high))
         removed = base[box] & ~after[box]
-        return self.bridge.write_decision(self.edits, tuple(int(v) for v in low), add=after[box] & ~base[box],
-                                          retract=removed & ~erased[box], erase=removed & erased[box])
+        result = self.bridge.write_decision(self.edits, tuple(int(v) for v in low), add=after[box] & ~base[box],
+                                            retract=removed & ~erased[box], erase=removed & erased[box])
+        self.preview, self.base, self.erased = None, None, None  # kept when the write failed: Apply again
+        return result
+
+    def _still_for(self, segment_id, volume):
+        """True when the preview was made for `segment_id` on this volume (the same voxels on the same grid)."""
+        if self._preview_of is None:
+            return False
+        made_for, made_on = self._preview_of
+        if made_for != segment_id:
+            return False
+        return made_on is volume or (made_on.shape == volume.shape
+                                     and np.array_equal(made_on.index_to_ras, volume.index_to_ras)
+                                     and np.array_equal(made_on.array, volume.array))
 
     def stroke_copy(self, bridge):
         """A copy that learns one stroke from `bridge` (e.g. arrays captured on the GUI thread) without changing
@@ -271,7 +293,7 @@ class VolumeBrushLogic:
 
     def take_stroke(self, worker):
         """Adopt what a `stroke_copy` learned (the bridge, options and edits stay this logic's); returns the preview."""
-        for name in ("_model", "segment_labels", "base", "history", "erased", "preview"):
+        for name in ("_model", "segment_labels", "base", "history", "erased", "preview", "_preview_of"):
             setattr(self, name, getattr(worker, name))
         return self.preview
 
@@ -279,4 +301,4 @@ class VolumeBrushLogic:
         """Forget every stroke and the preview."""
         if self._model[1] is not None:
             self._model[1].clear()
-        self.preview, self.base = None, None
+        self.preview, self.base, self._preview_of = None, None, None

@@ -1,0 +1,229 @@
+"""The edit contract for the 3D actions (3D Smart Brush Apply, Smart Regions 3D clicks and drags, Smart
+Propagation apply / re-propagate / end here): other segments with each overwrite setting, work done in between,
+masking, one undo step restoring every segment bit for bit, failed actions leaving no trace, a changed volume or
+segment, and two segmentations of one volume."""
+import numpy as np
+import pytest
+from scipy import ndimage
+from conftest import GEOMETRIES, add_segmentation
+
+import slicer
+from MVABridgeLib.editor_session import SegmentEditorSession
+from MVABridgeLib.errors import BridgeError
+from MVABridgeLib.segments import replace_segment_from_mask, segment_mask_in_volume
+from MVABridgeLib.slice_geometry import SlicePlane
+from MVABridgeLib.volumes import add_volume_node
+from MVAEvaluationLib.simulated_user import dab_mask
+from SmartBrushLib.volume_brush_logic import VolumeBrushLogic
+
+MATRIX = GEOMETRIES["lps_anisotropic"]
+SHAPE = (20, 32, 32)
+EditorNode = slicer.vtkMRMLSegmentEditorNode
+SegmentationNode = slicer.vtkMRMLSegmentationNode
+
+
+def ball(shape=SHAPE, radius=8):
+    grid = np.ogrid[tuple(slice(0, n) for n in shape)]
+    return sum((g - n / 2) ** 2 for g, n in zip(grid, shape)) < radius ** 2
+
+
+class Scene:
+    """A bright ball; segments A (selected, empty) and B (the user's slab through the ball)."""
+
+    def __init__(self, headless):
+        self.headless = headless
+        self.ball = ball()
+        image = np.where(self.ball, 200, 40) + np.random.default_rng(3).normal(0, 6, SHAPE)
+        self.volume = add_volume_node(headless.scene, image.astype(np.int16), MATRIX, "Ball")
+        self.segmentation, self.ids = add_segmentation(headless, self.volume, ("A", "B"))
+        self.b_drawn = np.zeros(SHAPE, bool)
+        self.b_drawn[8:11, 10:22, 4:28] = True
+        replace_segment_from_mask(self.segmentation, self.ids[1], self.b_drawn, MATRIX)
+        self.session = SegmentEditorSession(self.volume, self.segmentation, self.ids[0], headless.scene)
+
+    @property
+    def bridge(self):
+        return self.session.bridge
+
+    def mask(self, index=0, segmentation=None):
+        return segment_mask_in_volume(segmentation or self.segmentation, self.ids[index], self.volume).astype(bool)
+
+    def both(self):
+        return self.mask(0), self.mask(1)
+
+    def axial(self, k=10):
+        return SlicePlane.for_anatomical_axis("axial", k, MATRIX, SHAPE)
+
+    def inside_stroke(self, plane):
+        truth = plane.sample(self.ball, MATRIX, order=0) > 0
+        return ndimage.binary_erosion(truth, iterations=3)
+
+    def brush_preview(self, logic=None):
+        """A 3D brush with a scribble inside the ball on axial 10 and an erase dab in the background."""
+        logic = logic or VolumeBrushLogic(self.bridge, margin_mm=8.0)
+        plane = self.axial()
+        logic.add_stroke(plane, self.inside_stroke(plane))
+        logic.add_stroke(plane, dab_mask(plane.shape, (2, 2)), erase=True)
+        assert logic.preview is not None and logic.preview.mask_kji.sum() > 200
+        return logic
+
+
+@pytest.fixture
+def scene(headless):
+    return Scene(headless)
+
+
+# --- 3D Smart Brush Apply ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("overwrite", ["OverwriteAllSegments", "OverwriteVisibleSegments", "OverwriteNone"])
+def test_a_3d_brush_apply_changes_the_other_segment_only_where_it_added_and_as_overwrite_says(scene, overwrite):
+    scene.session.editor_node.SetOverwriteMode(getattr(EditorNode, overwrite))
+    logic = scene.brush_preview()
+    preview = logic.preview.mask_kji.copy()
+    a_before, b_before = scene.both()
+    logic.apply()
+    a_after, b_after = scene.both()
+    added = a_after & ~a_before
+    assert np.array_equal(a_after, preview)  # overwrite none lets segments overlap
+    if overwrite == "OverwriteNone":
+        assert np.array_equal(b_after, b_before)
+    else:
+        assert np.array_equal(b_after, b_before & ~added)
+    assert (added & b_before).any()
+
+
+def test_a_3d_brush_apply_keeps_what_the_user_painted_and_erased_between_the_stroke_and_apply(scene):
+    core = ball(radius=4)
+    scene.bridge.write_blocks((0, 0, 0), add=core)  # the user's own voxels, inside the ball
+    logic = scene.brush_preview()
+    preview = logic.preview.mask_kji.copy()
+    painted = np.zeros(SHAPE, bool)
+    painted[2, 2:5, 2:5] = True  # far from the ball: the preview does not hold it
+    erased = core & (np.indices(SHAPE)[0] == 10)  # the user erases a slice of the core the preview holds
+    assert preview[erased].all() and not preview[painted].any()
+    scene.bridge.write_blocks((0, 0, 0), add=painted, remove=erased)
+    logic.apply()
+    after = scene.mask()
+    assert after[painted].all(), "the user's paint made between the stroke and Apply was lost"
+    assert not after[erased].any(), "the user's erasure made between the stroke and Apply was undone"
+    assert np.array_equal(after, (preview | painted) & ~erased)
+
+
+def test_a_second_3d_brush_apply_keeps_the_users_touch_ups_made_after_the_first(scene):
+    logic = scene.brush_preview()
+    logic.apply()
+    first = scene.mask()
+    erased = first & (np.indices(SHAPE)[0] == 6)  # the user erases the ball's slice 6 the brush wrote
+    painted = np.zeros(SHAPE, bool)
+    painted[17, 3:6, 3:6] = True
+    scene.bridge.write_blocks((0, 0, 0), add=painted, remove=erased)
+    plane = scene.axial(12)
+    logic.add_stroke(plane, dab_mask(plane.shape, (4, 4)), erase=True)  # a correction elsewhere
+    logic.add_stroke(plane, scene.inside_stroke(plane))
+    logic.apply()
+    after = scene.mask()
+    assert after[painted].all() and not after[erased].any()
+
+
+def test_a_3d_brush_apply_honours_the_editable_area_and_the_intensity_range(scene):
+    editor = scene.session.editor_node
+    editor.SetMaskMode(SegmentationNode.EditAllowedOutsideAllSegments)
+    logic = scene.brush_preview()
+    logic.apply()
+    a, b = scene.both()
+    assert a.any() and not (a & scene.b_drawn).any() and np.array_equal(b, scene.b_drawn)
+    scene.session.undo()
+    editor.SetMaskMode(SegmentationNode.EditAllowedEverywhere)
+    editor.SetSourceVolumeIntensityMask(True)
+    editor.SetSourceVolumeIntensityMaskRange(-1000, 100)  # the ball (about 200) is outside the range
+    logic = scene.brush_preview(VolumeBrushLogic(scene.bridge, margin_mm=8.0))
+    result = logic.apply()
+    assert scene.mask()[scene.ball].sum() < 0.05 * scene.ball.sum()
+    assert not result.changed or result.added < 0.05 * scene.ball.sum()
+
+
+def test_a_3d_brush_apply_is_one_undo_step_that_restores_both_segments_bit_for_bit(scene):
+    scene.bridge.write_blocks((0, 0, 0), add=ball(radius=3))  # the user's own earlier action
+    before = scene.both()
+    logic = scene.brush_preview()
+    logic.apply()
+    assert not np.array_equal(scene.mask(), before[0])
+    assert scene.session.undo()
+    after = scene.both()
+    assert np.array_equal(after[0], before[0]) and np.array_equal(after[1], before[1])
+    assert scene.session.undo() and not scene.mask().any()  # the next undo is the user's action
+
+
+def test_a_3d_brush_apply_that_fails_leaves_no_trace_and_keeps_the_preview_to_apply_again(scene):
+    scene.bridge.write_blocks((0, 0, 0), add=ball(radius=3))
+    logic = scene.brush_preview()
+    preview = logic.preview.mask_kji.copy()
+    before = scene.both()
+    backend = scene.bridge.backend
+    original = backend.modify
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("the editor failed")
+    backend.modify = failing
+    with pytest.raises(RuntimeError):
+        logic.apply()
+    backend.modify = original
+    after = scene.both()
+    assert np.array_equal(after[0], before[0]) and np.array_equal(after[1], before[1])
+    assert logic.preview is not None and np.array_equal(logic.preview.mask_kji, preview)
+    logic.apply()
+    assert scene.mask()[preview].all()
+    assert scene.session.undo() and np.array_equal(scene.mask(), before[0])
+
+
+def other_ball_volume(scene):
+    """Another source volume on the same grid: a small ball in a corner, none where the first ball is."""
+    small = np.zeros(SHAPE, bool)
+    small[3:9, 3:11, 3:11] = ball((6, 8, 8), radius=4)
+    image = np.where(small, 200, 40) + np.random.default_rng(4).normal(0, 6, SHAPE)
+    return add_volume_node(scene.headless.scene, image.astype(np.int16), MATRIX, "Other"), small
+
+
+def test_a_3d_brush_preview_made_on_another_volume_is_refused_at_apply_and_writes_nothing(scene):
+    logic = scene.brush_preview()
+    other, _ = other_ball_volume(scene)
+    scene.session.logic.SetSourceVolumeNode(other)
+    with pytest.raises(BridgeError, match="source volume changed"):
+        logic.apply()
+    assert not scene.mask().any() and not scene.session.logic.CanUndo()
+    assert logic.preview is None
+
+
+def test_a_3d_brush_preview_made_for_another_segment_is_refused_at_apply(scene):
+    logic = scene.brush_preview()
+    scene.session.select_segment(scene.ids[1])
+    with pytest.raises(BridgeError, match="selected segment"):
+        logic.apply()
+    assert np.array_equal(scene.mask(1), scene.b_drawn) and not scene.mask(0).any()
+
+
+def test_a_3d_brush_stroke_after_the_source_volume_changed_starts_a_new_preview(scene):
+    logic = scene.brush_preview()
+    other, small = other_ball_volume(scene)
+    scene.session.logic.SetSourceVolumeNode(other)
+    plane = scene.axial(6)
+    stroke = ndimage.binary_erosion(plane.sample(small, MATRIX, order=0) > 0, iterations=1)
+    preview = logic.add_stroke(plane, stroke)
+    assert not preview.mask_kji[scene.ball].any(), "the preview on the other volume kept the first volume's ball"
+    logic.apply()
+    assert scene.mask().any() and not scene.mask()[scene.ball].any()
+
+
+def test_a_3d_brush_stroke_on_a_segmentation_of_another_geometry_starts_over_on_its_grid(scene):
+    logic = scene.brush_preview()
+    finer = MATRIX.copy()
+    finer[:3, :3] *= 0.5  # the segmentation's reference grid: half the spacing of the volume's
+    reference = add_volume_node(scene.headless.scene, np.zeros((40, 64, 64), np.int16), finer, "Finer grid")
+    scene.segmentation.SetReferenceImageGeometryParameterFromVolumeNode(reference)
+    work = scene.bridge.work_volume()
+    assert work.shape == (40, 64, 64)
+    plane = SlicePlane.for_anatomical_axis("axial", 20, work.index_to_ras, work.shape)
+    truth = plane.sample(ball((40, 64, 64), radius=16), work.index_to_ras, order=0) > 0
+    preview = logic.add_stroke(plane, ndimage.binary_erosion(truth, iterations=6))
+    assert preview.mask_kji.shape == work.shape
+    logic.apply()
+    assert scene.mask().any()
