@@ -68,6 +68,11 @@ class EditBackend:
     def forget_failed_action(self):
         """After a failed action was rolled back: drop the undo state saved for it, where the editor allows."""
 
+    def segmentation_key(self):
+        """What names the selected segmentation in a tool's edit memory (its node id; None without one)."""
+        node = self.segmentation_node()
+        return node.GetID() if node is not None else None
+
 
 class LogicBackend(EditBackend):
     """Headless backend over vtkSlicerSegmentEditorLogic (slicer-core, or a script in the Slicer console)."""
@@ -288,7 +293,7 @@ class SegmentEditBridge:
         if shape is None or 0 in shape:
             return EditResult(message="Nothing changed: the action covers no voxel of the volume")
         volume = self.work_volume()
-        ledger = edits.ledger(self.backend.selected_segment_id(), volume)
+        ledger = edits.ledger(self.backend.selected_segment_id(), volume, self.backend.segmentation_key())
         ledger.sync(self.selected_block)
         before = self.selected_block(start, shape)
         to_add, to_remove = ledger.plan(start, before, _as_bool(add), _as_bool(retract), _as_bool(erase))
@@ -327,7 +332,7 @@ class SegmentEditBridge:
         """Voxels of a block that hold someone else's decision for the selected segment (drawn by the user or
         another tool, or erased since `edits`' tool wrote them): what that tool must leave alone."""
         volume = self.work_volume()
-        ledger = edits.ledger(self.backend.selected_segment_id(), volume)
+        ledger = edits.ledger(self.backend.selected_segment_id(), volume, self.backend.segmentation_key())
         ledger.sync(self.selected_block)
         start = tuple(int(v) for v in start_kji)
         return ledger.foreign(start, self.selected_block(start, shape_kji))

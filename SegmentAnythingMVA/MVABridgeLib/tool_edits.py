@@ -126,16 +126,21 @@ class SegmentLedger:
 
 
 class ToolEdits:
-    """The ledgers of one tool object, one per segment (reset when the volume grid changes)."""
+    """The ledgers of one tool object, one per segmentation and segment (reset when the volume grid changes).
+
+    Segment ids repeat across segmentations (Slicer names the first segment of each one Segment_1): what a tool
+    wrote into one segmentation says nothing about another's voxels, so each segmentation has its own ledgers.
+    """
 
     def __init__(self, name="tool"):
         self.name = name
         self._ledgers = {}
 
-    def ledger(self, segment_id, volume):
-        key = (segment_id, volume.shape, np.asarray(volume.index_to_ras).round(6).tobytes())
+    def ledger(self, segment_id, volume, segmentation=None):
+        """The ledger of `segment_id` in `segmentation` (any hashable naming the segmentation, e.g. its node id)."""
+        key = (segment_id, volume.shape, np.asarray(volume.index_to_ras).round(6).tobytes(), segmentation)
         if key not in self._ledgers:
-            self._ledgers = {k: v for k, v in self._ledgers.items() if k[1:] == key[1:]}
+            self._ledgers = {k: v for k, v in self._ledgers.items() if k[1:3] == key[1:3]}
             self._ledgers[key] = SegmentLedger(volume.shape)
         return self._ledgers[key]
 

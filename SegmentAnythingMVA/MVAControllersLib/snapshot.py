@@ -7,12 +7,16 @@ from MVABridgeLib.edit_backend import EditBackend, SegmentEditBridge
 class SnapshotBackend(EditBackend):
     """Answers what tool logic asks during compute (segment id, volume identity) without MRML calls."""
 
-    def __init__(self, segment_id, volume_token):
+    def __init__(self, segment_id, volume_token, segmentation_key=None):
         self._segment_id = segment_id
         self.volume_token = volume_token
+        self._segmentation_key = segmentation_key
 
     def selected_segment_id(self):
         return self._segment_id
+
+    def segmentation_key(self):
+        return self._segmentation_key
 
     def source_volume_node(self):
         raise RuntimeError("A job must not read MRML nodes: pass what it needs from the GUI thread")
@@ -33,7 +37,8 @@ class SnapshotBridge(SegmentEditBridge):
         volume = live_bridge.work_volume()
         segment_id = live_bridge.backend.selected_segment_id()
         node = live_bridge.backend.source_volume_node()
-        super().__init__(SnapshotBackend(segment_id, (node.GetID(), node.GetMTime())))
+        super().__init__(SnapshotBackend(segment_id, (node.GetID(), node.GetMTime()),
+                                         live_bridge.backend.segmentation_key()))
         self._volume = volume
         self._mask = live_bridge.selected_mask() if with_mask else None
 

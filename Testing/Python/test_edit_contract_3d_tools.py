@@ -12,6 +12,7 @@ from MVABridgeLib.editor_session import SegmentEditorSession
 from MVABridgeLib.errors import BridgeError
 from MVABridgeLib.segments import replace_segment_from_mask, segment_mask_in_volume
 from MVABridgeLib.slice_geometry import SlicePlane
+from MVABridgeLib.tool_edits import ToolEdits
 from MVABridgeLib.volumes import add_volume_node
 from MVAEvaluationLib.simulated_user import dab_mask
 from SmartBrushLib.volume_brush_logic import VolumeBrushLogic
@@ -227,3 +228,23 @@ def test_a_3d_brush_stroke_on_a_segmentation_of_another_geometry_starts_over_on_
     assert preview.mask_kji.shape == work.shape
     logic.apply()
     assert scene.mask().any()
+
+
+# --- the same tool object, two segmentations of one volume ---------------------------------------------------------
+def test_a_tool_never_takes_back_voxels_of_another_segmentation_whose_segment_has_the_same_id(scene):
+    """Slicer names the first segment of every segmentation Segment_1: a tool's memory of what it wrote is per
+    segmentation, so voxels another segmentation's user drew where this tool wrote are not the tool's."""
+    other, other_ids = add_segmentation(scene.headless, scene.volume, ("A", "B"))
+    assert other_ids[0] == scene.ids[0]
+    edits = ToolEdits("a tool")
+    block = np.zeros(SHAPE, bool)
+    block[5:15, 8:24, 8:24] = True
+    scene.bridge.write_decision(edits, (0, 0, 0), add=block)  # the tool writes into the first segmentation
+    rater = np.zeros(SHAPE, bool)
+    rater[5:15, 8:24, 8:24] = True  # another rater drew the same voxels in the second segmentation
+    replace_segment_from_mask(other, other_ids[0], rater, MATRIX)
+    scene.session.logic.SetSegmentationNode(other)
+    scene.session.logic.SetCurrentSegmentID(other_ids[0])
+    result = scene.bridge.write_decision(edits, (0, 0, 0), retract=np.ones(SHAPE, bool))
+    assert not result.changed
+    assert np.array_equal(scene.mask(segmentation=other), rater), "the other segmentation's voxels were taken back"
