@@ -25,12 +25,13 @@ def base_cases(quick=False):
         phantom = make_ct_phantom(shape_kji=(32, 64, 64), seed=1, oblique_degrees=15.0)
     else:
         phantom = make_ct_phantom(shape_kji=(64, 160, 160), seed=0)
-    ct = Labelled("ct_phantom", phantom.image, phantom.labelmap, phantom.ijk_to_ras, dict(phantom.labels))
+    ct = Labelled("ct_phantom", phantom.image, phantom.labelmap, phantom.ijk_to_ras, dict(phantom.labels), "ct")
     cases = [(ct, "liver", phantom.labels["liver"])]
     if not quick:
         cases.append((ct, "effusion", phantom.labels["effusion"]))
         wm = load_mni("wm")
-        mni = crop(Labelled("mni_wm_crop", wm.image, wm.truth.astype(np.uint8), wm.ijk_to_ras, {"wm": 1}), MNI_CROP)
+        mni = crop(Labelled("mni_wm_crop", wm.image, wm.truth.astype(np.uint8), wm.ijk_to_ras, {"wm": 1}, "mri"),
+                   MNI_CROP)
         cases.insert(0, (mni, "wm", 1))
     return cases
 

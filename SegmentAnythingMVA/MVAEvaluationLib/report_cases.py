@@ -16,7 +16,7 @@ def crop(data, box):
     start_ijk = np.array([b.start for b in box][::-1], float)
     matrix[:3, 3] += matrix[:3, :3] @ start_ijk
     return Labelled(data.name, np.ascontiguousarray(data.image[box]), np.ascontiguousarray(data.labelmap[box]),
-                    matrix, dict(data.structures))
+                    matrix, dict(data.structures), data.modality)
 
 
 def axial_array_axis(ijk_to_ras):

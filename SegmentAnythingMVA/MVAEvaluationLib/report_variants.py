@@ -29,7 +29,7 @@ def mni_labelled(structure, quick=False):
     """The MNI template with the truth of `structure` as label 1, cropped (the 3D suite's central block)."""
     from MVAEvaluationLib.datasets import load_mni
     mni = load_mni(structure)
-    data = Labelled(f"mni_{structure}", mni.image, mni.truth.astype(np.uint8), mni.ijk_to_ras, {structure: 1})
+    data = Labelled(f"mni_{structure}", mni.image, mni.truth.astype(np.uint8), mni.ijk_to_ras, {structure: 1}, "mri")
     return crop(data, QUICK_CROP if quick else MNI_CROP)
 
 

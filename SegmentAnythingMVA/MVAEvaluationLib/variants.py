@@ -24,6 +24,7 @@ class Labelled:
     labelmap: np.ndarray
     ijk_to_ras: np.ndarray
     structures: dict
+    modality: str = None  # "ct" or "mri" when the case's maker knows it; else guessed from the values (`_is_mri`)
 
 
 def _robust_max(image):
@@ -83,7 +84,7 @@ def thick_slices(data, factor=3, axis=0):
     ijk_to_ras[:3, 3] += ijk_to_ras[:3, column] * (factor - 1) / 2.0
     ijk_to_ras[:3, column] *= factor
     return Labelled(f"{data.name}_thick{factor}", _as_dtype(image, data.image.dtype), labelmap, ijk_to_ras,
-                    dict(data.structures))
+                    dict(data.structures), data.modality)
 
 
 def oblique(data, degrees=20.0, about_axis=1):
@@ -111,7 +112,7 @@ def oblique(data, degrees=20.0, about_axis=1):
     kji[:3, :3], kji[:3, 3] = matrix, offset
     ijk_to_ras = np.asarray(data.ijk_to_ras, float) @ flip @ kji @ flip
     return Labelled(f"{data.name}_oblique{int(round(degrees))}", _as_dtype(image, data.image.dtype),
-                    labelmap.astype(np.uint8), ijk_to_ras, dict(data.structures))
+                    labelmap.astype(np.uint8), ijk_to_ras, dict(data.structures), data.modality)
 
 
 def partial_volume(data, sigma_voxels=1.0):
@@ -177,7 +178,7 @@ def _as_dtype(image, dtype):
 
 def _replace(data, suffix, image, keep_dtype=True):
     return Labelled(f"{data.name}_{suffix}", image if keep_dtype else image.astype(np.float32),
-                    data.labelmap, data.ijk_to_ras, dict(data.structures))
+                    data.labelmap, data.ijk_to_ras, dict(data.structures), data.modality)
 
 
 # Each family: (applies to "mri", "ct" or both, list of variant makers). Makers take (data, structure label).
@@ -201,7 +202,11 @@ REPORTED_FAMILIES = ("anisotropic", "oblique", "contrast", "touching", "combined
 
 
 def _is_mri(data):
-    return not np.issubdtype(np.asarray(data.image).dtype, np.signedinteger) or float(np.min(data.image)) >= 0
+    """The case's own modality when it has one; else CT is what has air (below -500) in its lowest 0.5 %. Not the
+    dtype or the sign: CT is often stored unsigned with +1024 or as float."""
+    if data.modality:
+        return data.modality == "mri"
+    return float(np.percentile(np.asarray(data.image)[::4, ::4, ::4], 0.5)) >= -500
 
 
 def make_variants(data, structure_label, families=REPORTED_FAMILIES):
