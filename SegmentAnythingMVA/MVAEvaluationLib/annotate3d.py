@@ -237,6 +237,7 @@ def evaluate_annotate3d(volume, truth, label, combinations, budget, seed=0, mode
     for combination in combinations:
         case = load_case(volume, truth, label)
         try:
+            case.bridge.work_volume()  # the tools' volume checks (NaN voxels, one slice) before the session starts
             results.append(dict(run_annotate3d(case, combination, budget, seed, model, checkpoint), label=label))
         finally:
             case.close()

@@ -247,8 +247,10 @@ def paint_fillbetween(case, session, **_):
     axis = axial_axis(case)
     painted = np.moveaxis(case.segment(), axis, 0).copy()
     truth_slices = np.flatnonzero(np.moveaxis(annotator.truth, axis, 0).any(axis=(1, 2)))
-    inset = max(1, int(round(0.1 * (truth_slices[-1] - truth_slices[0]))))
-    first = [annotator.first_slice(axis), int(truth_slices[0]) + inset, int(truth_slices[-1]) - inset]
+    low, high = int(truth_slices[0]), int(truth_slices[-1])
+    inset = max(1, int(round(0.1 * (high - low))))
+    # a structure on one or two slices has no slice 10 % inside its ends: the ends themselves
+    first = [annotator.first_slice(axis), min(low + inset, high), max(high - inset, low)]
     filled = [False]
 
     def visible():

@@ -16,6 +16,9 @@ INTERPOLATE = ("eval", "interpolate", "--volume", "ct.nii.gz", "--truth", "label
 SAM = ("eval", "sam", "--model", "vit_b", "--volume", "ct.nii.gz", "--truth", "labels.nii.gz", "--label", "4")
 
 
+ANNOTATE3D = ("eval", "annotate3d", "--volume", "ct.nii.gz", "--truth", "labels.nii.gz", "--label", "4", "--budget", "3")
+
+
 def on_volume(name):
     return ("eval", "growcut", "--volume", name, "--truth", "labels.nii.gz", "--label", "4")
 
@@ -56,6 +59,19 @@ CASES = {
     "serve_port_out_of_range": (("serve", "--port", "70000"), "--port: expected a number from 0 to 65535", ()),
     "eval_budget_zero": (("eval", "annotate3d", "--volume", "ct.nii.gz", "--truth", "labels.nii.gz", "--budget", "0"),
                          "--budget: expected a number from 1", ()),
+    "annotate3d_no_tool_combination": (ANNOTATE3D + ("--tools", ",,"), "names no tool combination", ()),
+    "annotate3d_unknown_tool_combination": (ANNOTATE3D + ("--tools", "brush3d,warp"), "Unknown tool combination 'warp'",
+                                            ()),
+    "annotate3d_budget_one": (ANNOTATE3D + ("--budget", "1"), "at least 2 interactions", ()),
+    "annotate3d_unknown_model": (ANNOTATE3D + ("--tools", "sam+propagate", "--model", "nope"), "Unknown model 'nope'",
+                                 ()),
+    "annotate3d_text_file_as_checkpoint": (ANNOTATE3D + ("--tools", "sam+propagate", "--model", "vit_b",
+                                                         "--checkpoint", "notes.pth"), "not a PyTorch checkpoint", ()),
+    "annotate3d_nan_voxels": (("eval", "annotate3d", "--volume", "nan.nrrd", "--truth", "labels.nii.gz", "--label", "4",
+                               "--tools", "paint+fillbetween", "--budget", "3"), "NaN or infinite voxels", ()),
+    "annotate3d_volume_smaller_than_a_region": (("eval", "annotate3d", "--volume", "tiny.nrrd", "--truth",
+                                                 "tiny_labels.nrrd", "--label", "4", "--tools", "paint+fillbetween,regions",
+                                                 "--budget", "3"), "fewer voxels than one region", ()),
     "embed_workers_negative": (("embed", "--volume", "ct.nii.gz", "--workers", "-1"),
                                "--workers: expected a number from 0", ()),
     "inference_service_port_out_of_range": (("inference-service", "--port", "99999"),
@@ -81,6 +97,11 @@ def write_inputs(folder):
     sitk.WriteImage(sitk.Image([6, 5], sitk.sitkUInt8), str(folder / "flat.nrrd"))
     sitk.WriteImage(sitk.Image([6, 5, 4, 3], sitk.sitkUInt8), str(folder / "four_d.nii.gz"))
     sitk.WriteImage(sitk.Image([6, 5, 4], sitk.sitkVectorUInt8, 3), str(folder / "rgb.nrrd"))
+    nan = phantom.image.astype(np.float32)
+    nan[3, 5, 5] = np.nan  # NIfTI readers turn NaN into 0; NRRD keeps it
+    write_volume(folder / "nan.nrrd", nan, phantom.ijk_to_ras)
+    write_volume(folder / "tiny.nrrd", phantom.image[7:9, 15:17, 15:17], phantom.ijk_to_ras)
+    write_volume(folder / "tiny_labels.nrrd", phantom.labelmap[7:9, 15:17, 15:17], phantom.ijk_to_ras)
     (folder / "empty_folder").mkdir()
     (folder / "notes.pth").write_text("my notes, not weights\n")
     (folder / "existing.txt").write_text("keep me\n")
