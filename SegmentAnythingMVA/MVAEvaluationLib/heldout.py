@@ -133,7 +133,7 @@ HELDOUT = {
     "small_voxels": ("any", lambda d, s: relabelled_spacing(d, 0.4)),
     "large_voxels": ("any", lambda d, s: relabelled_spacing(d, 2.0)),
     "coarse_inplane": ("any", lambda d, s: resampled(d, (_spacing(d)[0], 3.0, 3.0))),
-    "thick_sagittal": ("any", lambda d, s: thick_slices(d, 3, axis=2)),
+    "thick_sagittal": ("any", lambda d, s: _renamed(thick_slices(d, 3, axis=2), f"{d.name}_thick3i")),
     # other storage orders that keep the order of the axial slices (the annotator's first slice is the first of
     # equal largest ones, so reversing the slices would change where a session starts, not only the storage)
     "transposed": ("any", lambda d, s: reoriented(d, (2, 0, 1), (True, False, False))),
@@ -185,6 +185,11 @@ def export_heldout_cases(folder, standard=True):
     os.makedirs(folder, exist_ok=True)
     return [(name, data.name, *write_case(folder, data), structure, label)
             for name, data, structure, label in heldout_cases(standard)]
+
+
+def _renamed(data, name):
+    data.name = name
+    return data
 
 
 def _spacing(data):
