@@ -155,6 +155,13 @@ class WorkVolume:
     def spacing_kji(self):
         return tuple(np.linalg.norm(self.index_to_ras[:3, :3], axis=0)[::-1])
 
+    def same_as(self, other):
+        """True when `other` is this work volume or holds the same voxels on the same grid (a result computed on
+        one may be written while the other is the source: nothing changed that the result was computed from)."""
+        return other is self or (other is not None and other.shape == self.shape
+                                 and np.array_equal(other.index_to_ras, self.index_to_ras)
+                                 and np.array_equal(other.array, self.array))
+
 
 class SegmentEditBridge:
     """Reads the source volume and the selected segment, writes masks, through one `EditBackend`."""
