@@ -275,9 +275,7 @@ class VolumeBrushLogic:
         made_for, made_on = self._preview_of
         if made_for != segment_id:
             return False
-        return made_on is volume or (made_on.shape == volume.shape
-                                     and np.array_equal(made_on.index_to_ras, volume.index_to_ras)
-                                     and np.array_equal(made_on.array, volume.array))
+        return made_on.same_as(volume)
 
     def stroke_copy(self, bridge):
         """A copy that learns one stroke from `bridge` (e.g. arrays captured on the GUI thread) without changing

@@ -8,6 +8,8 @@ Writes follow the bridge's edit contract: a click adds its regions; a remove-cli
 cursor (the user marked it "not this") and takes back the similar neighbours that smart merge would add only
 where Smart Regions itself wrote them, so a removal never eats into work drawn by hand or by other tools.
 """
+import copy
+
 import numpy as np
 from scipy import ndimage
 from skimage.segmentation import find_boundaries
@@ -86,6 +88,14 @@ class SmartRegionsLogic:
 
     def drag(self, plane, pixels_rc, add=True):
         """Add (or remove) every region a stroke passes over, as one undo step; returns the EditResult."""
+        memory = copy.deepcopy(self.click_memory)
+        try:
+            return self._drag(plane, pixels_rc, add)
+        except Exception:
+            self.click_memory = memory  # a failed action leaves no remembered click either
+            raise
+
+    def _drag(self, plane, pixels_rc, add):
         if len(pixels_rc) == 0:
             raise InvalidMaskError("A click or drag needs at least one pixel (row, col); got none")
         for pixel in pixels_rc:

@@ -248,3 +248,148 @@ def test_a_tool_never_takes_back_voxels_of_another_segmentation_whose_segment_ha
     result = scene.bridge.write_decision(edits, (0, 0, 0), retract=np.ones(SHAPE, bool))
     assert not result.changed
     assert np.array_equal(scene.mask(segmentation=other), rater), "the other segmentation's voxels were taken back"
+
+
+# --- Smart Regions in 3D -------------------------------------------------------------------------------------------
+def regions_logic(scene):
+    from SmartRegionsLib.regions_options import RegionsOptions
+    from SmartRegionsLib.smart_regions_logic import SmartRegionsLogic
+    return SmartRegionsLogic(scene.bridge, RegionsOptions(mode="3d", region_size_mm=6.0))
+
+
+def centre_pixel(plane):
+    return tuple(int(v) for v in np.argwhere(plane.sample(ball(), MATRIX, order=0) > 0).mean(0))
+
+
+@pytest.mark.parametrize("overwrite", ["OverwriteAllSegments", "OverwriteNone"])
+def test_a_3d_regions_click_changes_the_other_segment_only_where_it_added(scene, overwrite):
+    scene.session.editor_node.SetOverwriteMode(getattr(EditorNode, overwrite))
+    logic = regions_logic(scene)
+    plane = scene.axial(9)
+    a_before, b_before = scene.both()
+    logic.click(plane, centre_pixel(plane))
+    a_after, b_after = scene.both()
+    added = a_after & ~a_before
+    assert (added & b_before).any(), "the click should reach B's slab for the test to mean something"
+    expected_b = b_before if overwrite == "OverwriteNone" else b_before & ~added
+    assert np.array_equal(b_after, expected_b)
+
+
+def test_a_3d_regions_remove_click_keeps_the_users_voxels_beyond_the_clicked_region(scene):
+    logic = regions_logic(scene)
+    plane = scene.axial(10)
+    logic.click(plane, centre_pixel(plane))
+    taken = scene.mask()
+    user = np.zeros(SHAPE, bool)
+    user[2:5, 2:6, 2:6] = True  # the user's own voxels far away
+    scene.bridge.write_blocks((0, 0, 0), add=user)
+    labels = logic.volume_labels()
+    pixel = centre_pixel(plane)
+    index = tuple(np.round(plane.pixel_to_index_kji([pixel], MATRIX)[0]).astype(int))
+    logic.click(plane, pixel, add=False)
+    after = scene.mask()
+    assert after[user].all()
+    assert not after[labels == labels[index]].any()
+    assert not (after & ~(taken | user)).any()
+
+
+def test_a_3d_regions_drag_is_one_undo_step_restoring_both_segments(scene):
+    logic = regions_logic(scene)
+    plane = scene.axial(10)
+    row, col = centre_pixel(plane)
+    before = scene.both()
+    logic.drag(plane, [(row, col - 4), (row, col), (row, col + 4)])
+    assert scene.mask().any()
+    assert scene.session.undo()
+    after = scene.both()
+    assert np.array_equal(after[0], before[0]) and np.array_equal(after[1], before[1])
+    assert not scene.session.logic.CanUndo()
+
+
+def test_a_3d_regions_click_that_fails_leaves_no_voxel_no_undo_step_and_no_remembered_click(scene):
+    import copy
+    logic = regions_logic(scene)
+    plane = scene.axial(10)
+    logic.volume_labels()
+    memory = copy.deepcopy(logic.click_memory.__dict__)
+    backend = scene.bridge.backend
+    original = backend.modify
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("the editor failed")
+    backend.modify = failing
+    with pytest.raises(RuntimeError):
+        logic.click(plane, centre_pixel(plane))
+    backend.modify = original
+    assert not scene.mask().any() and not scene.session.logic.CanUndo()
+    remembered = {name: logic.click_memory.__dict__[name] for name in ("_clicks", "_examples")}
+    assert remembered == {name: memory[name] for name in ("_clicks", "_examples")}, \
+        "a click that wrote nothing is remembered as an example"
+
+
+# --- Smart Propagation: apply, re-propagate, end here --------------------------------------------------------------
+def propagation(scene):
+    from SmartPropagationLib.propagation_options import PropagationOptions
+    from SmartPropagationLib.smart_propagation_logic import SmartPropagationLogic
+    seed = np.zeros(SHAPE, bool)
+    seed[10] = scene.ball[10]
+    scene.bridge.write_blocks((0, 0, 0), add=seed)
+    return SmartPropagationLogic(scene.bridge, PropagationOptions(strategy="registration", max_slices=6))
+
+
+def test_a_propagation_preview_made_for_another_segment_is_not_written_into_the_selected_one(scene):
+    logic = propagation(scene)
+    logic.compute_preview(scene.axial(10))
+    scene.session.select_segment(scene.ids[1])
+    before = scene.both()
+    with pytest.raises(BridgeError, match="selected segment"):
+        logic.apply()
+    after = scene.both()
+    assert np.array_equal(after[0], before[0]) and np.array_equal(after[1], before[1])
+    assert logic.preview is None
+
+
+def test_a_propagation_preview_made_on_another_source_volume_is_refused(scene):
+    logic = propagation(scene)
+    logic.compute_preview(scene.axial(10))
+    other, _ = other_ball_volume(scene)
+    scene.session.logic.SetSourceVolumeNode(other)
+    before = scene.mask()
+    with pytest.raises(BridgeError, match="source volume"):
+        logic.apply()
+    assert np.array_equal(scene.mask(), before)
+
+
+def test_end_here_takes_back_only_propagations_voxels_in_one_undo_step(scene):
+    from SmartPropagationLib.propagation_corrections import end_here
+    logic = propagation(scene)
+    logic.compute_preview(scene.axial(10))
+    logic.apply()
+    user = np.zeros(SHAPE, bool)
+    user[14, 2:5, 2:5] = True  # the user's own voxels on a propagated slice beyond the end
+    scene.bridge.write_blocks((0, 0, 0), add=user)
+    before = scene.both()
+    result = end_here(logic, scene.axial(13))
+    after = scene.mask()
+    assert result.removed > 0 and after[user].all()
+    assert np.array_equal(after[13:], user[13:])
+    assert np.array_equal(after[:13], before[0][:13])
+    assert scene.session.undo()
+    restored = scene.both()
+    assert np.array_equal(restored[0], before[0]) and np.array_equal(restored[1], before[1])
+
+
+def test_repropagation_keeps_the_users_erasure_on_a_propagated_slice(scene):
+    logic = propagation(scene)
+    logic.compute_preview(scene.axial(10))
+    logic.apply()
+    k, j, i = np.indices(SHAPE)
+    erased = scene.mask() & (k == 12) & (i < 16)
+    assert erased.any()
+    scene.bridge.write_blocks((0, 0, 0), remove=erased)  # the user erases part of a propagated slice
+    logic.compute_preview(scene.axial(10))
+    logic.apply()
+    assert not scene.mask()[erased].any()
+    logic.repropagate_from(scene.axial(11))
+    logic.apply()
+    assert not scene.mask()[erased].any()
