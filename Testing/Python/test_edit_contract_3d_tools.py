@@ -69,6 +69,21 @@ class Scene:
         return logic
 
 
+def fails_in_the_editor(scene, action, *args):
+    """Run `action(*args)` with every write of the editor raising, as a crash in Slicer's logic would."""
+    backend = scene.bridge.backend
+    original = backend.modify
+
+    def failing(*_args, **_kwargs):
+        raise RuntimeError("the editor failed")
+    backend.modify = failing
+    try:
+        with pytest.raises(RuntimeError, match="the editor failed"):
+            action(*args)
+    finally:
+        backend.modify = original
+
+
 @pytest.fixture
 def scene(headless):
     return Scene(headless)
@@ -159,15 +174,7 @@ def test_a_3d_brush_apply_that_fails_leaves_no_trace_and_keeps_the_preview_to_ap
     logic = scene.brush_preview()
     preview = logic.preview.mask_kji.copy()
     before = scene.both()
-    backend = scene.bridge.backend
-    original = backend.modify
-
-    def failing(*args, **kwargs):
-        raise RuntimeError("the editor failed")
-    backend.modify = failing
-    with pytest.raises(RuntimeError):
-        logic.apply()
-    backend.modify = original
+    fails_in_the_editor(scene, logic.apply)
     after = scene.both()
     assert np.array_equal(after[0], before[0]) and np.array_equal(after[1], before[1])
     assert logic.preview is not None and np.array_equal(logic.preview.mask_kji, preview)
@@ -312,15 +319,7 @@ def test_a_3d_regions_click_that_fails_leaves_no_voxel_no_undo_step_and_no_remem
     plane = scene.axial(10)
     logic.volume_labels()
     memory = copy.deepcopy(logic.click_memory.__dict__)
-    backend = scene.bridge.backend
-    original = backend.modify
-
-    def failing(*args, **kwargs):
-        raise RuntimeError("the editor failed")
-    backend.modify = failing
-    with pytest.raises(RuntimeError):
-        logic.click(plane, centre_pixel(plane))
-    backend.modify = original
+    fails_in_the_editor(scene, logic.click, plane, centre_pixel(plane))
     assert not scene.mask().any() and not scene.session.logic.CanUndo()
     remembered = {name: logic.click_memory.__dict__[name] for name in ("_clicks", "_examples")}
     assert remembered == {name: memory[name] for name in ("_clicks", "_examples")}, \
