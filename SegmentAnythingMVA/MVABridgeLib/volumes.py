@@ -55,8 +55,8 @@ def check_source_node(volume_node):
 
 
 def check_source_array(array_kji, name="volume", index_to_ras=None):
-    """Raise InvalidVolumeError unless `array_kji` is a 3D scalar volume with at least 2 slices, finite values
-    within the tools' range and, when given, a usable `index_to_ras` (InvalidGeometryError otherwise)."""
+    """Raise InvalidVolumeError unless `array_kji` is a 3D scalar volume at least 2 voxels along every axis, with
+    finite values within the tools' range and, when given, a usable `index_to_ras` (InvalidGeometryError otherwise)."""
     array_kji = np.asarray(array_kji)
     if index_to_ras is not None:
         check_geometry(index_to_ras, name)
@@ -69,6 +69,9 @@ def check_source_array(array_kji, name="volume", index_to_ras=None):
         raise InvalidVolumeError(f"{name} is empty")
     if array_kji.shape[0] < 2:
         raise InvalidVolumeError(f"{name} has a single slice; these tools need a 3D volume with at least 2 slices")
+    if min(array_kji.shape[1:]) < 2:  # a single sagittal or coronal slice stored as a volume
+        raise InvalidVolumeError(f"{name} is one voxel thick along one of its axes (k, j, i = {array_kji.shape}): a "
+                                 "single slice; these tools need a 3D volume with at least 2 voxels along every axis")
     if not np.issubdtype(array_kji.dtype, np.number) or np.issubdtype(array_kji.dtype, np.complexfloating):
         raise InvalidVolumeError(f"{name} has voxel type {array_kji.dtype}; a real scalar type is needed")
     if np.issubdtype(array_kji.dtype, np.floating):

@@ -132,6 +132,17 @@ def test_single_slice_volume_is_refused(headless):
     work.assert_unchanged(before)
 
 
+@pytest.mark.parametrize("thin", ["one_row", "one_column"])
+def test_a_single_slice_stored_along_another_axis_is_refused(headless, thin):
+    image = disc_image()[:, :1] if thin == "one_row" else disc_image()[:, :, :1]
+    work = Work(headless, np.ascontiguousarray(image))
+    before = work.snapshot()
+    with pytest.raises(InvalidVolumeError, match="one voxel thick") as raised:
+        work.bridge.work_volume()  # the 3D brush raised numpy's "too small to calculate a numerical gradient"
+    assert type(raised.value) is InvalidVolumeError
+    work.assert_unchanged(before)
+
+
 def test_volume_of_largest_ordinary_ct_values_is_accepted(headless):
     work = Work(headless, disc_image(np.int16, 32767, -32768))
     assert work.bridge.work_volume().array.max() == 32767
