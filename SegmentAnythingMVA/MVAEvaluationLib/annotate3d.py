@@ -44,8 +44,15 @@ class Annotator:
         self.clicked = {}  # plane key -> bool mask of pixels clicked already (never the same pixel twice)
 
     def first_slice(self, axis=0):
-        """Rule 1 for 3D tools: the slice with the largest truth area along array `axis`."""
-        return int(np.argmax(self.truth.sum(axis=tuple(a for a in range(3) if a != axis))))
+        """Rule 1 for 3D tools: the slice with the largest truth area along array `axis`.
+
+        Slices of equal area go to the one nearest the structure's centre along the axis, so the choice does not
+        depend on the order the slices are stored in (a scan stored reversed starts on the same slice).
+        """
+        area = self.truth.sum(axis=tuple(a for a in range(3) if a != axis)).astype(float)
+        tied = np.flatnonzero(area == area.max())
+        centre = float(np.dot(area, np.arange(len(area))) / max(area.sum(), 1.0))
+        return int(tied[np.argmin(np.abs(tied - centre))])
 
     def satisfied(self, visible):
         return dice(visible, self.truth) >= TARGET_DICE

@@ -264,11 +264,15 @@ def paint_fillbetween(case, session, **_):
         for _ in range(MAX_CLICKS_PER_SLICE):
             if session.left <= 1 or annotator.slice_done(plane, np.moveaxis(painted, 0, axis)):
                 break
-            stroke = annotator.stroke(plane, painted[index])
+            # the stroke is in the plane's pixels, which follow the view's orientation, not the array's
+            shown = plane.sample(np.moveaxis(painted, 0, axis), case.ijk_to_ras, order=0) > 0
+            stroke = annotator.stroke(plane, shown)
             if stroke is None:
                 break
             mask, positive = stroke
-            painted[index] = painted[index] | mask if positive else painted[index] & ~mask
+            placed, _ = plane.mask_to_volume(mask, case.ijk_to_ras, case.truth.shape)
+            voxels = np.moveaxis(placed.full(case.truth.shape), axis, 0)[index]
+            painted[index] = painted[index] | voxels if positive else painted[index] & ~voxels
             current, seconds = timed(visible)
             session.record("stroke", seconds, current, pending=True)
         return current

@@ -68,6 +68,31 @@ def test_the_annotator_fixes_the_largest_error_component_on_its_slice_with_most_
     assert annotator.first_slice(0) in range(2, 8)
 
 
+def test_the_first_slice_is_the_same_whichever_way_the_slices_are_stored():
+    truth = np.zeros((12, 20, 20), bool)
+    truth[2:10, 5:15, 5:15] = True
+    truth[2:5, 2:5, 2:5] = True  # slices 2-4 the largest, and the structure's centre below the stack's middle
+    first = Annotator(_FakeCase(truth)).first_slice(0)
+    reversed_first = Annotator(_FakeCase(truth[::-1])).first_slice(0)
+    assert first in (2, 3, 4) and reversed_first == truth.shape[0] - 1 - first
+
+
+def test_paint_strokes_land_on_the_structure_in_a_volume_stored_ras(tmp_path):
+    from MVAEvaluationLib.annotate3d import evaluate_annotate3d
+    phantom = make_ct_phantom(shape_kji=(16, 40, 40), seed=3)
+    rows, cols = phantom.image.shape[1:]
+    flip = np.array([[-1.0, 0, 0, cols - 1], [0, -1.0, 0, rows - 1], [0, 0, 1.0, 0], [0, 0, 0, 1.0]])
+    label = phantom.labels["liver"]
+    curves = {}
+    for name, index, matrix in (("lps", np.s_[:, :, :], phantom.ijk_to_ras),
+                                ("ras", np.s_[:, ::-1, ::-1], phantom.ijk_to_ras @ flip)):  # same voxels, i/j reversed
+        image, labels = tmp_path / f"{name}.nii.gz", tmp_path / f"{name}_labels.nii.gz"
+        write_volume(image, np.ascontiguousarray(phantom.image[index]), matrix)
+        write_volume(labels, np.ascontiguousarray(phantom.labelmap[index]), matrix)
+        curves[name] = evaluate_annotate3d(str(image), str(labels), label, ("paint+fillbetween",), 6)[0]["dice"]
+    assert curves["ras"] == curves["lps"] and max(curves["ras"]) > 0.5
+
+
 def test_the_paint_stroke_fills_the_largest_error_component_and_the_roi_holds_the_structure():
     truth = np.zeros((6, 30, 30), bool)
     truth[1:5, 2:10, 2:10] = True
