@@ -50,7 +50,8 @@ def test_a_segment_deleted_while_the_3d_brush_update_runs_gets_a_message_and_not
     applied = controller.apply()
     assert "no segment with id" in applied.message, "Apply on a deleted segment should say why it wrote nothing"
     assert np.array_equal(_mask(scene, scene.segment_ids[1]), before)
-    assert scene.session.undo() and scene.session.undo() and not scene.session.logic.CanUndo()  # only the user's two writes
+    # only the user's two writes are undo steps: the refused Apply left none
+    assert scene.session.undo() and scene.session.undo() and not scene.session.logic.CanUndo()
 
 
 def test_a_segment_renamed_while_the_3d_brush_update_runs_still_gets_its_preview_and_apply(scene):
