@@ -129,10 +129,14 @@ class ToolController:
 
     # --- edits and jobs -------------------------------------------------------------------------------------
     def context(self):
-        """(selected segment id, source volume node id) now."""
+        """(selected segment id, source volume node id, its voxels' modification time) now: a job's result is
+        dropped when any of them changed meanwhile (new voxels in the same node are another source volume)."""
         backend = self.bridge.backend
         node = backend.source_volume_node()
-        return backend.selected_segment_id(), node.GetID() if node is not None else None
+        if node is None:
+            return backend.selected_segment_id(), None, None
+        image = node.GetImageData()
+        return backend.selected_segment_id(), node.GetID(), image.GetMTime() if image is not None else None
 
     def edit(self, write, *args):
         """Ask to edit (hidden segment), then run `write(*args)` (one bridge write = one undo step)."""

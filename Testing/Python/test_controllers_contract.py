@@ -101,3 +101,21 @@ def test_a_segment_deleted_while_the_regions_supervoxels_are_computed_is_a_messa
     assert "no segment with id" in finish_jobs(controller).message
     assert not _mask(scene, scene.segment_ids[1]).any()
     assert not scene.session.logic.CanUndo()
+
+
+def test_a_propagation_computed_while_the_source_voxels_were_replaced_in_place_is_dropped(scene):
+    """The same volume node with new voxels (a filter run in place, a reload) is another source volume."""
+    from vtk.util import numpy_support
+    seed = np.zeros(scene.image.shape, bool)
+    k = scene.image.shape[0] // 2
+    seed[k] = scene.ball[k]
+    scene.bridge.write_blocks((0, 0, 0), add=seed)
+    controller = SmartPropagationController(scene.bridge, JobRunner(threaded=False))
+    controller.preview(slice_node("axial", scene.centre_ras()))  # computed now, finished at the next poll
+    voxels = numpy_support.vtk_to_numpy(scene.volume.GetImageData().GetPointData().GetScalars())
+    voxels[:] = 10  # the ball is gone from the source volume
+    scene.volume.GetImageData().Modified()
+    reaction = finish_jobs(controller)
+    assert "nothing was written" in reaction.status and not controller.has_preview
+    assert "source volume" in controller.apply().message or not controller.has_preview
+    assert np.array_equal(scene.segment(), seed)
