@@ -35,6 +35,17 @@ def _mask(scene, segment_id):
     return segment_mask_in_volume(scene.segmentation, segment_id, scene.volume).astype(bool)
 
 
+def propagation_started(scene):
+    """The user's seed on the middle axial slice, and a propagation preview started from it."""
+    seed = np.zeros(scene.image.shape, bool)
+    k = scene.image.shape[0] // 2
+    seed[k] = scene.ball[k]
+    scene.bridge.write_blocks((0, 0, 0), add=seed)
+    controller = SmartPropagationController(scene.bridge, JobRunner(threaded=False))
+    controller.preview(slice_node("axial", scene.centre_ras()))
+    return controller, seed
+
+
 def test_a_segment_deleted_while_the_3d_brush_update_runs_gets_a_message_and_nothing_is_written(scene):
     controller = brush_3d(scene)
     b_drawn = np.zeros(scene.image.shape, bool)
@@ -76,12 +87,7 @@ def test_a_3d_brush_preview_waiting_when_the_source_volume_changes_is_not_applie
 
 
 def test_a_propagation_preview_waiting_when_the_segment_changes_is_not_applied_to_the_other_segment(scene):
-    seed = np.zeros(scene.image.shape, bool)
-    k = scene.image.shape[0] // 2
-    seed[k] = scene.ball[k]
-    scene.bridge.write_blocks((0, 0, 0), add=seed)
-    controller = SmartPropagationController(scene.bridge, JobRunner(threaded=False))
-    controller.preview(slice_node("axial", scene.centre_ras()))
+    controller, _ = propagation_started(scene)
     finish_jobs(controller)
     assert controller.has_preview
     scene.session.select_segment(scene.segment_ids[1])
@@ -106,12 +112,7 @@ def test_a_segment_deleted_while_the_regions_supervoxels_are_computed_is_a_messa
 def test_a_propagation_computed_while_the_source_voxels_were_replaced_in_place_is_dropped(scene):
     """The same volume node with new voxels (a filter run in place, a reload) is another source volume."""
     from vtk.util import numpy_support
-    seed = np.zeros(scene.image.shape, bool)
-    k = scene.image.shape[0] // 2
-    seed[k] = scene.ball[k]
-    scene.bridge.write_blocks((0, 0, 0), add=seed)
-    controller = SmartPropagationController(scene.bridge, JobRunner(threaded=False))
-    controller.preview(slice_node("axial", scene.centre_ras()))  # computed now, finished at the next poll
+    controller, seed = propagation_started(scene)  # computed now, finished at the next poll
     voxels = numpy_support.vtk_to_numpy(scene.volume.GetImageData().GetPointData().GetScalars())
     voxels[:] = 10  # the ball is gone from the source volume
     scene.volume.GetImageData().Modified()
