@@ -27,6 +27,9 @@ class RegionsOptions:
     merge_spread_ratio: object = 2.0
     # A single click on a region holding two tissues (region_homogeneity.clicked_side) takes the clicked side only.
     split_clicked_region: bool = True
+    # A single positive click takes, among the regions it chose and their neighbours, the voxels of the clicked
+    # tissue connected to it (tissue_refinement.tissue_part): region borders inside a tissue do not decide.
+    tissue_refinement: bool = True
 
     def parameters(self):
         from SmartRegionsLib.algorithms.supervoxels import SupervoxelParameters

@@ -23,6 +23,7 @@ from SmartRegionsLib.algorithms.region_homogeneity import clicked_side, typical_
 from SmartRegionsLib.algorithms.region_lookup import RankTolerance, click_regions, default_merge_tolerance
 from SmartRegionsLib.algorithms.supervoxel_cache import SupervoxelCache
 from SmartRegionsLib.algorithms.supervoxels import compute_superpixels
+from SmartRegionsLib.algorithms.tissue_refinement import tissue_part
 from SmartRegionsLib.regions_options import RegionsOptions
 
 
@@ -104,6 +105,8 @@ class SmartRegionsLogic:
             start, clicked, merged = self._plane_choice(plane, pixels_rc, add)
         else:
             start, clicked, merged = self._volume_choice(plane, pixels_rc, add)
+            if clicked is not None and add and len(pixels_rc) == 1 and self.options.tissue_refinement:
+                start, clicked, merged = self._refined_addition(plane, pixels_rc[0], start, clicked, merged)
             if clicked is not None and add and len(pixels_rc) == 1:
                 start, clicked, merged = self._bounded_addition(plane, pixels_rc[0], start, clicked, merged)
         if clicked is None:
@@ -207,6 +210,41 @@ class SmartRegionsLogic:
         lookup[list(clicked)] = 2
         taken = lookup[block]
         return tuple(int(v) for v in low), taken == 2, taken == 1
+
+    def _refined_addition(self, plane, pixel_rc, start, clicked, merged):
+        volume = self.bridge.work_volume()
+        index = plane.pixel_voxels_kji(np.asarray([pixel_rc], float), volume.index_to_ras)[0]
+        index = tuple(int(v) for v in np.clip(index, 0, np.array(volume.shape) - 1))
+        part = self._tissue_part(volume, self.volume_labels(), start, clicked | merged, index)
+        if part is None:
+            return start, clicked, merged
+        return part.start_kji, part.mask_kji, np.zeros_like(part.mask_kji)
+
+    def _tissue_part(self, volume, labels, start, taken, index):
+        """The clicked tissue's voxels (`tissue_part`) among what a positive click took (`taken`, a block at
+        `start`) and the regions beside it, as (start, mask); None keeps the choice as it is.
+
+        The tissue is the clicked region's (its median local mean), or the clicked voxel's local mean when the
+        region straddles an edge, and the segment's own tissue beside the click.
+        """
+        graph = self.cache.graph(labels, volume.array)
+        end = tuple(a + n for a, n in zip(start, taken.shape))
+        touched = np.unique(labels[tuple(slice(a, b) for a, b in zip(start, end))][taken])
+        near = set(int(v) for v in touched) - {0}
+        for label in list(near):
+            near.update(int(v) for v in graph.neighbours(label))
+        boxes = self._bounding_boxes(labels)
+        low = np.minimum(np.min([[b.start for b in boxes[c - 1]] for c in near], axis=0), start)
+        high = np.maximum(np.max([[b.stop for b in boxes[c - 1]] for c in near], axis=0), end)
+        window = tuple(slice(int(a), int(b)) for a, b in zip(low, high))
+        block = np.zeros(tuple(int(b - a) for a, b in zip(low, high)), bool)
+        block[tuple(slice(int(a - l), int(a - l + n)) for a, l, n in zip(start, low, taken.shape))] = taken
+        segment = self.bridge.selected_block(tuple(int(v) for v in low), block.shape)
+        ratio = self.options.merge_spread_ratio
+        straddling = graph.std > (np.inf if ratio is None else float(ratio)) * typical_deviation(graph.size, graph.std)
+        part = tissue_part(volume.array[window], labels[window], block, segment, straddling, graph.neighbours,
+                           tuple(int(v - a) for v, a in zip(index, low)), volume.spacing_kji)
+        return None if part is None else VoxelPatch(tuple(int(v) for v in low), part)
 
     def _bounded_addition(self, plane, pixel_rc, start, clicked, merged):
         """(start, clicked, merged) as given, or, when the click would add more than the segment already holds, only

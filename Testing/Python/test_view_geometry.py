@@ -146,7 +146,8 @@ def test_a_view_pixel_maps_edits_and_clicks_the_voxel_slicer_puts_under_it(headl
         matrix = vtk.vtkMatrix4x4()
         transform_node.GetMatrixTransformToWorld(matrix)
         to_world = matrix_to_array(matrix)
-    options = RegionsOptions(region_size_mm=3.0, merge_tolerance=None, rim_deviations=None, split_clicked_region=False)
+    options = RegionsOptions(region_size_mm=3.0, merge_tolerance=None, rim_deviations=None, split_clicked_region=False,
+                             tissue_refinement=False)
     regions = SmartRegionsLogic(bridge, options)
     labels = regions.volume_labels()
     counts = dict(points=0, function=0, read=0, edits=0, one_pixel=0, mask=0, regions=0)
