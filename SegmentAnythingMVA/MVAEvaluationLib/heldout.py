@@ -2,7 +2,8 @@
 variants (`variants.FAMILIES`). Never used to choose a parameter: they only check that a tool does not depend on
 what it should not (arrays in (k, j, i) order, image / labelmap / IJK->RAS kept consistent).
 
-- intensity storage: CT stored unsigned with +1024, CT as float, MRI in [0, 1] or x4 with an offset;
+- intensity storage: CT stored unsigned with +1024, CT as float, CT exported through a soft-tissue window as uint8,
+  MRI in [0, 1] or x4 with an offset;
 - voxel grid: other voxel sizes (the same voxels called 0.4x or 2x their size; resampled to 3 mm in-plane), thick
   slices along another axis, axis order and direction (LPS vs RAS, the array transposed);
 - acquisition: a bias field that only darkens, noise of other seeds and levels, a neighbour of similar intensity
@@ -30,6 +31,15 @@ def rescaled(data, scale=1.0, offset=0.0, dtype=None, name=None):
             raise VariantError(f"x{scale} {offset:+} does not fit in {dtype.name}")
         image = np.round(image)
     return _copy(data, name or f"x{scale:g}{offset:+g}{dtype.name}", image.astype(dtype))
+
+
+def windowed(data, low, high):
+    """The image clipped to the window [low, high] and stored as uint8 0..255, as a CT exported through a display
+    window (slices saved as pictures, some public data sets)."""
+    if not high > low:
+        raise VariantError(f"The window must be (low, high) with low < high, got ({low}, {high})")
+    image = (np.clip(np.asarray(data.image, np.float32), low, high) - low) * (255.0 / (high - low))
+    return _copy(data, f"window{low:g}to{high:g}", np.round(image).astype(np.uint8))
 
 
 def relabelled_spacing(data, factor):
@@ -128,6 +138,7 @@ def resized(data, factor):
 HELDOUT = {
     "ct_unsigned": ("ct", lambda d, s: rescaled(d, 1.0, 1024.0, np.uint16, "uint16plus1024")),
     "ct_float": ("ct", lambda d, s: rescaled(d, 1.0, 0.0, np.float32, "float")),
+    "ct_windowed": ("ct", lambda d, s: windowed(d, -160.0, 240.0)),
     "mri_unit": ("mri", lambda d, s: rescaled(d, 1.0 / float(np.max(d.image)), 0.0, np.float32, "unit")),
     "mri_scaled": ("mri", lambda d, s: rescaled(d, 4.0, 100.0, np.int16, "x4plus100")),
     "small_voxels": ("any", lambda d, s: relabelled_spacing(d, 0.4)),

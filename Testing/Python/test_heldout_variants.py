@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from MVAEvaluationLib.heldout import (HELDOUT, darkening_bias, make_heldout, modality, relabelled_spacing,
-                                      rescaled, resampled, reoriented, resized)
+                                      rescaled, resampled, reoriented, resized, windowed)
 from MVAEvaluationLib.phantom import make_ct_phantom
 from MVAEvaluationLib.variants import FAMILIES, Labelled, VariantError, make_variants
 
@@ -50,6 +50,11 @@ def test_a_storage_convention_is_exact_and_refuses_values_its_dtype_cannot_hold(
     assert np.array_equal(rescaled(ct, 1.0, 0.0, np.float32).image, ct.image.astype(np.float32))
     with pytest.raises(VariantError):
         rescaled(ct, 1.0, 0.0, np.uint16)
+    shown = windowed(ct, -160.0, 240.0)
+    assert shown.image.dtype == np.uint8 and shown.image.min() == 0 and shown.image.max() == 255
+    assert (shown.image[ct.image <= -160] == 0).all() and (shown.image[ct.image >= 240] == 255).all()
+    inside = (ct.image > -150) & (ct.image < 230)
+    assert np.allclose(shown.image[inside], (ct.image[inside].astype(float) + 160) * 255 / 400, atol=0.51)
 
 
 def test_other_voxel_sizes_keep_the_box_and_the_structure(ct):
@@ -100,7 +105,7 @@ def test_the_modality_is_the_cases_own_and_never_the_dtype_or_sign(ct):
 
 def test_every_heldout_variant_applies_to_its_modality_and_keeps_the_structure(ct):
     names = {name for name, _ in make_heldout(ct, ct.structures["liver"])}
-    assert {"ct_unsigned", "ct_float", "other_handedness"} <= names and not names & {"mri_unit", "mri_scaled", "dark_bias"}
+    assert {"ct_unsigned", "ct_float", "ct_windowed", "other_handedness"} <= names and not names & {"mri_unit", "mri_scaled", "dark_bias"}
     made = make_heldout(mri_like(), 1)
     assert {"mri_unit", "mri_scaled", "dark_bias"} <= {name for name, _ in made}
     for name, variant in made:
