@@ -1,8 +1,9 @@
 """Segment Anything through the bridge: prompts on a slice plane -> candidate masks -> the selected segment.
 
-One prompt is one undo step. A Segment Anything object (the prompts on one slice, until a new object or
-another slice) owns only the voxels it wrote: each prediction adds what it predicts and takes back only its own
-earlier voxels that nobody edited since; what the user drew or erased in between, and other objects, survive.
+One prompt is one undo step. A Segment Anything object (the prompts on one slice in one segment, until a new
+object, another slice or another segment) owns only the voxels it wrote: each prediction adds what it predicts
+and takes back only its own earlier voxels that nobody edited since; what the user drew or erased in between, and
+other objects, survive.
 """
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ class PromptSession:
     box_xyxy: tuple = None
     prediction: object = None
     candidate: int = 0
+    owner: tuple = None  # (segmentation key, segment id) the object is drawn in
 
 
 class SegmentAnythingLogic:
@@ -94,11 +96,16 @@ class SegmentAnythingLogic:
         return window_to_rgb(plane.sample(volume.array, volume.index_to_ras), window, level)
 
     # --- prompts ----------------------------------------------------------------------------------------------
+    def _owner(self):
+        backend = self.bridge.backend
+        return backend.segmentation_key(), backend.selected_segment_id()
+
     def _session_for(self, plane):
         key = self.slice_key(plane)
-        if self.session is None or self.session.key != key:
+        if self.session is None or self.session.key != key or self.session.owner != self._owner():
+            # another slice, or another segment selected: a new object (the old object's prompts are not this one's)
             self.bridge.checked_segment()
-            self.session = PromptSession(plane, key)
+            self.session = PromptSession(plane, key, owner=self._owner())
         return self.session
 
     def add_point(self, plane, pixel_rc, positive=True):
@@ -122,6 +129,9 @@ class SegmentAnythingLogic:
         session = self.session
         if session is None or session.prediction is None:
             raise NothingToApplyError("No Segment Anything prediction to cycle: click on a slice first")
+        if session.owner != self._owner():
+            raise NothingToApplyError("The Segment Anything object was drawn in another segment: click to start one "
+                                      "in this segment")
         candidate = (session.candidate + 1) % len(session.prediction)
         self._write(session, session.prediction, candidate)
         session.candidate = candidate

@@ -79,3 +79,22 @@ def test_prompts_stay_inside_the_editable_area_and_undo_restores_both_segments(c
         assert session.undo()
     restored = masks(case)
     assert all(np.array_equal(x, y) for x, y in zip(restored, first)) and not session.logic.CanUndo()
+
+
+def test_a_click_after_another_segment_is_selected_starts_a_new_object_in_that_segment(case, engine):
+    session, volume, segmentation, ids, b_drawn = case
+    session.editor_node.SetOverwriteMode(EditorNode.OverwriteNone)
+    work = session.bridge.work_volume()
+    logic = SegmentAnythingLogic(session.bridge, engine, "tiny", window_level=(400.0, 150.0))
+    plane = SlicePlane.for_anatomical_axis("axial", 5, work.index_to_ras, work.shape)
+    logic.add_point(plane, (16, 16))
+    logic.add_point(plane, (3, 3), positive=False)
+    a_object = masks(case)[0]
+    session.select_segment(ids[1])
+    with pytest.raises(ValueError, match="another segment"):
+        logic.cycle_candidate()  # A's candidates are not B's
+    logic.add_point(plane, (14, 18))
+    assert logic.session.points_xy == [(18.0, 14.0)], "B's first click went on with A's object's prompts"
+    assert np.array_equal(masks(case)[0], a_object)
+    assert not (masks(case)[1] & ~b_drawn & ~plane.mask_to_volume(np.ones(plane.shape, bool), work.index_to_ras,
+                                                                     work.shape)[0].full(work.shape)).any()
