@@ -101,7 +101,8 @@ def gain_field(images, masks, degree=GAIN_DEGREE):
 
     The log intensity inside the masks is fitted (least squares, twice with outliers beyond 2.5 robust standard
     deviations left out, so that a partial-volume edge or a vessel does not bend it) by a constant plus an in-plane
-    polynomial of `degree`; the gain is the exponential of the polynomial part (mean 1 over the object).
+    polynomial of `degree`; the gain is the exponential of the polynomial part (log mean 0 over the object), held
+    within the range it takes on the object elsewhere.
 
     Parameters
     ----------
@@ -135,7 +136,9 @@ def gain_field(images, masks, degree=GAIN_DEGREE):
         spread = 1.4826 * float(np.median(np.abs(residual[keep] - np.median(residual[keep]))))
         keep = np.abs(residual) <= 2.5 * max(spread, 1e-6)
     log_gain = sum(float(c) * t for c, t in zip(coefficients[1:], terms))
-    log_gain -= float(np.mean(log_gain[np.logical_or.reduce(masks)]))
+    on_object = log_gain[np.logical_or.reduce(masks)]
+    # away from the object the polynomial is extrapolated: it keeps within the values it was fitted to
+    log_gain = np.clip(log_gain, on_object.min(), on_object.max()) - float(on_object.mean())
     return np.exp(log_gain).astype(np.float32)
 
 
