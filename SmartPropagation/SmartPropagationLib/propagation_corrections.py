@@ -47,7 +47,7 @@ def end_here(logic, plane):
     block_shape[axis] = high - low
     start = [0, 0, 0]
     start[axis] = low
-    logic.preview = None  # a pending preview beyond this slice no longer applies
     result = logic.bridge.write_decision(logic.edits, tuple(start), retract=np.ones(block_shape, bool))
+    logic.preview = None  # a pending preview beyond this slice no longer applies (kept when the write failed)
     result.slices = (low, high - 1)  # the slices looked at, first and last (status text)
     return result

@@ -392,3 +392,16 @@ def test_repropagation_keeps_the_users_erasure_on_a_propagated_slice(scene):
     logic.repropagate_from(scene.axial(11))
     logic.apply()
     assert not scene.mask()[erased].any()
+
+
+def test_end_here_that_fails_leaves_the_segment_the_undo_history_and_the_pending_preview(scene):
+    from SmartPropagationLib.propagation_corrections import end_here
+    logic = propagation(scene)
+    logic.compute_preview(scene.axial(10))
+    logic.apply()
+    preview = logic.compute_preview(scene.axial(10))  # pending again
+    before = scene.both()
+    fails_in_the_editor(scene, end_here, logic, scene.axial(13))
+    after = scene.both()
+    assert np.array_equal(after[0], before[0]) and np.array_equal(after[1], before[1])
+    assert logic.preview is preview
