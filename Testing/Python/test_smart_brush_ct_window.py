@@ -85,3 +85,31 @@ def test_fluid_and_soft_tissue_dabs_train_a_classifier_that_separates_them():
     labels, _ = model.predict_slice(1)
     # Without the window (the ~1700 HU percentile scale) the two 30 HU-apart tissues were one class.
     assert dice(labels == 1, fluid) > 0.8
+
+
+def test_ct_stored_as_unsigned_hu_plus_1024_gets_the_same_window_and_the_same_prediction():
+    """Raw CT exports often store HU + 1024 as uint16: the brush must see the same soft tissue as on HU."""
+    ct, fluid = chest_like_phantom()
+    stored = np.round(ct + 1024.0).clip(0).astype(np.uint16)
+    hounsfield = stored.astype(np.float32) - 1024.0
+    assert intensity_map(stored).window == tuple(v + 1024.0 for v in features_module.SOFT_TISSUE_WINDOW_HU)
+    predictions = []
+    for image in (hounsfield, stored):
+        model = SmartBrushModel(image, (3.0, 1.0, 1.0))
+        strokes = np.zeros(image.shape, bool)
+        strokes[1, 38:43, 53:58] = True
+        model.add_stroke(strokes, 1)
+        background = np.zeros(image.shape, bool)
+        background[1, 38:43, 30:35] = True
+        model.add_stroke(background, 0)
+        predictions.append(model.predict_slice(1)[0] == 1)
+    assert dice(predictions[0], fluid[1] if fluid.ndim == 3 else fluid) > 0.8
+    assert dice(predictions[0], predictions[1]) > 0.99
+
+
+def test_an_mri_with_a_dark_background_and_values_in_the_thousands_is_not_taken_for_stored_ct():
+    rng = np.random.default_rng(2)
+    mri = np.zeros((3, 60, 60))
+    mri[:, 10:50, 10:50] = 2500.0  # tissue far from where soft tissue of HU + 1024 would lie
+    mri[:, 20:40, 20:40] = 3200.0
+    assert intensity_map(mri + rng.normal(0, 20, mri.shape).clip(0)).window is None

@@ -92,6 +92,11 @@ SOFT_TISSUE_HU_PER_UNIT = 150.0
 # An image is taken as CT in Hounsfield units when its 0.5 percentile is air (-1100..-500 HU) and its
 # 99.5 percentile at least water density.
 _CT_AIR_RANGE_HU = (-1100.0, -500.0)
+# CT is often stored unsigned, as HU + 1024 (DICOM rescale intercept -1024). Such an image is taken as CT when,
+# shifted back, its 0.5 percentile is air and the densest of its voxels above fat (-150 HU) lie in the soft-tissue
+# window: air alone (any MRI with a dark background) is not enough, the body's soft tissue must sit 1000 above it.
+_STORED_CT_SHIFTS = (1024.0,)
+_FAT_HU = -150.0
 
 
 @dataclass(frozen=True)
@@ -134,13 +139,38 @@ class IntensityMap:
 
 def intensity_map(image):
     """`IntensityMap` of a volume: the 0.5-99.5 percentile range to 0..1 and, for CT in Hounsfield units
-    (air in the 0.5 percentile), the soft-tissue window expanded (see `SOFT_TISSUE_WINDOW_HU`)."""
+    (air in the 0.5 percentile) or stored as HU + 1024, the soft-tissue window expanded (see
+    `SOFT_TISSUE_WINDOW_HU`)."""
     offset, scale = intensity_normalisation(image)
-    high = offset + scale
-    is_ct = _CT_AIR_RANGE_HU[0] <= offset <= _CT_AIR_RANGE_HU[1] and high >= 0.0
-    if not is_ct or scale <= SOFT_TISSUE_HU_PER_UNIT:
+    shift = _hounsfield_shift(image, offset, offset + scale)
+    if shift is None or scale <= SOFT_TISSUE_HU_PER_UNIT:
         return IntensityMap(offset, scale)
-    return IntensityMap(offset, scale, SOFT_TISSUE_WINDOW_HU, SOFT_TISSUE_HU_PER_UNIT)
+    window = tuple(float(v + shift) for v in SOFT_TISSUE_WINDOW_HU)
+    return IntensityMap(offset, scale, window, SOFT_TISSUE_HU_PER_UNIT)
+
+
+def _hounsfield_shift(image, low, high):
+    """How far the image's values lie above Hounsfield units (0 for HU, 1024 for CT stored as HU + 1024), or
+    None when it does not look like CT (see `_CT_AIR_RANGE_HU`, `_STORED_CT_SHIFTS`); `low`, `high`: its 0.5 and
+    99.5 percentiles."""
+    def air_below_water(shift):
+        return _CT_AIR_RANGE_HU[0] <= low - shift <= _CT_AIR_RANGE_HU[1] and high - shift >= 0.0
+
+    if air_below_water(0.0):
+        return 0.0
+    for shift in _STORED_CT_SHIFTS:
+        if not air_below_water(shift):
+            continue
+        values = np.asarray(image).ravel()
+        values = values[:: max(1, values.size // 1_000_000)]
+        tissue = values[values - shift >= _FAT_HU]
+        if tissue.size == 0:
+            continue
+        counts, edges = np.histogram(tissue - shift, bins=64, range=(_FAT_HU, _FAT_HU + 64 * 25.0))
+        peak = 0.5 * (edges[np.argmax(counts)] + edges[np.argmax(counts) + 1])
+        if SOFT_TISSUE_WINDOW_HU[0] <= peak <= SOFT_TISSUE_WINDOW_HU[1]:
+            return shift
+    return None
 
 
 def sanitize(image, fill_value=None):
