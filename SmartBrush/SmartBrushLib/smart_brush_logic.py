@@ -43,6 +43,7 @@ class SmartBrushLogic:
         self.corrections = {}  # (plane key, segment id) -> PlaneCorrections: the plane's preview, stroke by stroke
         self.edits = ToolEdits("Smart Brush")
         self.preview = None
+        self._preview_for = None  # (segmentation key, segment id) the preview was made for
 
     # --- models ---------------------------------------------------------------------------------------------
     def _label(self, segment_id):
@@ -109,6 +110,7 @@ class SmartBrushLogic:
         self.positive_strokes[key] = strokes
         self.erase_strokes[key] = (plane, erased)
         self.preview = self._corrected(plane, key, stroke_2d, erase)
+        self._preview_for = self._selected()
         return self.preview
 
     def predict(self, plane):
@@ -122,6 +124,7 @@ class SmartBrushLogic:
         corrections = self.corrections.get(key)
         mask = corrections.mask.copy() if corrections is not None else proposal
         self.preview = BrushPreview(plane, mask, unsure)
+        self._preview_for = self._selected()
         return self.preview
 
     def _proposal(self, plane):
@@ -169,6 +172,10 @@ class SmartBrushLogic:
     def _plane_key(plane):
         return (plane.pixel_to_ras_matrix.round(6).tobytes(), plane.shape)
 
+    def _selected(self):
+        backend = self.bridge.backend
+        return backend.segmentation_key(), backend.selected_segment_id()
+
     def apply(self):
         """Write the preview into its plane as one undo step (edit contract: see the module docstring).
 
@@ -176,6 +183,10 @@ class SmartBrushLogic:
         """
         if self.preview is None:
             raise NothingToApplyError("Nothing to apply: paint a stroke first")
+        if self._preview_for != self._selected():
+            self.preview = None
+            raise NothingToApplyError("The selected segment changed since the preview was made: the preview was "
+                                      "cleared, nothing was written; paint again")
         plane = self.preview.plane
         key = (self._plane_key(plane), self.bridge.backend.selected_segment_id())
         erased = self.erase_strokes.get(key, (plane, None))[1]

@@ -120,3 +120,14 @@ def test_a_propagation_computed_while_the_source_voxels_were_replaced_in_place_i
     assert "nothing was written" in reaction.status and not controller.has_preview
     assert "source volume" in controller.apply().message or not controller.has_preview
     assert np.array_equal(scene.segment(), seed)
+
+
+def test_a_2d_brush_preview_made_for_one_segment_is_not_applied_to_another(scene):
+    controller = SmartBrushController(scene.bridge, JobRunner(threaded=False), options=BrushToolOptions(radius_mm=1.5))
+    stroke_at_centre(controller, scene)
+    assert controller.logic.preview is not None and controller.logic.preview.mask_2d.any()
+    scene.session.select_segment(scene.segment_ids[1])
+    reaction = controller.apply()
+    assert "selected segment" in reaction.message
+    assert not _mask(scene, scene.segment_ids[1]).any() and not _mask(scene, scene.segment_ids[0]).any()
+    assert not scene.session.logic.CanUndo()
