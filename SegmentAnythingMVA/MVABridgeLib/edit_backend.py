@@ -179,6 +179,8 @@ class SegmentEditBridge:
         ------
         InvalidVolumeError
             No source volume, or a volume that is 2D, vector, or has NaN voxels.
+        InvalidSegmentationError
+            No segmentation (closed or deleted), so no reference geometry to read the volume in.
         """
         volume_node = self.backend.source_volume_node()
         if volume_node is None:
@@ -192,6 +194,9 @@ class SegmentEditBridge:
         if stamp != self._work_volume_stamp:
             check_source_node(volume_node)  # a zero spacing aborts the process inside the editor's resampling
             image = self.backend.source_image()
+            if (image is None or image.GetPointData().GetScalars() is None) and segmentation is None:
+                raise InvalidSegmentationError("No segmentation is selected (it was closed or deleted); select or "
+                                               "add a segmentation first")
             if image is None or image.GetPointData().GetScalars() is None:
                 raise InvalidVolumeError(
                     f"Volume '{volume_node.GetName()}' has no image data in the segmentation's geometry")

@@ -131,3 +131,12 @@ def test_a_2d_brush_preview_made_for_one_segment_is_not_applied_to_another(scene
     assert "selected segment" in reaction.message
     assert not _mask(scene, scene.segment_ids[1]).any() and not _mask(scene, scene.segment_ids[0]).any()
     assert not scene.session.logic.CanUndo()
+
+
+def test_the_segmentation_deleted_while_a_3d_brush_update_runs_makes_apply_say_so(scene):
+    controller = brush_3d(scene)
+    stroke_at_centre(controller, scene)
+    scene.headless.scene.RemoveNode(scene.segmentation)
+    finish_jobs(controller)
+    assert "No segmentation is selected" in controller.apply().message
+    assert not scene.session.logic.CanUndo()
