@@ -4,7 +4,8 @@ import numpy as np
 
 from MVAEvaluationLib.metrics import dice
 from SmartPropagationLib.algorithms import StopReason, StopRule, propagate
-from SmartPropagationLib.algorithms.intensity_model import fit_checked_intensity_model, fit_intensity_model, refine_mask
+from SmartPropagationLib.algorithms.intensity_model import (
+    fit_checked_intensity_model, fit_intensity_model, refine_mask, ring_pixels)
 from SmartPropagationLib.algorithms.slice_registration import signed_distance
 
 CT_SPACING = (2.5, 0.8, 0.8)
@@ -89,3 +90,27 @@ def test_a_bias_field_is_divided_out_only_when_the_annotated_slice_needs_it():
     assert fit_checked_intensity_model([flat[0]], [disks[0]]).gain is None
     ct = flat - 1000.0  # a signed image (CT in HU) has no multiplicative gain
     assert fit_checked_intensity_model([ct[0]], [disks[0]]).gain is None
+
+
+def organ_beside_tissue(pixel_mm, seed=0):
+    """CT-like at `pixel_mm` in-plane pixels: a 60 HU organ (22 mm radius, 44 mm deep, 2.5 mm slices) in 40 HU
+    tissue that reaches 8 mm beyond it, then fat (-100 HU), 10 HU noise."""
+    rng = np.random.default_rng(seed)
+    n = int(round(100 / pixel_mm))
+    k, j, i = np.indices((18, n, n)).astype(float)
+    y, x = (j - n / 2) * pixel_mm, (i - n / 2) * pixel_mm
+    organ = ((k * 2.5 / 44.0) ** 2 + (y / 22.0) ** 2 + (x / 22.0) ** 2) <= 1.0
+    image = np.where((y / 30.0) ** 2 + (x / 30.0) ** 2 <= 1.0, 40.0, -100.0)
+    image[organ] = 60.0
+    return (image + rng.normal(0, 10, organ.shape)).astype(np.float32), organ
+
+
+def test_on_coarse_pixels_the_background_is_learned_from_the_tissue_beside_the_object():
+    """Eight 3 mm pixels around the organ are mostly fat, and a model learned there takes the 40 HU tissue for the
+    organ; a ring of at most 8 mm keeps that tissue in the background."""
+    assert ring_pixels((0.8, 0.8)) == ring_pixels((1.0, 1.0)) == 8 and ring_pixels((3.0, 3.0)) == 3
+    assert ring_pixels((0.8, 2.4)) == 4
+    for pixel_mm in (0.8, 3.0):
+        image, organ = organ_beside_tissue(pixel_mm)
+        result = propagate(image, organ[0], 0, +1, 17, (2.5, pixel_mm, pixel_mm))
+        assert dice(result.to_volume(organ.shape), organ) > 0.95

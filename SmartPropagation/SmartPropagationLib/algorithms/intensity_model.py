@@ -29,6 +29,11 @@ DENOISE_CANDIDATES_PX = (0.0, 1.0, 1.5, 2.0)
 # in a smooth annotation (a brush's), so sharp slices stay sharp unless denoising clearly pays.
 CHECK_SHIFT_PX = 3.0
 CHECK_MARGIN = 0.01
+# The surroundings the background is learned from: this many pixels around the object, but no wider than
+# RING_MAX_MM: on coarse pixels (3 mm) eight of them reach other organs, and the tissue just beside the object,
+# the one a mask leaks into, is then a small part of the background.
+RING_PX = 8
+RING_MAX_MM = 8.0
 # Degree of the in-plane polynomial of log intensity that models a smooth multiplicative gain (an MRI bias field):
 # 2 bends once across the slice, as a coil's sensitivity does over a few centimetres, and is too stiff to follow
 # the object's own shape.
@@ -142,13 +147,19 @@ def gain_field(images, masks, degree=GAIN_DEGREE):
     return np.exp(log_gain).astype(np.float32)
 
 
+def ring_pixels(spacing_ji):
+    """The ring width in pixels for in-plane pixels of `spacing_ji` mm: RING_PX, at most RING_MAX_MM along the
+    coarser in-plane axis, at least 2."""
+    return int(max(2, min(RING_PX, np.ceil(RING_MAX_MM / max(float(max(spacing_ji)), 1e-6) - 1e-6))))
+
+
 def surroundings(mask_2d, ring_px):
     """Pixels within `ring_px` of the mask but outside it (bool, same shape)."""
     grown = ndimage.binary_dilation(mask_2d, iterations=max(int(ring_px), 1))
     return grown & ~mask_2d
 
 
-def fit_intensity_model(images, masks, ring_px=8, denoise_sigma_px=0.0, bins=_BINS, kernel_bins=None, gain=None):
+def fit_intensity_model(images, masks, ring_px=RING_PX, denoise_sigma_px=0.0, bins=_BINS, kernel_bins=None, gain=None):
     """Learn an `IntensityModel` from one or more annotated slices.
 
     Parameters
@@ -158,7 +169,7 @@ def fit_intensity_model(images, masks, ring_px=8, denoise_sigma_px=0.0, bins=_BI
     masks : sequence of ndarray of bool (J, I)
         The object on each slice; at least one must be non-empty.
     ring_px : int
-        Width of the background ring around each mask, in pixels.
+        Width of the background ring around each mask, in pixels (`ring_pixels` for a given pixel size).
     denoise_sigma_px : float
         In-plane denoising of the slices (0: none); the model remembers it for the slices it is applied to.
     bins : int
@@ -204,7 +215,7 @@ def fit_intensity_model(images, masks, ring_px=8, denoise_sigma_px=0.0, bins=_BI
 
 
 def fit_checked_intensity_model(images, masks, candidates=DENOISE_CANDIDATES_PX, shift_px=CHECK_SHIFT_PX,
-                                settings=None, ring_px=8, gain_degree=GAIN_DEGREE):
+                                settings=None, ring_px=RING_PX, gain_degree=GAIN_DEGREE):
     """The `IntensityModel` whose reading of the slices (denoising, gain) best restores the annotated slices from a
     wrong shape prior.
 

@@ -8,7 +8,7 @@ intensity model learned from all annotated slices. Annotated slices are returned
 import numpy as np
 
 from .input_checks import check_slice_index, check_slice_mask, check_volume
-from .intensity_model import RefinementSettings, fit_intensity_model, refine_mask
+from .intensity_model import RefinementSettings, fit_intensity_model, refine_mask, ring_pixels
 from .propagation_errors import EmptySeedMaskError, PropagationCancelled, PropagationInputError
 from .slice_registration import RegistrationSettings, crop_box, register_and_warp, signed_distance
 
@@ -82,8 +82,8 @@ def interpolate_between_slices(image_kji, annotated_masks, spacing_kji=(1.0, 1.0
     order = sorted(masks)
     # A broad model (64 bins, a fixed kernel), as measured best on the tuning variants: the blend of two drawn
     # slices is a good prior, and the finer, denoised model of propagation trusted the image too much here.
-    model = fit_intensity_model([image_kji[k] for k in order], [masks[k] for k in order], bins=64, kernel_bins=1.5) \
-        if refine else None
+    model = fit_intensity_model([image_kji[k] for k in order], [masks[k] for k in order],
+                                ring_pixels(spacing_kji[1:]), bins=64, kernel_bins=1.5) if refine else None
     settings = RegistrationSettings()
     refinement = RefinementSettings()
     result = np.zeros(image_kji.shape, bool)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .intensity_model import RefinementSettings, fit_checked_intensity_model, refine_mask
+from .intensity_model import RefinementSettings, fit_checked_intensity_model, refine_mask, ring_pixels
 from .propagation_errors import UnknownStrategyError
 from .slice_registration import RegistrationSettings, crop_box, register_and_warp, signed_distance
 
@@ -85,7 +85,7 @@ def build_copy(image_kji, seed_k, seed_mask_2d, spacing_kji):
 
 def build_registration(image_kji, seed_k, seed_mask_2d, spacing_kji):
     """Builder of the registration + intensity refinement predictor, model learned on the seed slice."""
-    model = fit_checked_intensity_model([image_kji[seed_k]], [seed_mask_2d])
+    model = fit_checked_intensity_model([image_kji[seed_k]], [seed_mask_2d], ring_px=ring_pixels(spacing_kji[1:]))
     reference = object_evidence(model, image_kji[seed_k], seed_mask_2d)
     return RegistrationPredictor(model, reference_evidence=reference if reference > 0 else None)
 
