@@ -77,7 +77,7 @@ def check_command_paths(args):
     Run before the command, so that nothing is computed or written when an argument is wrong.
     """
     checks = {
-        "eval": lambda: check_output_file(getattr(args, "json", None), "--json"),
+        "eval": lambda: _check_eval_output(args),
         "bench": lambda: _check_bench(args),
         "report": lambda: check_output_folder(args.output, "--output"),
         "data": lambda: check_output_folder(args.output, "--output"),
@@ -90,6 +90,19 @@ def check_command_paths(args):
     except (OutputPathError, UnknownChoiceError) as error:
         return str(error)
     return None
+
+
+def _check_eval_output(args):
+    """--json can be written and is none of the input files (writing it would destroy the volume or the truth)."""
+    path = getattr(args, "json", None)
+    check_output_file(path, "--json")
+    if path is None or not os.path.exists(path):
+        return
+    for option in ("volume", "truth", "checkpoint"):
+        given = getattr(args, option, None)
+        if given is not None and os.path.exists(given) and os.path.samefile(path, given):
+            raise OutputPathError(f"--json {path} is the --{option} file; writing the result there would replace it: "
+                                  "choose another file name")
 
 
 def _check_bench(args):
