@@ -7,7 +7,7 @@ what it should not (arrays in (k, j, i) order, image / labelmap / IJK->RAS kept 
 - voxel grid: other voxel sizes (the same voxels called 0.4x or 2x their size; resampled to 3 mm in-plane), thick
   slices along another axis, axis order and direction (LPS vs RAS, the array transposed);
 - acquisition: a bias field that only darkens, noise of other seeds and levels, a neighbour of similar intensity
-  on another side, a smaller and a larger volume.
+  on another side, a smaller and a larger volume; another CT phantom "patient" (`other_scan`).
 """
 import numpy as np
 from scipy import ndimage
@@ -176,9 +176,21 @@ def make_heldout(data, structure_label, names=tuple(HELDOUT)):
     return out
 
 
+# Another CT "patient" scanned differently: other organ jitter and noise seed, 3 mm slices, 0.7 mm pixels, more noise.
+OTHER_CT = dict(shape_kji=(56, 176, 176), spacing_kji=(3.0, 0.7, 0.7), seed=7, noise_hu=25.0)
+
+
+def other_scan():
+    """The CT phantom made with `OTHER_CT` instead of the 3D suite's parameters, as a Labelled."""
+    from MVAEvaluationLib.phantom import make_ct_phantom
+    phantom = make_ct_phantom(**OTHER_CT)
+    return Labelled("ct_phantom_other", phantom.image, phantom.labelmap, phantom.ijk_to_ras, dict(phantom.labels), "ct")
+
+
 def heldout_cases(standard=True):
     """The 3D suite's base cases (`report_3d.base_cases`: MNI white matter, CT liver and effusion) and their held-out
-    variants: (variant name or "standard", Labelled named after case and structure, structure, label)."""
+    variants, then the same CT structures on `other_scan()`: (variant name or "standard", Labelled named after case
+    and structure, structure, label)."""
     import dataclasses
     from MVAEvaluationLib.report_3d import base_cases
     for data, structure, label in base_cases():
@@ -186,6 +198,10 @@ def heldout_cases(standard=True):
         for name, variant in variants:
             variant.name = f"{variant.name}_{structure}"
             yield name, variant, structure, label
+    other = other_scan()
+    for structure in ("liver", "effusion"):
+        yield "other_scan", dataclasses.replace(other, name=f"{other.name}_{structure}"), structure, \
+            other.structures[structure]
 
 
 def export_heldout_cases(folder, standard=True):

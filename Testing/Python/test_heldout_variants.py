@@ -114,3 +114,11 @@ def test_every_heldout_variant_applies_to_its_modality_and_keeps_the_structure(c
     with pytest.raises(VariantError):
         make_heldout(ct, 4, ("nope",))
     assert set(HELDOUT) >= {name for name, _ in made}
+
+
+def test_the_other_scan_is_another_ct_with_every_structure_of_the_suite():
+    from MVAEvaluationLib.heldout import OTHER_CT, other_scan
+    other = other_scan()
+    assert other.modality == "ct" and other.image.shape == OTHER_CT["shape_kji"]
+    assert np.allclose(np.linalg.norm(other.ijk_to_ras[:3, :3], axis=0)[::-1], OTHER_CT["spacing_kji"])
+    assert all((other.labelmap == other.structures[name]).any() for name in ("liver", "effusion"))
