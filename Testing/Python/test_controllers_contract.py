@@ -140,3 +140,27 @@ def test_the_segmentation_deleted_while_a_3d_brush_update_runs_makes_apply_say_s
     finish_jobs(controller)
     assert "No segmentation is selected" in controller.apply().message
     assert not scene.session.logic.CanUndo()
+
+
+@pytest.mark.parametrize("change", ["segment_deleted", "segment_renamed", "segmentation_deleted"])
+def test_a_segment_anything_click_whose_segment_changes_while_the_model_loads(scene, change):
+    from MVAControllersLib.segment_anything_controller import SegmentAnythingController
+    from test_controllers_tools import TinyEngines
+    controller = SegmentAnythingController(scene.bridge, TinyEngines(), JobRunner(threaded=False))
+    centre = scene.centre_ras()
+    controller.handle(event("press", slice_node("axial", centre), centre))
+    segmentation = scene.segmentation.GetSegmentation()
+    if change == "segment_deleted":
+        segmentation.RemoveSegment(scene.segment_ids[0])
+    elif change == "segment_renamed":
+        segmentation.GetSegment(scene.segment_ids[0]).SetName("%s {} \n <i>")
+    else:
+        scene.headless.scene.RemoveNode(scene.segmentation)
+    reaction = finish_jobs(controller)
+    if change == "segment_renamed":
+        assert "Candidates" in reaction.status and scene.segment().any()
+        return
+    assert ("no segment with id" if change == "segment_deleted" else "No segmentation is selected") in reaction.message
+    assert not scene.session.logic.CanUndo()
+    if change == "segment_deleted":
+        assert not _mask(scene, scene.segment_ids[1]).any()
