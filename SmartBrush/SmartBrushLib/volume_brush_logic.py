@@ -117,7 +117,7 @@ class VolumeCorrections(CorrectionHistory):
             accepted &= mask
         return self.mask
 
-    def adopt(self, proposed, stroke, positive, box, max_change):
+    def adopt(self, proposed, stroke, positive, box, max_change, sure=None):
         """Take the changes of `proposed` (for `box`) in the stroke's direction, wherever they are: a positive
         stroke adds the proposal's additions, a negative one removes its removals, except what earlier strokes
         removed or added beyond this stroke's reach; the stroke itself goes in (positive) or out (negative).
@@ -128,6 +128,11 @@ class VolumeCorrections(CorrectionHistory):
         mask's voxels, or when the proposal does not take the stroke up (it changes nothing next to the stroke
         beyond the stroke's own voxels): then its changes elsewhere are side effects of retraining, not what the
         stroke asked for.
+
+        `sure` (a pair of bool arrays of the box, or None: sure everywhere) says where the classifier is sure the
+        voxel is, and is not, the object: beyond the stroke's reach the proposal adds only the first and removes
+        only the second (a retrained classifier's guesses about voxels unlike any stroke flip from stroke to
+        stroke: on oblique MNI white matter a dab added 83 k voxels of grey matter 90 voxels away).
         """
         proposed, stroke = np.asarray(proposed, bool), np.asarray(stroke, bool)
         mask, rejected, accepted = self.mask[box], self.rejected[box], self.accepted[box]
@@ -138,10 +143,11 @@ class VolumeCorrections(CorrectionHistory):
         # the object): a retrained classifier does not undo them far away, even inside one connected object
         beyond = ~_within(stroke, _ball_radius(self.max_change * np.count_nonzero(mask))) \
             if self.max_change else np.ones(mask.shape, bool)
+        sure_object, sure_not = sure if sure is not None else (np.True_, np.True_)
         if positive:
-            candidate = mask | (proposed & ~(rejected & beyond)) | stroke
+            candidate = mask | (proposed & ~(beyond & (rejected | ~sure_object))) | stroke
         else:
-            candidate = mask & (proposed | (accepted & beyond)) & ~stroke
+            candidate = mask & (proposed | (beyond & (accepted | ~sure_not))) & ~stroke
         if np.count_nonzero(candidate ^ mask) > max_change * max(int(self.mask.sum()), 1):
             return None
         asked = _asked(mask, candidate, stroke, positive)
@@ -233,7 +239,7 @@ class VolumeBrushLogic:
             box = tuple(slice(a, b) for a, b in roi)
         mask = None
         if roi is not None:
-            mask = self.history.adopt(predicted, stroke[box], not erase, box, self.max_adopted_change)
+            mask = self.history.adopt(predicted, stroke[box], not erase, box, self.max_adopted_change, model.sure)
         if mask is None:
             mask = self.history.update(predicted, stroke[box], positive=not erase, box=box)
         self.preview = VolumePreview(mask.copy(), roi)

@@ -238,3 +238,53 @@ def test_an_erase_stroke_in_3d_never_adds_and_keeps_what_was_there(brush3d_case)
     before = logic.add_stroke(axial, dab_mask(axial.shape, centre)).mask_kji.copy()
     after = logic.add_stroke(axial, dab_mask(axial.shape, (3, 3)), erase=True).mask_kji
     assert not (after & ~before).any()
+
+
+def test_far_from_its_stroke_an_adopted_proposal_changes_only_where_the_classifier_is_sure():
+    start = np.zeros((1, 12, 60), bool)
+    start[0, 2:8, 2:30] = True
+    history = VolumeCorrections(start, max_change=1.0)  # the stroke's reach: a ball of the mask's size (r 3.4)
+    proposal = start.copy()
+    proposal[0, 2:8, 30:33] = True  # at the stroke
+    proposal[0, 2:8, 40:50] = True  # far from it: sure in columns 40-44 only
+    proposal[0, 2:8, 2:5] = False  # far removal (ignored: a positive stroke never removes)
+    sure_object = np.zeros_like(start)
+    sure_object[0, :, 40:45] = True
+    stroke = np.zeros_like(start)
+    stroke[0, 5, 31] = True
+    box = (slice(0, 1), slice(0, 12), slice(0, 60))
+    adopted = history.adopt(proposal, stroke, True, box, 1.0, (sure_object, np.zeros_like(start))).copy()
+    assert adopted[0, 2:8, 30:33].all(), "the change at the stroke needs no sureness"
+    assert adopted[0, 2:8, 40:45].all() and not adopted[0, :, 45:].any(), "an unsure far addition was adopted"
+    assert adopted[0, 2:8, 2:5].all()
+    shrunk = adopted & (np.arange(60) >= 10)  # an erase at the left end; the classifier also drops columns 40-44
+    shrunk[0, :, 40:45] = False
+    erase = np.zeros_like(start)
+    erase[0, 5, 6] = True
+    sure_not = np.zeros_like(start)
+    sure_not[0, :, :10] = sure_not[0, :, 43:45] = True
+    removed = history.adopt(shrunk, erase, False, box, 1.0, (np.zeros_like(start), sure_not))
+    assert not removed[0, :, :10].any()
+    assert removed[0, 2:8, 40:43].all() and not removed[0, :, 43:45].any(), "an unsure far removal was adopted"
+
+
+def test_the_classifier_is_sure_of_tissue_like_its_strokes_not_of_tissue_unlike_every_stroke():
+    image, ball = ball_volume()
+    slab = np.zeros(image.shape, bool)
+    slab[:, :, :6] = True  # a third tissue, between the two painted ones and unlike both
+    image[slab] = 120.0 + np.random.default_rng(1).normal(0, 10, int(slab.sum()))
+    model = VolumeBrushModel(image, margin_mm=60.0)
+    for k in (14, 20, 26):  # strokes over the whole slice: every depth in the ball and out of it is painted
+        inside = ndimage.binary_erosion(ball[k], iterations=2)
+        model.add_stroke((k, 0, 0), inside[None], 1)
+        model.add_stroke((k, 0, 0), ndimage.binary_erosion(~ball[k] & ~slab[k], iterations=2)[None], BACKGROUND)
+    roi, mask = model.predict(1)
+    assert roi == ((0, 40), (0, 48), (0, 48))
+    sure_object, sure_not = model.sure
+    core = ndimage.binary_erosion(ball, iterations=3)
+    plain = ndimage.binary_erosion(~ball & ~slab, iterations=3)
+    middle = ndimage.binary_erosion(slab, iterations=2)
+    # multi-scale features change with depth, so sure is narrower than the label; the third tissue is neither
+    assert sure_object[core].mean() > 0.6 and sure_not[plain].mean() > 0.9
+    assert not (sure_object & sure_not).any()
+    assert sure_object[middle].mean() < 0.05 and sure_not[middle].mean() < 0.05, "sure of a tissue like no stroke"

@@ -9,6 +9,7 @@ Arrays are (k, j, i), spacing in mm in the same order; label 0 is background (er
 """
 
 import numpy as np
+import torch
 from scipy import ndimage
 
 from .classifier import BACKGROUND, KernelDensityClassifier
@@ -28,6 +29,12 @@ PREDICTION_MODES = ("cells", "coarse_to_fine")
 # brush's "none of the above" floor at 3 bandwidths called them background (a clean ball: Dice 0.75 from one
 # dab inside and one outside); at 6 bandwidths they take the nearer label (Dice 1.0).
 OUTLIER_DISTANCE = 6.0
+# ... but such a voxel's label is a guess. The classifier is sure of a voxel only where it is like the stroke
+# samples of its label: the label's density there is at least what the samples themselves have, but for the least
+# typical SURE_QUANTILE of the label's stroke weight (a kernel density's usual novelty test). Voxels less like
+# every label (grey matter when white matter and a few background dabs were painted) flip from one retraining to
+# the next, so a correction takes the classifier's word far from its stroke only where it is sure (`sure`).
+SURE_QUANTILE = 0.05
 # One painted label only (no background example yet): similar intensity smoothed at the middle feature scale
 # (1.6 mm: a 3D Gaussian of that size averages dozens of voxels, so noise hardly widens the band), 3 robust
 # deviations wide and at least SIMILARITY_TOLERANCE (normalised units; 7.5 HU on CT) for noise-free images.
@@ -72,6 +79,42 @@ def connected_to(region, seeds):
     keep[0] = False
     out[box] = keep[labelled]
     return out
+
+
+class _DensityClassifier(KernelDensityClassifier):
+    """The brush's classifier, also giving each label's kernel density (no floor) at a few thousand rows."""
+
+    def typical_densities(self, quantile):
+        """(labels,) per label, the density at its own samples below which `quantile` of its stroke weight lies
+        (inf for a label without samples: nothing is like it)."""
+        painted = [n for n, samples in enumerate(self._samples) if samples is not None]
+        density = self.densities(torch.cat([self._samples[n] for n in painted]).numpy())
+        out = np.full(self.labels_.size, np.inf)
+        row = 0
+        for column in painted:
+            weights = self._weights[column].numpy().astype(np.float64)
+            own = density[row:row + weights.size, column]
+            row += weights.size
+            order = np.argsort(own)
+            below = np.cumsum(weights[order])
+            out[column] = own[order][min(int(np.searchsorted(below, quantile * below[-1])), own.size - 1)]
+        return out
+
+    def densities(self, features):
+        """(m, labels) kernel density of each label in `labels_` order (0 where a label has no samples)."""
+        rows = torch.from_numpy(np.ascontiguousarray(features, np.float32))
+        out = torch.zeros((rows.shape[0], self.labels_.size))
+        with torch.no_grad():
+            for column, (samples, weights) in enumerate(zip(self._samples, self._weights)):
+                if samples is not None:
+                    kernel = torch.cdist(rows, samples, compute_mode="use_mm_for_euclid_dist").square_()
+                    out[:, column] = kernel.mul_(-0.5 / self.bandwidth ** 2).exp_() @ weights
+        return out.numpy()
+
+
+def _floor(distance):
+    """The kernel of a sample `distance` bandwidths away."""
+    return float(np.exp(-0.5 * distance ** 2))
 
 
 class VolumeBrushModel:
@@ -128,6 +171,9 @@ class VolumeBrushModel:
         self._strokes_painted = 0
         self._features = (None, None, None)  # (roi, feature stack, its FeatureCells or None)
         self.roi = None
+        # after `predict`: (label, other) bool ROI masks of the voxels the classifier is sure are / are not the
+        # label (see SURE_QUANTILE); None where every voxel counts as sure (one label painted, coarse_to_fine)
+        self.sure = None
 
     # ---- strokes -------------------------------------------------------------------------------------------
     def add_stroke(self, start_kji, block_kji, label):
@@ -223,13 +269,13 @@ class VolumeBrushModel:
         if not np.any(self._label == label):
             return None, None
         roi = self._roi_for_strokes()
-        mask = self._predict_in(roi, label)
+        mask, sure = self._predict_in(roi, label)
         for _ in range(max_growth):
             grown = self._grown(roi, mask)
             if grown == roi:
                 break
-            roi, mask = grown, self._predict_in(grown, label)
-        self.roi = roi
+            roi, (mask, sure) = grown, self._predict_in(grown, label)
+        self.roi, self.sure = roi, sure
         return roi, mask
 
     def _grown(self, roi, mask):
@@ -254,6 +300,7 @@ class VolumeBrushModel:
         stroke = np.zeros(features.shape[:3], bool)
         stroke[tuple(where[labels == label].T)] = True
         painted = self.painted_labels()
+        sure = None
         if painted == [label]:
             region = self._similar(features, where, self._stroke)
         else:
@@ -264,13 +311,22 @@ class VolumeBrushModel:
                 # loaded 2-core machine waiting for it made this step 13 times slower (277 vs 21 ms, 128^3 MNI ROI)
                 from SegmentAnythingLib.algorithms.torch_threads import torch_threads
                 with torch_threads(1):
-                    cell_labels = classifier.predict_labels(cells.means)
-                region = cells.voxel_values(cell_labels == label)
+                    density = classifier.densities(cells.means)
+                    typical = classifier.typical_densities(SURE_QUANTILE)
+                floor = np.where(classifier.labels_ == BACKGROUND, _floor(classifier.outlier_distance), 0.0)
+                column = int(np.flatnonzero(classifier.labels_ == label)[0])
+                best = np.argmax(density, 1)
+                certain = density[np.arange(best.size), best] >= typical[best]
+                # one lookup for the three per-cell answers: bit 0 the label, bit 1 sure it is, bit 2 sure it is not
+                code = cells.voxel_values(((np.argmax(density + floor, 1) == column)
+                                           | ((certain & (best == column)) << 1)
+                                           | ((certain & (best != column)) << 2)).astype(np.uint8))
+                region, sure = (code & 1) > 0, ((code & 2) > 0, (code & 4) > 0)
             else:
                 region = self._coarse_to_fine(classifier, features) == label
         region |= stroke
         region[tuple(where[labels != label].T)] = False
-        return connected_to(region, stroke)
+        return connected_to(region, stroke), sure
 
     def _classifier_arguments(self):
         options = dict(self.classifier_options)
@@ -280,7 +336,7 @@ class VolumeBrushModel:
         return options
 
     def _fit(self, samples, labels, weights):
-        return KernelDensityClassifier(**self._classifier_arguments()).fit(samples, labels, weights)
+        return _DensityClassifier(**self._classifier_arguments()).fit(samples, labels, weights)
 
     def _similar(self, features, where, stroke_ids):
         """One label painted: voxels of smoothed intensity like one of the strokes (its median +- 3 MAD).
