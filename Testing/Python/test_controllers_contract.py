@@ -115,7 +115,8 @@ def test_a_propagation_computed_while_the_source_voxels_were_replaced_in_place_i
     controller, seed = propagation_started(scene)  # computed now, finished at the next poll
     voxels = numpy_support.vtk_to_numpy(scene.volume.GetImageData().GetPointData().GetScalars())
     voxels[:] = 10  # the ball is gone from the source volume
-    scene.volume.GetImageData().Modified()
+    scene.volume.GetImageData().GetPointData().GetScalars().Modified()  # as slicer.util.arrayFromVolumeModified
+    scene.volume.Modified()
     reaction = finish_jobs(controller)
     assert "nothing was written" in reaction.status and not controller.has_preview
     assert "source volume" in controller.apply().message or not controller.has_preview
