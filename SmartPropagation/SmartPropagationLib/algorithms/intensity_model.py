@@ -148,9 +148,9 @@ def gain_field(images, masks, degree=GAIN_DEGREE):
 
 
 def ring_pixels(spacing_ji):
-    """The ring width in pixels for in-plane pixels of `spacing_ji` mm: RING_PX, at most RING_MAX_MM along the
-    coarser in-plane axis, at least 2."""
-    return int(max(2, min(RING_PX, np.ceil(RING_MAX_MM / max(float(max(spacing_ji)), 1e-6) - 1e-6))))
+    """The ring width in pixels for in-plane pixels of `spacing_ji` mm: RING_PX, at most RING_MAX_MM of pixels of
+    that size (an oblong pixel counts as the square of the same area), at least 2."""
+    return int(max(2, min(RING_PX, np.ceil(RING_MAX_MM / max(float(np.sqrt(np.prod(spacing_ji))), 1e-6) - 1e-6))))
 
 
 def surroundings(mask_2d, ring_px):
