@@ -192,17 +192,6 @@ class SmartBrushModel:
         smoothed = self.slice_features(k)[..., self._smallest_gaussian_column()]
         return np.hypot(*np.gradient(smoothed, *self.spacing_kji[1:])).astype(np.float32)
 
-    def slice_stroke_side(self, k, stroke_2d):
-        """The part of a stroke on axial slice `k` (bool (j, i)) on the side of the edge its pieces were aimed at
-        (`_same_side`, what the classifier learns from): where a dab spills over an edge, the other side is not
-        what the stroke was about."""
-        k = self._checked_slice(k)
-        smoothed = self.slice_features(k)[..., self._smallest_gaussian_column()]
-        kept = np.zeros(smoothed.shape, bool)
-        for piece in _pieces(np.asarray(stroke_2d, bool)):
-            kept |= _same_side(piece, smoothed)
-        return kept
-
     def box_features(self, box_kji):
         """3D features (k, j, i, f) of a half-open box ((k0, k1), (j0, j1), (i0, i1)), cached per box."""
         box = self._checked_box(box_kji)
@@ -233,7 +222,7 @@ class SmartBrushModel:
         if state in ("empty", "background_only"):
             return np.zeros(shape, np.int32), np.zeros(shape, np.float32)
         if state == "one_label":
-            return self._grow_similar(self.slice_features(k), self.slice_stroke_side(k, self._slice_seeds(k)))
+            return self._grow_similar(self.slice_features(k), self._slice_seeds(k))
         classifier = self._fitted_slice_classifier()
         features = self.slice_features(k)
         labels, probability = classifier.predict(features.reshape(-1, features.shape[-1]))
@@ -472,10 +461,6 @@ class SliceBrushModel:
     def edges(self):
         """Gradient magnitude of the image; see `SmartBrushModel.slice_edges`."""
         return self._model.slice_edges(0)
-
-    def stroke_side(self, stroke_ji):
-        """The part of a 2D stroke on the side of the edge it was aimed at; see `SmartBrushModel.slice_stroke_side`."""
-        return self._model.slice_stroke_side(0, stroke_ji)
 
     def assist(self, footprint_ji, start_index_ji):
         """2D edge-aware brush footprint; see `SmartBrushModel.assist`."""

@@ -95,7 +95,7 @@ class PlaneCorrections:
         self.negative = np.zeros(shape, bool)
         self.rejected = np.zeros(shape, bool)  # removed by negative strokes
 
-    def update(self, proposed, stroke, positive, edges, painted=None):
+    def update(self, proposed, stroke, positive, edges):
         """Apply one stroke; returns the new mask (also kept in `mask`).
 
         Parameters
@@ -108,9 +108,6 @@ class PlaneCorrections:
             True for a stroke on the segment, False for an erase (negative) stroke.
         edges : ndarray 2D float
             Gradient magnitude of the plane's image (where strokes compete for territory).
-        painted : ndarray 2D bool or None
-            The part of a positive stroke that is the object for sure (the side of an edge the stroke was aimed
-            at; None: all of it). Its other pixels are added only where the prediction takes them.
 
         Raises
         ------
@@ -118,13 +115,12 @@ class PlaneCorrections:
             If the arrays differ in shape from the plane.
         """
         proposed, stroke = np.asarray(proposed, bool), np.asarray(stroke, bool)
-        painted = stroke if painted is None else np.asarray(painted, bool) & stroke
         edges = np.asarray(edges, float)
-        if not proposed.shape == stroke.shape == edges.shape == painted.shape == self.mask.shape:
+        if not proposed.shape == stroke.shape == edges.shape == self.mask.shape:
             raise SmartBrushInputError(f"proposed {proposed.shape}, stroke {stroke.shape} and edges {edges.shape} "
                                        f"must have the plane's shape {self.mask.shape}")
         if positive:
-            self.positive |= painted
+            self.positive |= stroke
             self.negative &= ~stroke
         else:
             self.negative |= stroke
@@ -137,7 +133,7 @@ class PlaneCorrections:
                 candidate &= stroke_territory(edges, candidate | self.mask | stroke, self.positive, self.negative)
             # thin chains of single pixels are the classifier's noise, not tissue: a leak runs along them
             added = _pieces_touching(ndimage.binary_opening(candidate), near)
-            new = self.mask | painted | added
+            new = self.mask | stroke | added
             self.rejected &= ~new
         else:
             area = self.mask | stroke
