@@ -227,6 +227,11 @@ class SegmentEditBridge:
         segmentation, segment_id = self.checked_segment()
         return segment_block(segmentation, segment_id, volume.shape, volume.index_to_ras, start_kji, shape_kji)
 
+    def selected_key(self):
+        """(segmentation key, segment id) selected now, what a tool's preview or object belongs to (segment ids
+        repeat across segmentations)."""
+        return self.backend.segmentation_key(), self.backend.selected_segment_id()
+
     def checked_segment(self):
         """(segmentation node, selected segment id); raises InvalidSegmentationError if either is missing."""
         segmentation = self.backend.segmentation_node()

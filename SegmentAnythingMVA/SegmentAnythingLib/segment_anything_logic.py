@@ -96,16 +96,12 @@ class SegmentAnythingLogic:
         return window_to_rgb(plane.sample(volume.array, volume.index_to_ras), window, level)
 
     # --- prompts ----------------------------------------------------------------------------------------------
-    def _owner(self):
-        backend = self.bridge.backend
-        return backend.segmentation_key(), backend.selected_segment_id()
-
     def _session_for(self, plane):
         key = self.slice_key(plane)
-        if self.session is None or self.session.key != key or self.session.owner != self._owner():
+        if self.session is None or self.session.key != key or self.session.owner != self.bridge.selected_key():
             # another slice, or another segment selected: a new object (the old object's prompts are not this one's)
             self.bridge.checked_segment()
-            self.session = PromptSession(plane, key, owner=self._owner())
+            self.session = PromptSession(plane, key, owner=self.bridge.selected_key())
         return self.session
 
     def add_point(self, plane, pixel_rc, positive=True):
@@ -129,7 +125,7 @@ class SegmentAnythingLogic:
         session = self.session
         if session is None or session.prediction is None:
             raise NothingToApplyError("No Segment Anything prediction to cycle: click on a slice first")
-        if session.owner != self._owner():
+        if session.owner != self.bridge.selected_key():
             raise NothingToApplyError("The Segment Anything object was drawn in another segment: click to start one "
                                       "in this segment")
         candidate = (session.candidate + 1) % len(session.prediction)

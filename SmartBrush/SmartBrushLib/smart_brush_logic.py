@@ -110,7 +110,7 @@ class SmartBrushLogic:
         self.positive_strokes[key] = strokes
         self.erase_strokes[key] = (plane, erased)
         self.preview = self._corrected(plane, key, stroke_2d, erase)
-        self._preview_for = self._selected()
+        self._preview_for = self.bridge.selected_key()
         return self.preview
 
     def predict(self, plane):
@@ -124,7 +124,7 @@ class SmartBrushLogic:
         corrections = self.corrections.get(key)
         mask = corrections.mask.copy() if corrections is not None else proposal
         self.preview = BrushPreview(plane, mask, unsure)
-        self._preview_for = self._selected()
+        self._preview_for = self.bridge.selected_key()
         return self.preview
 
     def _proposal(self, plane):
@@ -160,18 +160,17 @@ class SmartBrushLogic:
         model = self._model_for(plane)
         if plane.is_voxel_aligned:
             edges = self._from_moved_slice(plane, model.slice_edges(plane.slice_index))
+            painted = stroke_2d if erase else self._from_moved_slice(plane, model.slice_stroke_side(
+                plane.slice_index, self._to_moved(plane, stroke_2d)[0][plane.slice_index])).astype(bool)
         else:
             edges = model.edges()
-        mask = corrections.update(proposal, stroke_2d, not erase, edges)
+            painted = stroke_2d if erase else model.stroke_side(stroke_2d)
+        mask = corrections.update(proposal, stroke_2d, not erase, edges, painted & stroke_2d)
         return BrushPreview(plane, mask.copy(), unsure)
 
     @staticmethod
     def _plane_key(plane):
         return (plane.pixel_to_ras_matrix.round(6).tobytes(), plane.shape)
-
-    def _selected(self):
-        backend = self.bridge.backend
-        return backend.segmentation_key(), backend.selected_segment_id()
 
     def apply(self):
         """Write the preview into its plane as one undo step (edit contract: see the module docstring).
@@ -180,7 +179,7 @@ class SmartBrushLogic:
         """
         if self.preview is None:
             raise NothingToApplyError("Nothing to apply: paint a stroke first")
-        if self._preview_for != self._selected():
+        if self._preview_for != self.bridge.selected_key():
             self.preview = None
             raise NothingToApplyError("The selected segment changed since the preview was made: the preview was "
                                       "cleared, nothing was written; paint again")

@@ -42,7 +42,7 @@ class PropagationPreview:
     stops: list
     strategy: str
     drawn: set  # slices drawn by the user or another tool when the preview was computed
-    made_for: tuple = None  # (segment id, work volume) the preview was computed for
+    made_for: tuple = None  # ((segmentation key, segment id), work volume) the preview was computed for
 
     def stop_messages(self):
         return [f"{'forward' if s.direction > 0 else 'backward'}: stopped at slice {s.slice_k} because "
@@ -174,7 +174,7 @@ class SmartPropagationLogic:
             self._last_result = (run.axis, result)
             masks, stops = dict(result.masks), list(result.stops.values())
         self.preview = PropagationPreview(run.axis, run.seed_k, masks, stops, run.strategy, set(run.drawn),
-                                          (self.bridge.backend.selected_segment_id(), self.bridge.work_volume()))
+                                          (self.bridge.selected_key(), self.bridge.work_volume()))
         return self.preview
 
     def _video_window_level(self, volume):
@@ -229,7 +229,7 @@ class SmartPropagationLogic:
             raise NothingToApplyError("Nothing to apply: compute a preview first")
         preview = self.preview
         volume = self.bridge.work_volume()
-        if preview.made_for is not None and (preview.made_for[0] != self.bridge.backend.selected_segment_id()
+        if preview.made_for is not None and (preview.made_for[0] != self.bridge.selected_key()
                                              or not preview.made_for[1].same_as(volume)):
             self.preview = None
             raise NothingToApplyError("The selected segment or the source volume changed since the preview was "

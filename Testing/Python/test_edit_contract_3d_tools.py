@@ -405,3 +405,17 @@ def test_end_here_that_fails_leaves_the_segment_the_undo_history_and_the_pending
     after = scene.both()
     assert np.array_equal(after[0], before[0]) and np.array_equal(after[1], before[1])
     assert logic.preview is preview
+
+
+@pytest.mark.parametrize("tool", ["brush3d", "propagation"])
+def test_a_preview_is_not_applied_to_the_same_segment_id_of_another_segmentation(scene, tool):
+    logic = scene.brush_preview() if tool == "brush3d" else propagation(scene)
+    if tool == "propagation":
+        logic.compute_preview(scene.axial(10))
+    other, other_ids = add_segmentation(scene.headless, scene.volume, ("A", "B"))
+    assert other_ids[0] == scene.ids[0]
+    scene.session.logic.SetSegmentationNode(other)
+    scene.session.logic.SetCurrentSegmentID(other_ids[0])
+    with pytest.raises(BridgeError, match="selected segment"):
+        logic.apply()
+    assert not scene.mask(segmentation=other).any()
