@@ -18,6 +18,7 @@ from SmartRegionsLib.algorithms.region_homogeneity import typical_deviation
 # Another tissue differs from the clicked one by more than this many deviations of the clicked region's local means.
 DISTINCT_DEVIATIONS = 3.0
 MIN_REGION_VOXELS = 8
+MEDIAN_SAMPLES = 500_000
 # A voxel is flat (inside one tissue) when its 3x3x3 deviation is at most this many times the typical (a low
 # quantile) deviation among the voxels like the clicked tissue.
 FLAT_DEVIATIONS = 2.0
@@ -28,7 +29,8 @@ THICK_RATIO = 2.0
 
 def grouped_medians(values, groups, count):
     """Median of `values` per group id 0..count-1 (NaN for an empty group)."""
-    order = np.lexsort((values, groups))
+    order = np.argsort(values)
+    order = order[np.argsort(groups[order], kind="stable")]
     sorted_groups, sorted_values = groups[order], values[order]
     starts = np.searchsorted(sorted_groups, np.arange(count), side="left")
     ends = np.searchsorted(sorted_groups, np.arange(count), side="right")
@@ -78,7 +80,6 @@ def tissue_part(image_block, labels_block, taken, segment, straddling, neighbour
     sizes = np.bincount(flat_labels, minlength=count)
     local = ndimage.uniform_filter(image, size)
     flat_local = local.ravel()
-    flat_image = image.ravel()
     flat_taken = taken.ravel()
     taken_share = np.bincount(flat_labels, flat_taken, minlength=count) / np.maximum(sizes, 1)
     touched = np.flatnonzero(np.bincount(flat_labels[flat_taken], minlength=count))
@@ -89,9 +90,11 @@ def tissue_part(image_block, labels_block, taken, segment, straddling, neighbour
     lookup = np.zeros(count, bool)
     lookup[list(candidates)] = True
     inside = lookup[flat_labels]
-    medians = grouped_medians(flat_local[inside], flat_labels[inside], count)
-    deviation = np.abs(flat_local[inside] - medians[flat_labels[inside]])
-    spreads = 1.4826 * grouped_medians(deviation, flat_labels[inside], count)
+    sample = np.flatnonzero(inside)
+    sample = sample[::max(1, sample.size // MEDIAN_SAMPLES)]  # every n-th voxel: the medians of a large block
+    medians = grouped_medians(flat_local[sample], flat_labels[sample], count)
+    deviation = np.abs(flat_local[sample] - medians[flat_labels[sample]])
+    spreads = 1.4826 * grouped_medians(deviation, flat_labels[sample], count)
     usable = lookup & ~straddling
     noise = max(typical_deviation(np.where(usable, sizes, 0), np.nan_to_num(spreads), min_voxels=MIN_REGION_VOXELS),
                 1e-6)
@@ -99,32 +102,31 @@ def tissue_part(image_block, labels_block, taken, segment, straddling, neighbour
                           DISTINCT_DEVIATIONS * noise)
     if value is None:
         return None
-    values = np.array([value])
     other = usable & (taken_share < 0.5) & (sizes >= MIN_REGION_VOXELS) & ~np.isnan(medians)
-    other[other] = np.min(np.abs(medians[other][:, None] - values[None, :]), axis=1) > DISTINCT_DEVIATIONS * noise
+    other[other] = np.abs(medians[other] - value) > DISTINCT_DEVIATIONS * noise
     if not other.any():
         return None
-    like = flat_taken.copy()
-    order = np.flatnonzero(inside)
-    order = order[np.argsort(flat_labels[order], kind="stable")]
-    starts = np.searchsorted(flat_labels[order], np.arange(count + 1))
-    decided = (taken_share >= 0.5) | other | straddling  # a region like the click's tissue, not taken, stays out
+    # per region, the interval of values closer to the clicked tissue than to every other tissue beside it
+    low = np.full(count, -np.inf)
+    high = np.full(count, np.inf)
+    decided = np.zeros(count, bool)
+    deciding = (taken_share >= 0.5) | other | straddling  # a region like the click's tissue, not taken, stays out
     for label in candidates:
         near = [int(v) for v in neighbours(label) if other[int(v)]] + ([label] if other[label] else [])
-        if not near or not decided[label]:
+        if not near or not deciding[label]:
             continue  # beside no other tissue: the region keeps what the click took of it
-        at = order[starts[label]:starts[label + 1]]
-        here = flat_local[at]
-        to_other = np.min(np.abs(here[:, None] - medians[near][None, :]), axis=1)
-        to_tissue = np.min(np.abs(here[:, None] - values[None, :]), axis=1)
-        like[at] = to_tissue < to_other
-        # a taken voxel whose own value is the clicked tissue's stays: a local mean blurs corners and thin parts
-        own = flat_image[at]
-        like[at] |= flat_taken[at] & (np.min(np.abs(own[:, None] - values[None, :]), axis=1)
-                                      < np.min(np.abs(own[:, None] - medians[near][None, :]), axis=1))
+        decided[label] = True
+        below, above = medians[near][medians[near] < value], medians[near][medians[near] > value]
+        low[label] = (value + below.max()) / 2 if below.size else -np.inf
+        high[label] = (value + above.min()) / 2 if above.size else np.inf
+    flat_image = image.ravel()
+    within = (flat_local > low[flat_labels]) & (flat_local < high[flat_labels])
+    # a taken voxel whose own value is the clicked tissue's stays: a local mean blurs corners and thin parts
+    own = (flat_image > low[flat_labels]) & (flat_image < high[flat_labels])
+    like = np.where(decided[flat_labels], within | (flat_taken & own), flat_taken)
     like = like.reshape(labels_block.shape)
     prototypes = medians[other]
-    if (prototypes < values.min()).any() and (prototypes > values.max()).any():
+    if (prototypes < value).any() and (prototypes > value).any():
         like = _without_edge_mixtures(image, like, taken, size)
     pieces, _ = ndimage.label(like)
     if pieces[index] == 0:
