@@ -160,12 +160,9 @@ class SmartBrushLogic:
         model = self._model_for(plane)
         if plane.is_voxel_aligned:
             edges = self._from_moved_slice(plane, model.slice_edges(plane.slice_index))
-            painted = stroke_2d if erase else self._from_moved_slice(plane, model.slice_stroke_side(
-                plane.slice_index, self._to_moved(plane, stroke_2d)[0][plane.slice_index])).astype(bool)
         else:
             edges = model.edges()
-            painted = stroke_2d if erase else model.stroke_side(stroke_2d)
-        mask = corrections.update(proposal, stroke_2d, not erase, edges, painted & stroke_2d)
+        mask = corrections.update(proposal, stroke_2d, not erase, edges)
         return BrushPreview(plane, mask.copy(), unsure)
 
     @staticmethod
