@@ -288,3 +288,17 @@ def test_the_classifier_is_sure_of_tissue_like_its_strokes_not_of_tissue_unlike_
     assert sure_object[core].mean() > 0.6 and sure_not[plain].mean() > 0.9
     assert not (sure_object & sure_not).any()
     assert sure_object[middle].mean() < 0.05 and sure_not[middle].mean() < 0.05, "sure of a tissue like no stroke"
+
+
+def test_a_flooding_proposal_keeps_only_what_the_classifier_is_sure_of_near_the_stroke():
+    start = np.zeros((1, 20, 40), bool)
+    start[0, 2:6, 2:12] = True  # 40 voxels: at most 10 may change
+    history = VolumeCorrections(start, max_change=0.25)
+    flood = np.ones_like(start)
+    sure_object = np.zeros_like(start)
+    sure_object[0, 2:6, 12:14] = True  # the classifier is sure only of the 8 voxels beside the object
+    stroke = np.zeros_like(start)
+    stroke[0, 3, 12] = True
+    box = (slice(0, 1), slice(0, 20), slice(0, 40))
+    updated = history.update(flood, stroke, True, box, sure=(sure_object, np.zeros_like(start)))
+    assert np.array_equal(updated, start | sure_object), "the flood was not cut to what the classifier is sure of"
