@@ -113,3 +113,19 @@ def test_an_mri_with_a_dark_background_and_values_in_the_thousands_is_not_taken_
     mri[:, 10:50, 10:50] = 2500.0  # tissue far from where soft tissue of HU + 1024 would lie
     mri[:, 20:40, 20:40] = 3200.0
     assert intensity_map(mri + rng.normal(0, 20, mri.shape).clip(0)).window is None
+
+
+def test_an_mri_spanning_about_1000_above_a_dark_background_is_not_taken_for_stored_ct():
+    """Air-like background 1000 below bright tissue is not enough: CT has almost no voxels between lung and fat,
+    an MRI's grey and white matter fill that range (here: T1-like tissue at 450-1100 over a background of 100)."""
+    rng = np.random.default_rng(3)
+    j, i = np.ogrid[:80, :80]
+    head = (j - 40) ** 2 + (i - 40) ** 2 <= 34 ** 2
+    white = (j - 40) ** 2 + (i - 40) ** 2 <= 18 ** 2
+    mri = np.full((3, 80, 80), 100.0)
+    mri[:, head] = 700.0
+    mri[:, white] = 1050.0
+    mri = mri + rng.normal(0, 15, mri.shape)
+    assert intensity_map(np.round(mri).astype(np.int16)).window is None
+    ct, _ = chest_like_phantom()
+    assert intensity_map(np.round(ct + 1024.0).clip(0).astype(np.uint16)).window is not None
