@@ -232,6 +232,19 @@ class SegmentEditBridge:
         repeat across segmentations)."""
         return self.backend.segmentation_key(), self.backend.selected_segment_id()
 
+    def edit_target(self):
+        """What a preview computed now is for: ((segmentation key, segment id), work volume)."""
+        return self.selected_key(), self.work_volume()
+
+    def is_edit_target(self, target):
+        """True when `target` (from `edit_target`) is still where an edit goes: the same segment of the same
+        segmentation, and a source volume with the same voxels on the same grid."""
+        if target is None:
+            return False
+        key, volume = target
+        now = self.work_volume()  # raises, with its reason, when there is no volume or segmentation to edit
+        return key == self.selected_key() and volume.same_as(now)
+
     def checked_segment(self):
         """(segmentation node, selected segment id); raises InvalidSegmentationError if either is missing."""
         segmentation = self.backend.segmentation_node()

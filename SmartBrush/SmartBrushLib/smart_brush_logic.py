@@ -43,7 +43,7 @@ class SmartBrushLogic:
         self.corrections = {}  # (plane key, segment id) -> PlaneCorrections: the plane's preview, stroke by stroke
         self.edits = ToolEdits("Smart Brush")
         self.preview = None
-        self._preview_for = None  # (segmentation key, segment id) the preview was made for
+        self._preview_for = None  # the bridge's edit_target() the preview was made for
 
     # --- models ---------------------------------------------------------------------------------------------
     def _label(self, segment_id):
@@ -110,7 +110,7 @@ class SmartBrushLogic:
         self.positive_strokes[key] = strokes
         self.erase_strokes[key] = (plane, erased)
         self.preview = self._corrected(plane, key, stroke_2d, erase)
-        self._preview_for = self.bridge.selected_key()
+        self._preview_for = self.bridge.edit_target()
         return self.preview
 
     def predict(self, plane):
@@ -124,7 +124,7 @@ class SmartBrushLogic:
         corrections = self.corrections.get(key)
         mask = corrections.mask.copy() if corrections is not None else proposal
         self.preview = BrushPreview(plane, mask, unsure)
-        self._preview_for = self.bridge.selected_key()
+        self._preview_for = self.bridge.edit_target()
         return self.preview
 
     def _proposal(self, plane):
@@ -176,10 +176,10 @@ class SmartBrushLogic:
         """
         if self.preview is None:
             raise NothingToApplyError("Nothing to apply: paint a stroke first")
-        if self._preview_for != self.bridge.selected_key():
+        if not self.bridge.is_edit_target(self._preview_for):
             self.preview = None
-            raise NothingToApplyError("The selected segment changed since the preview was made: the preview was "
-                                      "cleared, nothing was written; paint again")
+            raise NothingToApplyError("The selected segment or the source volume changed since the preview was "
+                                      "made: the preview was cleared, nothing was written; paint again")
         plane = self.preview.plane
         key = (self._plane_key(plane), self.bridge.backend.selected_segment_id())
         erased = self.erase_strokes.get(key, (plane, None))[1]

@@ -199,7 +199,7 @@ class VolumeBrushLogic:
         self.erased = None  # voxels under erase strokes since the preview started
         self.edits = ToolEdits("Smart Brush 3D")
         self.preview = None
-        self._preview_of = None  # ((segmentation key, segment id), work volume) the preview was made for
+        self._preview_of = None  # the bridge's edit_target() the preview was made for
 
     def _model_for(self, volume):
         if self._model[0] is not volume:
@@ -224,13 +224,13 @@ class VolumeBrushLogic:
         if not selected.mask_kji.any():
             return self.preview
         model = self._model_for(volume)
-        if self.base is not None and not self._still_for(self.bridge.selected_key(), volume):
+        if self.base is not None and not self.bridge.is_edit_target(self._preview_of):
             self.preview, self.base = None, None  # made for another segment or volume: start from the segment
         if self.base is None:
             self.base = self.bridge.selected_mask().astype(bool)
             self.history = VolumeCorrections(self.base, MAX_CHANGE_PER_STROKE)
             self.erased = np.zeros(self.base.shape, bool)
-            self._preview_of = (self.bridge.selected_key(), volume)
+            self._preview_of = self.bridge.edit_target()
         model.add_stroke(selected.start_kji, selected.mask_kji, BACKGROUND if erase else label)
         roi, predicted = model.predict(label)
         stroke = selected.full(volume.shape)
@@ -261,7 +261,7 @@ class VolumeBrushLogic:
         erase strokes, and the tool's other removals only where it wrote them itself. Returns the EditResult."""
         if self.preview is None:
             raise NothingToApplyError("Nothing to apply: paint a stroke first")
-        if not self._still_for(self.bridge.selected_key(), self.bridge.work_volume()):
+        if not self.bridge.is_edit_target(self._preview_of):
             self.clear()
             raise NothingToApplyError("The selected segment or the source volume changed since the 3D preview was "
                                       "made: the preview was cleared, nothing was written; paint again")
@@ -278,15 +278,6 @@ class VolumeBrushLogic:
                                             retract=removed & ~erased[box], erase=removed & erased[box])
         self.preview, self.base, self.erased = None, None, None  # kept when the write failed: Apply again
         return result
-
-    def _still_for(self, selected, volume):
-        """True when the preview was made for the `selected` segment on this volume (the same voxels, same grid)."""
-        if self._preview_of is None:
-            return False
-        made_for, made_on = self._preview_of
-        if made_for != selected:
-            return False
-        return made_on.same_as(volume)
 
     def stroke_copy(self, bridge):
         """A copy that learns one stroke from `bridge` (e.g. arrays captured on the GUI thread) without changing

@@ -42,7 +42,7 @@ class PropagationPreview:
     stops: list
     strategy: str
     drawn: set  # slices drawn by the user or another tool when the preview was computed
-    made_for: tuple = None  # ((segmentation key, segment id), work volume) the preview was computed for
+    made_for: tuple = None  # the bridge's edit_target() the preview was computed for
 
     def stop_messages(self):
         return [f"{'forward' if s.direction > 0 else 'backward'}: stopped at slice {s.slice_k} because "
@@ -174,7 +174,7 @@ class SmartPropagationLogic:
             self._last_result = (run.axis, result)
             masks, stops = dict(result.masks), list(result.stops.values())
         self.preview = PropagationPreview(run.axis, run.seed_k, masks, stops, run.strategy, set(run.drawn),
-                                          (self.bridge.selected_key(), self.bridge.work_volume()))
+                                          self.bridge.edit_target())
         return self.preview
 
     def _video_window_level(self, volume):
@@ -229,8 +229,7 @@ class SmartPropagationLogic:
             raise NothingToApplyError("Nothing to apply: compute a preview first")
         preview = self.preview
         volume = self.bridge.work_volume()
-        if preview.made_for is not None and (preview.made_for[0] != self.bridge.selected_key()
-                                             or not preview.made_for[1].same_as(volume)):
+        if preview.made_for is not None and not self.bridge.is_edit_target(preview.made_for):
             self.preview = None
             raise NothingToApplyError("The selected segment or the source volume changed since the preview was "
                                       "computed: the preview was cleared, nothing was written; propagate again")
