@@ -65,11 +65,9 @@ def add_segmentation(headless_scene, volume_node, names=("A",), reference_node=N
 @pytest.fixture
 def one_torch_thread():
     """Torch on one thread for the test: tiny models are all overhead, and two threads contend on 2 cores."""
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    from SegmentAnythingLib.algorithms.torch_threads import torch_threads
+    with torch_threads(1):
+        yield
 
 
 # slicer-core 5.11's native libraries can crash in their static destructors at interpreter exit (SLICER_GUIDE.md

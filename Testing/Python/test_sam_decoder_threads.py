@@ -23,10 +23,8 @@ def a_slice_image():
 
 @pytest.fixture
 def two_torch_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
+    with torch_threads(2):
+        yield
 
 
 def recorded_decoder_threads(engine, grid):
