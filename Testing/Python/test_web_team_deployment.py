@@ -127,10 +127,37 @@ def test_a_used_ticket_and_another_users_ticket_are_refused_at_the_hello(deploym
     bob_port = deployed.sessions()[user_id(deployment, "bob")]["port"]
     stolen = bob_address.replace(f":{bob_port}/", f":{ann_port}/")
     eve.goto(stolen)
-    assert not seen_user(eve)  # bob's ticket does not open ann's session
+    # bob's ticket does not open ann's session; the refused page goes back to the gateway, which shows eve (no
+    # login cookie) the login page instead of leaving her on a dead page
+    eve.wait_for_selector("#mva-login-form", timeout=60000)
+    assert not seen_user(eve)
     eve.goto(bob_address)  # the same ticket again (already redeemed by ann's process, which refused it)
+    eve.wait_for_selector("#mva-login-form", timeout=60000)
     assert not seen_user(eve)
     assert state_of(people["pages"]["ann"], "wf_user")["name"] == "ann"  # ann's page is untouched
+
+
+def test_a_refused_page_of_a_logged_in_user_gets_in_through_the_gateway_or_says_it_is_not_connected(
+        deployment, people):
+    """A hello refused for a used or expired ticket (a loaded host serving the page slowly) is not the end."""
+    from MVAWebLib.session_page import RETURNS, STORAGE_KEY
+    deployed, ann_context = deployment["deployed"], people["contexts"]["ann"]
+    address = ticket_address(ann_context, deployed.url)
+    ticket = address.split("secret=", 1)[1]
+    assert deployment["service"].redeem_ticket(ticket)  # used up, as one that expired
+    retry = ann_context.new_page()
+    retry.goto(address)
+    wait_logged_in(retry, "ann")  # back through the gateway (ann's cookie): a fresh ticket, the same process
+    retry.close()
+    people["pages"]["ann"].reload()  # the tab the test goes on with takes its session back
+    wait_logged_in(people["pages"]["ann"], "ann")
+    stuck = ann_context.browser.new_context()
+    stuck.add_init_script(f"sessionStorage.setItem('{STORAGE_KEY}', '{RETURNS}')")  # it went back enough
+    page = stuck.new_page()
+    page.goto(address)
+    page.wait_for_selector("#mva-back-to-login", timeout=60000)
+    assert "could not connect" in page.inner_text("#mva-connect-failed")
+    stuck.close()
 
 
 def seen_user(page, wait_s=6):

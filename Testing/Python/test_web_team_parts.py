@@ -88,6 +88,8 @@ def test_the_nginx_site_waits_for_a_slow_session_start_on_login_instead_of_answe
     timeout = gateway_block.split("proxy_read_timeout", 1)[1].split(";", 1)[0].strip()
     seconds = int(timeout[:-1]) * {"s": 1, "m": 60, "h": 3600}[timeout[-1]]
     assert seconds >= 300  # nginx's default of 60 s gave a 504 while a loaded server built the session (62 s)
+    from MVAWebLib.gateway import LAUNCH_TIMEOUT_S, RECORD_WAIT_S
+    assert seconds > LAUNCH_TIMEOUT_S + RECORD_WAIT_S  # the gateway's "try again" page, not nginx's 504
 
 
 def run(coroutine):
@@ -184,6 +186,61 @@ def test_the_gateway_refuses_wrong_passwords_without_echoing_them_and_throttles(
     assert "Too many failed logins" in replies[-1][1]
     assert all("guess-" not in text and "mva_login" not in cookies for _, text, cookies in replies)
     assert "expired" in expired
+
+
+def test_the_session_page_watches_its_connection_before_trame_runs_and_cannot_be_broken_out_of():
+    from MVAWebLib.session_page import trame_index_html, with_reconnect
+    page = with_reconnect(trame_index_html(), "https://example.org/</script><b>")
+    head = page.split("</head>", 1)[0]
+    # an inline classic script in <head> runs while the page is parsed; trame's bundle, a module script, after
+    assert '<script>\n(function () {' in head and 'Object.defineProperty(window, "trame"' in head
+    assert '<script type="module"' in head
+    assert page.count("</script><b>") == 0 and '"https://example.org/<\\/script><b>"' in page
+    with pytest.raises(ValueError):
+        with_reconnect("<html><body></body></html>", "/")
+
+
+def test_the_gateway_sends_no_one_to_a_session_process_that_never_served(tmp_path, monkeypatch):
+    """wslink's launcher answers "ready" for a process that died at start: "try again", not a dead page."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+    from MVAWorkflowLib import security
+    from MVAWorkflowLib.service import WorkflowService
+
+    from MVAWebLib import gateway
+    monkeypatch.setattr(gateway, "RECORD_WAIT_S", 0.3)
+    security.configure_hasher(time_cost=1, memory_cost_kib=1024)
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    service = WorkflowService.open(url)
+    user = service.create_first_admin("ada", "correct horse battery")
+    launched = []
+
+    async def launcher(request):
+        launched.append(await request.json())
+        return web.json_response({"port": 9101})  # and the process it started has gone
+    fake_launcher = web.Application()
+    fake_launcher.router.add_post("/launcher/", launcher)
+    runtime = RuntimeFolder(tmp_path / "runtime")
+
+    async def scenario():
+        async with TestServer(fake_launcher) as launcher_server:
+            config = gateway.GatewayConfig(url, runtime.root, str(launcher_server.make_url("/launcher/")),
+                                           public_url="/", session_page="/session/{port}/", secure_cookie=False)
+            async with TestClient(TestServer(gateway.Gateway(service, config).app)) as client:
+                form = {"username": "ada", "password": "correct horse battery"}
+                dead = await client.post("/login", data=form, allow_redirects=False)
+                dead_text = await dead.text()
+                runtime.record_session(user.id, 9101)  # now a process of ada serves on 9101
+                live = await client.post("/login", data=form, allow_redirects=False)
+                return dead.status, dead_text, live.status, live.headers.get("Location", "")
+    try:
+        dead_status, dead_text, live_status, location = run(scenario())
+    finally:
+        service.database.dispose()
+        security.configure_hasher()
+    assert dead_status == 503 and "Try again" in dead_text
+    assert live_status == 303 and location.startswith("/session/9101/index.html?") and "secret=" in location
+    assert len(launched) == 1  # the live process is reused, not launched again
 
 
 def test_an_ending_session_process_drops_its_record_at_once_and_refuses_a_new_browser(tmp_path, monkeypatch):

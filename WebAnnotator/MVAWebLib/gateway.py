@@ -25,6 +25,7 @@ from MVAWebLib.runtime_files import RuntimeFolder
 _LOG = logging.getLogger(__name__)
 COOKIE = "mva_login"
 LAUNCH_TIMEOUT_S = 300  # a session process imports torch, VTK and trame-slicer: 10-20 s idle, minutes on a loaded host
+RECORD_WAIT_S = 10  # after the launcher's answer, for the process's session record (written before its ready line)
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Log in · {project}</title>
@@ -160,9 +161,15 @@ class Gateway:
         except (ClientError, asyncio.TimeoutError, ValueError, KeyError) as error:
             _LOG.error("Launcher did not start a session for user %s: %s", user.id, error)
             return None
-        for _ in range(100):  # the process records itself once it serves (the launcher saw its ready line)
-            if config.runtime.live_session(user.id):
-                break
+        # the process records itself once it serves; wslink's launcher also answers "ready" for a process that
+        # died at start (after 60 s), whose port then serves nothing: no redirect to a dead page
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RECORD_WAIT_S
+        while (config.runtime.live_session(user.id) or {}).get("port") != port:
+            if loop.time() > deadline:
+                _LOG.error("The session process of user %s on port %s is not serving (it ended at start: see "
+                           "the launcher's log folder)", user.id, port)
+                return None
             await asyncio.sleep(0.1)
         return port
 

@@ -117,20 +117,24 @@ def _browser_left(app):
 
 def _bind(wslink_server, guard, gateway_url):
     """A page load without a ticket (a reload: trame's client drops it from the address) goes back to the
-    gateway, which sends the same user back here with a new one."""
+    gateway, which sends the same user back here with a new one. The page with a ticket is trame's with the
+    script that goes back there too when its connection fails (session_page.py)."""
     from aiohttp import web
 
     from MVAWebLib.session_guard import websocket_handler
+    from MVAWebLib.session_page import trame_index_html, with_reconnect
     guard.handler = websocket_handler(wslink_server)
+    page = with_reconnect(trame_index_html(), gateway_url)
 
     @web.middleware
     async def back_to_gateway(request, handler):
-        if request.path in ("/", "/index.html") and "secret" not in request.query:
+        if request.path not in ("/", "/index.html"):
+            return await handler(request)
+        if "secret" not in request.query:
             raise web.HTTPFound(gateway_url)
-        response = await handler(request)
-        if request.path in ("/", "/index.html"):
-            response.headers["Referrer-Policy"] = "no-referrer"  # the ticket is in this page's address
-        return response
+        return web.Response(text=page, content_type="text/html", headers={
+            "Referrer-Policy": "no-referrer",  # the ticket is in this page's address
+            "Cache-Control": "no-store"})
     wslink_server.app.middlewares.append(back_to_gateway)
 
 
