@@ -5,7 +5,7 @@ import numpy as np
 from MVAEvaluationLib.metrics import dice
 from SmartPropagationLib.algorithms import StopReason, StopRule, propagate
 from SmartPropagationLib.algorithms.intensity_model import (
-    fit_checked_intensity_model, fit_intensity_model, refine_mask, ring_pixels)
+    fit_checked_intensity_model, fit_intensity_model, refine_mask, ring_pixels, surroundings)
 from SmartPropagationLib.algorithms.slice_registration import signed_distance
 
 CT_SPACING = (2.5, 0.8, 0.8)
@@ -114,3 +114,35 @@ def test_on_coarse_pixels_the_background_is_learned_from_the_tissue_beside_the_o
         image, organ = organ_beside_tissue(pixel_mm)
         result = propagate(image, organ[0], 0, +1, 17, (2.5, pixel_mm, pixel_mm))
         assert dice(result.to_volume(organ.shape), organ) > 0.95
+
+
+def blurred_tube():
+    """MRI-like: a bright lobed tube (100) in a dark background (20), edges blurred over a few pixels (partial volume),
+    slightly oblique through 30 slices; the truth is the half level, as a probability map > 0.5 would be."""
+    from scipy import ndimage
+    k, j, i = np.indices((30, 80, 80)).astype(float)
+    angle = np.arctan2(j - 40, i - 40 - 0.3 * k)
+    sharp = np.where(np.hypot(j - 40, i - 40 - 0.3 * k) <= 22 + 5 * np.cos(5 * angle), 100.0, 20.0)
+    image = ndimage.gaussian_filter(sharp, (0, 1.2, 1.2))
+    noisy = image + np.random.default_rng(0).normal(0, 2, image.shape)
+    return noisy.astype(np.float32), image > 60
+
+
+def test_the_background_ring_can_leave_out_the_layer_beside_the_mask_except_on_coarse_pixels():
+    from scipy import ndimage
+    mask = np.zeros((21, 21), bool)
+    mask[8:13, 8:13] = True
+    touching = ndimage.binary_dilation(mask) & ~mask
+    ring = surroundings(mask, 8, gap_px=1)
+    assert not (ring & touching).any() and ring.sum() > 0 and surroundings(mask, 8)[touching].all()
+    assert surroundings(mask, 3, gap_px=1)[touching].all()  # a ring of 3 coarse pixels keeps the tissue just beside
+
+
+def test_a_mask_drawn_a_pixel_short_of_a_blurred_edge_propagates_nearer_the_edge_not_further_inside():
+    from scipy import ndimage
+    image, truth = blurred_tube()
+    drawn = ndimage.binary_erosion(truth[0])  # where a brush stops: the partial-volume layer left out
+    assert drawn.sum() < 0.91 * truth[0].sum()
+    result = propagate(image, drawn, 0, +1, 29, (1.0, 1.0, 1.0))
+    assert result.masks[29].sum() > 0.93 * truth[29].sum()
+    assert dice(result.to_volume(truth.shape), truth) > 0.96
