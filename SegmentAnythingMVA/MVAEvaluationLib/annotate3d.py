@@ -57,12 +57,15 @@ class Annotator:
     def satisfied(self, visible):
         return dice(visible, self.truth) >= TARGET_DICE
 
-    def slice_to_fix(self, visible, axes=(0,)):
+    def slice_to_fix(self, visible, axes=(0,), skip=()):
         """Rule 6: the largest 3D error component, then (among `axes`) the slice where it has most voxels.
 
+        `skip`: (axis, index) of slices the person gave up on; their errors are left out.
         Returns (axis, index) or None when nothing is wrong.
         """
         error = self.truth ^ np.asarray(visible, bool)
+        for axis, index in skip:
+            np.moveaxis(error, axis, 0)[index] = False
         labels, count = ndimage.label(error)
         if count == 0:
             return None

@@ -138,7 +138,8 @@ def slice_tool_with_propagation(tool_class):
     Propagation so ("end here": it takes back its own voxels there and beyond) instead of erasing slice by slice;
     where propagation went mostly wrong on a slice of the object, the person ends it there too, annotates that
     slice afresh and re-propagates from it. Re-propagation ("Re-propagate from here", which redoes the slices
-    beyond it) starts only from slices the person got right.
+    beyond it) starts only from slices the person got right. A slice the person clicked on to the limit without
+    getting it right is given up: they go on to the worst of the other slices instead of coming back to it.
     """
     def run(case, session, **options):
         from SmartPropagationLib.propagation_corrections import end_here
@@ -151,10 +152,11 @@ def slice_tool_with_propagation(tool_class):
         plane = plane_along(case, axis, annotator.first_slice(axis))
         visible = annotate_slice(case, session, tool, plane, case.segment(), first=True)
         annotated.add(plane.slice_index)
+        given_up = set() if annotator.slice_done(plane, visible) else {(axis, plane.slice_index)}
         visible = _propagate(case, session, logic, plane, annotated)
         stuck = Stuck()
         while True:
-            target = annotator.slice_to_fix(visible, axes=(axis,))
+            target = annotator.slice_to_fix(visible, axes=(axis,), skip=given_up)
             if target is None:
                 return
             plane = plane_along(case, axis, target[1])
@@ -174,6 +176,8 @@ def slice_tool_with_propagation(tool_class):
             if object_here and annotator.slice_done(plane, visible):
                 annotated.add(plane.slice_index)
                 visible = _propagate(case, session, logic, plane, annotated)
+            elif object_here:
+                given_up.add((axis, plane.slice_index))
     return run
 
 

@@ -44,3 +44,16 @@ def test_a_correction_between_two_drawn_slices_re_propagates_from_it_instead_of_
     # With two drawn slices a plain Propagate would interpolate between them, however far apart they are.
     pressed, _ = press({1, 3, 7}, 3)
     assert pressed == ["re-propagate from here", "apply"]
+
+
+def test_a_slice_given_up_on_is_not_chosen_again_the_worst_other_slice_is():
+    from MVAEvaluationLib.annotate3d import Annotator
+    truth = np.zeros((8, 10, 10), bool)
+    truth[1:7, 2:8, 2:8] = True
+    shown = truth.copy()
+    shown[2, 2:8, 2:6] = False  # the largest error, on slice 2
+    shown[5, 2:8, 2:5] = False  # a smaller one, on slice 5
+    annotator = Annotator(SimpleNamespace(truth=truth))
+    assert annotator.slice_to_fix(shown) == (0, 2)
+    assert annotator.slice_to_fix(shown, skip={(0, 2)}) == (0, 5)
+    assert annotator.slice_to_fix(shown, skip={(0, 2), (0, 5)}) is None
