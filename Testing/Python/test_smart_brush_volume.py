@@ -11,6 +11,7 @@ from MVABridgeLib.volumes import add_volume_node
 from MVAEvaluationLib.metrics import dice
 from MVAEvaluationLib.simulated_user import dab_mask
 from SmartBrushLib.algorithms import BACKGROUND, SmartBrushInputError
+from SmartBrushLib.algorithms.bias_field import estimate_bias_field
 from SmartBrushLib.algorithms.corrections import CorrectionHistory, targeted_update
 from SmartBrushLib.algorithms.feature_cells import feature_cells
 from SmartBrushLib.algorithms.volume_brush import VolumeBrushModel
@@ -302,3 +303,38 @@ def test_a_flooding_proposal_keeps_only_what_the_classifier_is_sure_of_near_the_
     box = (slice(0, 1), slice(0, 20), slice(0, 40))
     updated = history.update(flood, stroke, True, box, sure=(sure_object, np.zeros_like(start)))
     assert np.array_equal(updated, start | sure_object), "the flood was not cut to what the classifier is sure of"
+
+
+def biased_stripes(shape=(48, 40, 48), seed=0):
+    """Two tissues (100 and 70) in 6-voxel stripes along i, under a field rising by +-25 % along k: tissue 100
+    at the dark end is as bright as tissue 70 at the bright end."""
+    stripes = np.broadcast_to(((np.arange(shape[2]) // 6) % 2 == 0)[None, None, :], shape)
+    field = 1.0 + 0.25 * np.linspace(-1.0, 1.0, shape[0], dtype=np.float32)[:, None, None]
+    noise = np.random.default_rng(seed).normal(0, 2.0, shape)
+    return (np.where(stripes, 100.0, 70.0) * field + noise).astype(np.float32), stripes, field
+
+
+def test_the_estimated_bias_field_follows_a_smooth_field_and_is_flat_without_one():
+    image, _, field = biased_stripes()
+    estimated = estimate_bias_field(image)
+    left = np.broadcast_to(field, image.shape) / estimated  # the field the correction leaves
+    assert np.log(np.percentile(left, 99) / np.percentile(left, 1)) < 0.5 * np.log(1.25 / 0.75), \
+        "less than half of the field (it spans 1.67) was found"
+    assert estimate_bias_field(image / field) is None, "a flat field was not left alone"
+    assert estimate_bias_field(image - 200.0) is None, "negative values (not a magnitude image) have no bias field"
+
+
+def test_the_3d_brush_finds_tissue_dimmed_by_a_bias_field_far_from_its_strokes():
+    image, _, _ = biased_stripes()
+    found = {}
+    for corrected in (False, True):
+        model = VolumeBrushModel(image, margin_mm=60.0, bias_correction=corrected)
+        assert model.bias_corrected == corrected
+        for label, column in ((1, 14), (BACKGROUND, 20)):  # one dab in each tissue, both at the bright end
+            dab = np.zeros((1, 6, 3), bool)
+            dab[0, :, :] = True
+            model.add_stroke((40, 17, column - 1), dab, label)
+        roi, mask = model.predict(1)
+        assert roi == ((0, 48), (0, 40), (0, 48))
+        found[corrected] = mask[:10, :, 12:18].mean()  # the painted stripe at the dark end
+    assert found[True] > 0.75 and found[False] < 0.25, found

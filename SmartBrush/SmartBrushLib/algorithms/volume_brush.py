@@ -4,7 +4,9 @@ Strokes are voxel sets of the volume grid (from axial, coronal, sagittal or obli
 covers a region of interest (ROI) around all strokes, grown when the object reaches its faces; features of the
 ROI are computed once per ROI and cached with the ROI's feature cells (voxels grouped by quarter-bandwidth cells
 in feature space), and the classifier labels each cell once, which keeps an update on a 128^3 ROI interactive
-on a CPU (`prediction="coarse_to_fine"`, the earlier per-voxel evaluation, is kept for comparison).
+on a CPU (`prediction="coarse_to_fine"`, the earlier per-voxel evaluation, is kept for comparison). Features of
+an MRI come from the image with its smooth bias field divided out (`bias_field`), so that one tissue looks alike
+across the volume.
 Arrays are (k, j, i), spacing in mm in the same order; label 0 is background (erase strokes).
 """
 
@@ -12,6 +14,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from .bias_field import estimate_bias_field
 from .classifier import BACKGROUND, KernelDensityClassifier
 from .errors import SmartBrushInputError
 from .feature_cells import feature_cells
@@ -138,10 +141,13 @@ class VolumeBrushModel:
     prediction : {"cells", "coarse_to_fine"}
         "cells" labels each feature cell of the ROI once; "coarse_to_fine" (the earlier way, 10-50 times slower)
         labels every other voxel, then every voxel where those labels change.
+    bias_correction : bool
+        Features of an image that is not CT come from the image divided by its estimated smooth multiplicative
+        field (`estimate_bias_field`); `bias_corrected` says whether it was.
     """
 
     def __init__(self, image_kji, spacing_kji=(1.0, 1.0, 1.0), seed=0, margin_mm=20.0, max_roi_voxels=12_000_000,
-                 settings=None, classifier_options=None, prediction="cells"):
+                 settings=None, classifier_options=None, prediction="cells", bias_correction=True):
         image = np.asarray(image_kji)
         if image.ndim != 3 or image.size == 0 or not np.issubdtype(image.dtype, np.number):
             raise SmartBrushInputError(f"The 3D brush needs a non-empty real 3D (k, j, i) image, got "
@@ -162,6 +168,12 @@ class VolumeBrushModel:
         self.settings = settings or FeatureSettings()
         self.classifier_options = dict(classifier_options or {})
         self.normalisation = intensity_map(self.image)
+        field = estimate_bias_field(self.image, spacing) if bias_correction and self.normalisation.window is None \
+            else None  # CT (a soft-tissue window) keeps its Hounsfield units
+        self.bias_corrected = field is not None
+        if self.bias_corrected:
+            self.image /= field
+            self.normalisation = intensity_map(self.image)
         # Coarse prediction grid: every 2nd voxel along axes finer than 1.5 mm (thick CT slices stay whole).
         self.coarse_step = tuple(2 if s <= 1.5 else 1 for s in spacing)
         self._index = np.zeros(0, np.int64)  # flat voxel index of each stroke voxel
