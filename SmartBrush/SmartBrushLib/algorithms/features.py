@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from MVABridgeLib.ct_units import SOFT_TISSUE_HU, hounsfield_shift, percentile_range
+
 from .errors import SmartBrushInputError
 
 DEFAULT_SIGMAS_MM = (0.7, 1.6, 3.5)
@@ -73,35 +75,19 @@ def intensity_normalisation(image):
 
     Computed once per volume so that features of different slices and boxes are comparable.
     """
-    values = np.asarray(image).ravel()
-    if values.size > 2_000_000:
-        values = values[:: values.size // 1_000_000]
-    values = values[np.isfinite(values)]
-    if values.size == 0:
+    bounds = percentile_range(image)
+    if bounds is None:
         return 0.0, 1.0
-    low, high = np.percentile(values, [0.5, 99.5])
-    return float(low), float(high - low) if high > low else 1.0
+    low, high = bounds
+    return low, high - low if high > low else 1.0
 
 
 # CT soft-tissue window: HU values in [low, high] get `SOFT_TISSUE_HU_PER_UNIT` HU per normalised unit, the
 # rest of the range keeps the whole-range scale. Soft-tissue contrasts of 20-30 HU (fluid 10, muscle 40,
 # liver 60) are then ~0.15 units, comparable to the classifier bandwidth (0.12), instead of ~0.015 on the
 # 0.5-99.5 percentile scale (~1700 HU), while air/lung/bone stay far apart and lung noise (~60 HU) stays small.
-SOFT_TISSUE_WINDOW_HU = (-100.0, 200.0)
+SOFT_TISSUE_WINDOW_HU = SOFT_TISSUE_HU
 SOFT_TISSUE_HU_PER_UNIT = 150.0
-# An image is taken as CT in Hounsfield units when its 0.5 percentile is air (-1100..-500 HU) and its
-# 99.5 percentile at least water density.
-_CT_AIR_RANGE_HU = (-1100.0, -500.0)
-# CT is often stored unsigned, as HU + 1024 (DICOM rescale intercept -1024). Such an image is taken as CT when,
-# shifted back, its 0.5 percentile is air and the densest of its voxels above fat (-150 HU) lie in the soft-tissue
-# window: air alone (any MRI with a dark background) is not enough, the body's soft tissue must sit 1000 above it.
-# An MRI whose values span about 1000 above a dark background passes both tests; what CT has and such an MRI lacks
-# is the gap between lung and fat: few voxels lie in -500..-200 HU (partial volume only; 4-6 % of the body's
-# voxels on the CT phantom and its variants), while an MRI's grey and white matter fill it (94 % on MNI x4+100).
-_STORED_CT_SHIFTS = (1024.0,)
-_FAT_HU = -150.0
-_LUNG_FAT_GAP_HU = (-500.0, -200.0)
-_MAX_GAP_PER_BODY_VOXEL = 0.25
 
 
 @dataclass(frozen=True)
@@ -144,40 +130,14 @@ class IntensityMap:
 
 def intensity_map(image):
     """`IntensityMap` of a volume: the 0.5-99.5 percentile range to 0..1 and, for CT in Hounsfield units
-    (air in the 0.5 percentile) or stored as HU + 1024, the soft-tissue window expanded (see
-    `SOFT_TISSUE_WINDOW_HU`)."""
+    (air in the 0.5 percentile) or stored as HU + 1024 (`ct_units.hounsfield_shift`), the soft-tissue window
+    expanded (see `SOFT_TISSUE_WINDOW_HU`)."""
     offset, scale = intensity_normalisation(image)
-    shift = _hounsfield_shift(image, offset, offset + scale)
+    shift = hounsfield_shift(image, offset, offset + scale)
     if shift is None or scale <= SOFT_TISSUE_HU_PER_UNIT:
         return IntensityMap(offset, scale)
     window = tuple(float(v + shift) for v in SOFT_TISSUE_WINDOW_HU)
     return IntensityMap(offset, scale, window, SOFT_TISSUE_HU_PER_UNIT)
-
-
-def _hounsfield_shift(image, low, high):
-    """How far the image's values lie above Hounsfield units (0 for HU, 1024 for CT stored as HU + 1024), or
-    None when it does not look like CT (see `_CT_AIR_RANGE_HU`, `_STORED_CT_SHIFTS`); `low`, `high`: its 0.5 and
-    99.5 percentiles."""
-    def air_below_water(shift):
-        return _CT_AIR_RANGE_HU[0] <= low - shift <= _CT_AIR_RANGE_HU[1] and high - shift >= 0.0
-
-    if air_below_water(0.0):
-        return 0.0
-    for shift in _STORED_CT_SHIFTS:
-        if not air_below_water(shift):
-            continue
-        values = np.asarray(image).ravel()
-        values = values[:: max(1, values.size // 1_000_000)]
-        tissue = values[values - shift >= _FAT_HU]
-        gap = np.count_nonzero((values - shift >= _LUNG_FAT_GAP_HU[0]) & (values - shift < _LUNG_FAT_GAP_HU[1]))
-        body = np.count_nonzero(values - shift >= _LUNG_FAT_GAP_HU[1])
-        if tissue.size == 0 or gap > _MAX_GAP_PER_BODY_VOXEL * body:
-            continue
-        counts, edges = np.histogram(tissue - shift, bins=64, range=(_FAT_HU, _FAT_HU + 64 * 25.0))
-        peak = 0.5 * (edges[np.argmax(counts)] + edges[np.argmax(counts) + 1])
-        if SOFT_TISSUE_WINDOW_HU[0] <= peak <= SOFT_TISSUE_WINDOW_HU[1]:
-            return shift
-    return None
 
 
 def sanitize(image, fill_value=None):

@@ -9,7 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .intensity_model import RefinementSettings, fit_checked_intensity_model, refine_mask, ring_pixels
+from MVABridgeLib.ct_units import hounsfield_shift
+
+from .intensity_model import (GAIN_DEGREE, RefinementSettings, fit_checked_intensity_model, refine_mask,
+                              ring_pixels)
 from .propagation_errors import UnknownStrategyError
 from .slice_registration import RegistrationSettings, crop_box, register_and_warp, signed_distance
 
@@ -84,8 +87,12 @@ def build_copy(image_kji, seed_k, seed_mask_2d, spacing_kji):
 
 
 def build_registration(image_kji, seed_k, seed_mask_2d, spacing_kji):
-    """Builder of the registration + intensity refinement predictor, model learned on the seed slice."""
-    model = fit_checked_intensity_model([image_kji[seed_k]], [seed_mask_2d], ring_px=ring_pixels(spacing_kji[1:]))
+    """Builder of the registration + intensity refinement predictor, model learned on the seed slice. CT, stored
+    as HU or unsigned as HU + 1024, gets no gain candidates: a multiplicative bias field belongs to magnitude images
+    (MRI), and CT + 1024 is no more one than CT in HU is."""
+    gain_degree = 0 if hounsfield_shift(image_kji) is not None else GAIN_DEGREE
+    model = fit_checked_intensity_model([image_kji[seed_k]], [seed_mask_2d], ring_px=ring_pixels(spacing_kji[1:]),
+                                        gain_degree=gain_degree)
     reference = object_evidence(model, image_kji[seed_k], seed_mask_2d)
     return RegistrationPredictor(model, reference_evidence=reference if reference > 0 else None)
 
