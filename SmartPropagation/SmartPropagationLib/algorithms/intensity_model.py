@@ -77,7 +77,7 @@ class IntensityModel:
         box : tuple of two slices, optional
             Where `image_2d` lies in the slice (None: it is the whole slice).
         """
-        image_2d = np.asarray(image_2d, np.float32)
+        image_2d = np.asarray(image_2d, np.float64)
         if self.gain is not None:
             image_2d = image_2d / (self.gain if box is None else self.gain[box])
         return denoised(image_2d, self.denoise_sigma_px)
@@ -86,13 +86,14 @@ class IntensityModel:
         """Per-pixel log-likelihood ratio (float32, same shape as `image_2d`, already `denoised`)."""
         bins = self.table.size
         scale = (bins - 1) / max(self.high - self.low, 1e-6)
-        index = np.clip(np.rint((np.asarray(image_2d, np.float32) - self.low) * scale), 0, bins - 1)
+        index = np.clip(np.rint((np.asarray(image_2d, np.float64) - self.low) * scale), 0, bins - 1)
         return self.table[index.astype(np.intp)]
 
 
 def denoised(image_2d, sigma_px):
-    """`image_2d` (float32) smoothed in-plane by a Gaussian of `sigma_px` pixels (unchanged when 0)."""
-    image_2d = np.asarray(image_2d, np.float32)
+    """`image_2d` (float64) smoothed in-plane by a Gaussian of `sigma_px` pixels (unchanged when 0). Float64: CT stored
+    as HU + 1024 then gives the same values as in HU (float32 kept 1024 times fewer bits of the fraction)."""
+    image_2d = np.asarray(image_2d, np.float64)
     return ndimage.gaussian_filter(image_2d, float(sigma_px)) if sigma_px > 0 else image_2d
 
 
