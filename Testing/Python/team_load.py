@@ -20,10 +20,28 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "WebAnnotator"))
 
 import team_deployment as team  # noqa: E402
+from MVAWebLib.gateway import LAUNCH_TIMEOUT_S  # noqa: E402
 from web_harness import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
-START_TIMEOUT_MS = 600000
+# a login ends in the queue, the gateway's error page or the session page's "not connected" message once the
+# gateway has heard from the launcher (LAUNCH_TIMEOUT_S at most); a page that shows none of them after that is stuck
+START_TIMEOUT_MS = (LAUNCH_TIMEOUT_S + 60) * 1000
 ACTION_TIMEOUT_MS = 120000
+LOGIN_ATTEMPTS = 3  # a person given "Try again in a minute" tries again; the retries are in the report
+
+LOGIN_OUTCOME = """([username]) => {
+  const state = window.trame && window.trame.state;
+  const user = state && state.get('wf_user');
+  if (user && user.name === username) return 'queue';
+  const refused = document.querySelector('#mva-login-error');
+  if (refused) return 'error: ' + refused.textContent.trim();
+  if (document.querySelector('#mva-back-to-login')) return 'not connected: ' + document.body.innerText.trim();
+  return false;
+}"""
+
+
+class LoginFailed(AssertionError):
+    """A login that reached neither the queue nor a retryable error (the page's text and the logs say why)."""
 
 
 def percentile(values, fraction):
@@ -41,12 +59,36 @@ async def timed(timings, action, coroutine):
     timings.setdefault(action, []).append(time.perf_counter() - started)
 
 
-async def log_in(page, url, username):
+async def log_in(page, url, username, retries):
+    """Log in and wait for the queue; "Try again" from the gateway is retried (and recorded in `retries`), any
+    other end raises LoginFailed at once with what the page shows."""
     await page.goto(url)
-    await page.fill("#mva-login-user", username)
-    await page.fill("#mva-login-password", team.PASSWORD)
-    await page.click("#mva-login", no_wait_after=True)
-    await wait_state(page, f"(window.trame.state.get('wf_user') || {{}}).name === '{username}'", START_TIMEOUT_MS)
+    for attempt in range(1, LOGIN_ATTEMPTS + 1):  # a "try again" page holds the login form: no reload (with the
+        # cookie a reload of the gateway would itself wait for a whole launch)
+        await page.fill("#mva-login-user", username)
+        await page.fill("#mva-login-password", team.PASSWORD)
+        await page.click("#mva-login", no_wait_after=True)
+        started = time.perf_counter()
+        try:
+            handle = await page.wait_for_function(LOGIN_OUTCOME, arg=[username], timeout=START_TIMEOUT_MS,
+                                                  polling=500)
+            outcome = await handle.json_value()
+        except Exception as error:  # noqa: BLE001  (a timeout, or the page navigated while polled: look at it)
+            outcome = f"stuck ({type(error).__name__}) at {page.url}: {await page_text(page)}"
+        if outcome == "queue":
+            return
+        if "Try again" in outcome and attempt < LOGIN_ATTEMPTS:
+            retries.append({"user": username, "attempt": attempt,
+                            "after_s": round(time.perf_counter() - started, 1), "page": outcome[:300]})
+            continue
+        raise LoginFailed(f"{username}'s login, attempt {attempt}: {outcome[:2000]}")
+
+
+async def page_text(page):
+    try:
+        return (await page.evaluate("() => document.body ? document.body.innerText : ''")).strip()[:2000]
+    except Exception as error:  # noqa: BLE001  (a page that is navigating or closed)
+        return f"(page unreadable: {error})"
 
 
 async def brush(page, offset):
@@ -69,12 +111,12 @@ async def brush(page, offset):
     return jobs
 
 
-async def annotator(browser, url, username, case, seconds, timings, saves, delay_s=0.0):
+async def annotator(browser, url, username, case, seconds, timings, saves, retries, delay_s=0.0):
     await asyncio.sleep(delay_s)  # staggered logins: a team does not all log in within the same second
     context = await browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(ACTION_TIMEOUT_MS)  # a loaded host: opening a case can take tens of seconds
     page = await context.new_page()
-    await timed(timings, "login to queue", log_in(page, url, username))
+    await timed(timings, "login to queue", log_in(page, url, username, retries))
     await timed(timings, "claim and open", claim(page, case))
     deadline = time.time() + seconds
     step = 0
@@ -115,12 +157,12 @@ async def submit(page):
     await wait_state(page, "(window.trame.state.get('wf_info') || '').startsWith('Submitted')")
 
 
-async def reviewer(browser, url, username, cases, timings, stop_after, accepted, delay_s=0.0):
+async def reviewer(browser, url, username, cases, timings, stop_after, accepted, retries, delay_s=0.0):
     await asyncio.sleep(delay_s)
     context = await browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(ACTION_TIMEOUT_MS)  # a loaded host: opening a case can take tens of seconds
     page = await context.new_page()
-    await timed(timings, "login to queue", log_in(page, url, username))
+    await timed(timings, "login to queue", log_in(page, url, username, retries))
     deadline = time.time() + stop_after
     while len(accepted) < len(cases) and time.time() < deadline:
         await page.click("#mva-queue-refresh")
@@ -148,17 +190,17 @@ async def accept(page):
 
 async def drive(url, users, seconds, stagger_s=0.0):
     from playwright.async_api import async_playwright
-    timings, saves, accepted = {}, {}, []
+    timings, saves, accepted, retries = {}, {}, [], []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         cases = [f"case_{index + 1:02d}" for index in range(users)]
-        jobs = [annotator(browser, url, f"user{index + 1}", cases[index], seconds, timings, saves,
+        jobs = [annotator(browser, url, f"user{index + 1}", cases[index], seconds, timings, saves, retries,
                           index * stagger_s) for index in range(users)]
         jobs.append(reviewer(browser, url, "rita", cases, timings, seconds + 900 + users * stagger_s, accepted,
-                             users * stagger_s))
+                             retries, users * stagger_s))
         await asyncio.gather(*jobs)
         await browser.close()
-    return timings, saves, accepted
+    return timings, saves, accepted, retries
 
 
 def check_saves(service, admin, users, saves):
@@ -190,7 +232,12 @@ def run_load(users=3, seconds=60, folder=None, stagger_s=0.0):
     memory = {}
     try:
         started = time.perf_counter()
-        timings, saves, accepted = asyncio.run(drive(deployed.url, users, seconds, stagger_s))
+        try:
+            timings, saves, accepted, retries = asyncio.run(drive(deployed.url, users, seconds, stagger_s))
+        except Exception as error:  # a stuck login or action: say what the page showed and what the server logged
+            kind = LoginFailed if isinstance(error, LoginFailed) else AssertionError
+            raise kind(f"{type(error).__name__}: {error}\n\nlogs of the deployment ({deployed.logs}, "
+                       f"{os.path.join(deployed.runtime, 'logs')}):\n{deployed.log_text()}") from error
         wall_s = time.perf_counter() - started
         memory = {str(uid): round(team.process_memory_mb(r["pid"])) for uid, r in deployed.sessions().items()
                   if team.pid_alive(r["pid"])}
@@ -203,7 +250,7 @@ def run_load(users=3, seconds=60, folder=None, stagger_s=0.0):
     actions = {action: {"n": len(values), "p50_s": round(statistics.median(values), 3),
                         "p95_s": round(percentile(values, 0.95), 3)} for action, values in timings.items()}
     return {"users": users, "seconds": seconds, "stagger_s": stagger_s, "wall_s": round(wall_s, 1), "database": url.split(":")[0],
-            "actions": actions, "saves_confirmed": sum(isinstance(r, int) for v in saves.values() for r in v),
+            "actions": actions, "login_retries": retries, "saves_confirmed": sum(isinstance(r, int) for v in saves.values() for r in v),
             "save_errors": [r for v in saves.values() for r in v if not isinstance(r, int)],
             "lost_saves": lost, "corrupt_saves": corrupt, "accepted": accepted, "statuses": statuses,
             "session_memory_mb": memory}
