@@ -3,7 +3,7 @@ soft-tissue window, propagation's multiplicative gain (a magnitude image's bias 
 import numpy as np
 import pytest
 
-from MVABridgeLib.ct_units import hounsfield_shift, percentile_range
+from SmartBrushLib.algorithms.ct_units import hounsfield_shift, percentile_range
 from MVAEvaluationLib.phantom import make_ct_phantom
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from MVABridgeLib.ct_units import SOFT_TISSUE_HU, hounsfield_shift, percentile_range
+from .ct_units import SOFT_TISSUE_HU, hounsfield_shift, percentile_range
 
 from .errors import SmartBrushInputError
 

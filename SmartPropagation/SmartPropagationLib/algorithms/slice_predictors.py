@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from MVABridgeLib.ct_units import hounsfield_shift
+from SmartBrushLib.algorithms.ct_units import hounsfield_shift
 
 from .intensity_model import (GAIN_DEGREE, RefinementSettings, fit_checked_intensity_model, refine_mask,
                               ring_pixels)
