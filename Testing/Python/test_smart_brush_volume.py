@@ -338,3 +338,27 @@ def test_the_3d_brush_finds_tissue_dimmed_by_a_bias_field_far_from_its_strokes()
         assert roi == ((0, 48), (0, 40), (0, 48))
         found[corrected] = mask[:10, :, 12:18].mean()  # the painted stripe at the dark end
     assert found[True] > 0.75 and found[False] < 0.25, found
+
+
+def test_a_ct_exported_through_a_display_window_gets_no_bias_correction():
+    from MVAEvaluationLib.phantom import make_ct_phantom
+    phantom = make_ct_phantom(shape_kji=(32, 96, 96), seed=0)
+    windowed = np.round(np.clip((phantom.image.astype(np.float32) + 160.0) / 400.0, 0.0, 1.0) * 255).astype(np.uint8)
+    assert estimate_bias_field(windowed, phantom.spacing_kji) is None, "the window's clipped anatomy taken for bias"
+    model = VolumeBrushModel(windowed, phantom.spacing_kji)
+    assert not model.bias_corrected
+    # a magnitude image keeps its correction when only its top saturates (noise in uint8) or its background is 0
+    image, _, _ = biased_stripes()
+    saturated = np.minimum(image, np.percentile(image, 98.0))
+    assert estimate_bias_field(saturated) is not None, "a bias under a saturated top was left uncorrected"
+    dark_background = np.pad(image, 8)
+    assert estimate_bias_field(dark_background) is not None, "a bias around a dark background was left uncorrected"
+
+
+def test_the_bias_field_estimate_does_not_depend_on_the_voxel_size():
+    image, _, field = biased_stripes()
+    for spacing in ((0.4, 0.4, 0.4), (1.0, 1.0, 1.0), (3.0, 1.0, 1.0)):
+        estimated = estimate_bias_field(image, spacing)
+        assert estimated is not None
+        assert np.allclose(estimated, estimate_bias_field(image), rtol=0.02), spacing
+        assert estimate_bias_field(image / field, spacing) is None, f"a flat field at {spacing} mm was corrected"
