@@ -17,7 +17,8 @@ from skimage.segmentation import find_boundaries
 from MVABridgeLib.errors import InvalidMaskError
 from MVABridgeLib.tool_edits import EditResult, ToolEdits
 from MVABridgeLib.slice_geometry import VoxelPatch
-from SmartRegionsLib.algorithms.region_corrections import ClickMemory, example_part, example_side, local_value
+from SmartRegionsLib.algorithms.region_corrections import (
+    ClickMemory, example_part, example_side, local_value, near_part)
 from SmartRegionsLib.algorithms.region_graph import RegionGraph
 from SmartRegionsLib.algorithms.region_homogeneity import clicked_side, typical_deviation
 from SmartRegionsLib.algorithms.region_lookup import RankTolerance, click_regions, default_merge_tolerance
@@ -33,6 +34,12 @@ WHOLE_REGION_SHARE = 0.9
 # A click on a non-empty segment that would add more than this times what it holds adds one grid cell's part of
 # its region instead.
 GROWTH_LIMIT = 4.0
+# A positive click at most this many in-plane pixels from the segment corrects a thin rim of missed tissue: it adds
+# only what lies within RIM_REACH times that distance of the click. Chosen on the one-slice protocol of the tuning
+# variants (bias, noise, partial volume): worst_drop <= 0.01 on 5 of 11 (was 2); a reach of 6 or 10 left the
+# standard effusion slice at 0.076 / 0.104.
+RIM_PIXELS = 2.0
+RIM_REACH = 3.0
 
 
 class SmartRegionsLogic:
@@ -109,6 +116,8 @@ class SmartRegionsLogic:
                 start, clicked, merged = self._refined_addition(plane, pixels_rc[0], start, clicked, merged)
             if clicked is not None and add and len(pixels_rc) == 1:
                 start, clicked, merged = self._bounded_addition(plane, pixels_rc[0], start, clicked, merged)
+            if clicked is not None and add and len(pixels_rc) == 1:
+                start, clicked, merged = self._rim_correction(plane, pixels_rc[0], start, clicked, merged)
         if clicked is None:
             return EditResult(message="Nothing changed: no region under the cursor (outside the region of interest)")
         if add:
@@ -268,6 +277,40 @@ class SmartRegionsLogic:
         if at == 0:
             return start, clicked, merged
         return start, pieces == at, np.zeros_like(clicked)
+
+    def _rim_correction(self, plane, pixel_rc, start, clicked, merged):
+        """(start, clicked, merged) as given, or, for a positive click within RIM_PIXELS pixels of the segment on the
+        clicked plane, only the part connected to the click within RIM_REACH times that distance of it.
+
+        A person clicks in the middle of what is missing, so a click that close to the segment points at a thin rim
+        of missed tissue; a region reaching far beyond the rim (the neighbouring tissue a border region also holds,
+        a region merged across the body) would add much more than was missing. The distance is measured on the plane
+        the person sees (in 3D on an oblique plane). Negative clicks stay as they are: a leak thin on this plane
+        can be large in 3D, and removing it whole is what the person asked for.
+        """
+        volume = self.bridge.work_volume()
+        index = plane.pixel_voxels_kji(np.asarray([pixel_rc], float), volume.index_to_ras)[0]
+        index = np.clip(np.asarray(index, int), 0, np.array(volume.shape) - 1)
+        spacing = np.asarray(volume.spacing_kji, float)
+        axis = plane.aligned_axis
+        pixel = float(np.sqrt(np.prod(np.delete(spacing, axis)))) if axis is not None else float(spacing.min())
+        half = np.ceil(RIM_PIXELS * pixel / spacing).astype(int) + 1
+        if axis is not None:
+            half[axis] = 0  # the rim as the person sees it: on the clicked slice
+        low = np.maximum(index - half, 0)
+        high = np.minimum(index + half + 1, volume.shape)
+        segment = self.bridge.selected_block(tuple(int(v) for v in low), tuple(int(v) for v in high - low))
+        points = np.argwhere(segment)
+        if len(points) == 0:
+            return start, clicked, merged
+        depth = float(np.sqrt(np.min(np.sum(((points + low - index) * spacing) ** 2, axis=1))))
+        if depth > RIM_PIXELS * pixel:
+            return start, clicked, merged
+        kept = near_part(clicked | merged, np.asarray(index) - np.asarray(start), spacing,
+                         RIM_REACH * max(depth, pixel))
+        if kept is None:
+            return start, clicked, merged
+        return start, clicked & kept, merged & kept
 
     def _clicked_straddles(self, graph, clicked):
         """True when a clicked region deviates more than `merge_spread_ratio` times a region of one tissue."""

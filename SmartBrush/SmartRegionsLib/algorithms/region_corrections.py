@@ -104,3 +104,29 @@ def example_part(image_block, region_block, same_examples, other_examples):
     """Voxels of the region (bool block) whose 3x3x3 mean lies on this click's side (`example_side`)."""
     smoothed = ndimage.uniform_filter(np.asarray(image_block, np.float32), 3)
     return np.asarray(region_block, bool) & example_side(smoothed, same_examples, other_examples)
+
+
+def near_part(taken, index, spacing, reach_mm):
+    """The part of `taken` within `reach_mm` of voxel `index` and connected to it there (bool, shape of `taken`),
+    or None when `index` lies outside `taken`.
+
+    Parameters
+    ----------
+    taken : ndarray of bool, (k, j, i) block
+    index : sequence of 3 ints, a voxel of the block
+    spacing : sequence of 3 floats, mm, (k, j, i)
+    reach_mm : float
+    """
+    taken = np.asarray(taken, bool)
+    index = [int(v) for v in index]
+    if not all(0 <= v < n for v, n in zip(index, taken.shape)) or not taken[tuple(index)]:
+        return None
+    spacing = np.asarray(spacing, float)
+    radius = np.floor(float(reach_mm) / spacing).astype(int)
+    box = tuple(slice(max(v - r, 0), min(v + r + 1, n)) for v, r, n in zip(index, radius, taken.shape))
+    grid = np.ogrid[box]
+    near = sum(((g - v) * s) ** 2 for g, v, s in zip(grid, index, spacing)) <= float(reach_mm) ** 2
+    pieces, _ = ndimage.label(taken[box] & near)
+    kept = np.zeros_like(taken)
+    kept[box] = pieces == pieces[tuple(v - b.start for v, b in zip(index, box))]
+    return kept
