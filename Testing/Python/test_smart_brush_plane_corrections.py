@@ -95,3 +95,20 @@ def test_one_label_band_ignores_dabs_on_partial_volume():
     labels, _ = model.predict()
     assert (labels[~ndimage.binary_dilation(truth, iterations=3)] == 0).all()
     assert (labels[ndimage.binary_erosion(truth, iterations=3)] == 1).all()
+
+
+def test_a_first_dab_on_a_noisy_image_stops_at_a_neighbour_a_few_noise_widths_brighter():
+    """With one label painted, the band of similar intensity is three noise widths wide: on a noisy image it
+    reaches a touching neighbour only 2.5 (finely smoothed) noise widths brighter, like CT liver beside muscle. The
+    smoother copy of the image tells the neighbour apart, so the first dab's region stays on its tissue."""
+    rng = np.random.default_rng(5)
+    shape = (80, 120)
+    target = np.zeros(shape, bool)
+    target[:, :60] = True
+    neighbour = ~target
+    image = np.where(target, 100.0, 120.0) + rng.normal(0.0, 20.0, shape)  # contrast of one raw noise width
+    model = SliceBrushModel(image)
+    model.add_stroke(dab_mask(shape, (40, 35)), 1)
+    region = model.predict()[0] == 1
+    assert region[target].mean() > 0.8
+    assert region[neighbour].mean() < 0.1

@@ -11,6 +11,9 @@ from .classifier import BACKGROUND, KernelDensityClassifier
 from .errors import SmartBrushCancelled, SmartBrushInputError
 from .features import FeatureCache, FeatureSettings, compute_features, intensity_map, sanitize
 
+# One painted label on a noisy image: the region checked against a smoother copy replaces the plain one when
+# the plain one is this many times larger (a flood into a neighbour of slightly different intensity).
+FLOOD_RATIO = 1.5
 # One-class fallback and classifier-free assist: normalised intensity distance (or 3 robust stroke std).
 SIMILARITY_TOLERANCE = 0.1
 
@@ -398,16 +401,40 @@ class SmartBrushModel:
     def _grow_similar(self, features, seeds):
         """One label painted: the region of similar smoothed intensity connected to its strokes."""
         label = self.painted_labels()[0]
-        column = self._smallest_gaussian_column()
-        strokes = []
-        for k, mask in self._strokes[label].items():
-            for piece in _pieces(mask):
-                strokes.append((self.slice_features(k)[piece, column], _stroke_depth_weights(piece)))
-        values = features[..., column]
-        low, high = _similar_band(strokes)
+        fine, coarse = self._similar_columns()
+        low, high = self._stroke_band(label, fine)
+        values = features[..., fine]
         similar = (values >= low) & (values <= high)
-        region = _component_touching(similar, seeds) | seeds
+        if coarse is not None and high - low > 2 * SIMILARITY_TOLERANCE + 1e-6:
+            # On a noisy image (a band wider than its floor) three noise widths reach a neighbour of slightly
+            # different intensity (CT liver beside muscle); a smoother copy tells them apart: a pixel whose
+            # smoothed value is still in the fine band but out of the smoothed strokes' band belongs to that
+            # neighbour. Where the smoothed value has
+            # left the fine band altogether it is mixed with a very different tissue across an edge (thin fluid
+            # beside lung), and says nothing about the pixel.
+            smooth_low, smooth_high = self._stroke_band(label, coarse)
+            smoothed = features[..., coarse]
+            neighbour = (smoothed >= low) & (smoothed <= high) & ((smoothed < smooth_low) | (smoothed > smooth_high))
+            # a thin ribbon (cortex between white matter and fluid) also has smoothed values of its two sides:
+            # the checked region is used only when the plain one floods
+            plain = _component_touching(similar, seeds) | seeds
+            tested = _component_touching(similar & ~neighbour, seeds) | seeds
+            region = tested if plain.sum() > FLOOD_RATIO * tested.sum() else plain
+        else:
+            region = _component_touching(similar, seeds) | seeds
         return np.where(region, label, 0).astype(np.int32), region.astype(np.float32)
+
+    def _similar_columns(self):
+        """Feature columns of the finest and the next smoothing scale (None when there is one scale only)."""
+        names = self.settings.names(2)
+        sigmas = sorted(self.settings.sigmas_mm)
+        coarse = names.index(f"gaussian_{sigmas[1]}") if len(sigmas) > 1 else None
+        return names.index(f"gaussian_{sigmas[0]}"), coarse
+
+    def _stroke_band(self, label, column):
+        """`_similar_band` of the strokes of `label` in feature `column`."""
+        return _similar_band([(self.slice_features(k)[piece, column], _stroke_depth_weights(piece))
+                              for k, mask in self._strokes[label].items() for piece in _pieces(mask)])
 
     # ---- validation ----------------------------------------------------------------------------------------
     def _checked_slice(self, k):
