@@ -301,7 +301,8 @@ class SmartRegionsLogic:
         high = np.minimum(index + half + 1, volume.shape)
         segment = self.bridge.selected_block(tuple(int(v) for v in low), tuple(int(v) for v in high - low))
         points = np.argwhere(segment)
-        if len(points) == 0:
+        if len(points) == 0 or segment[tuple(index - low)]:
+            # a click on the segment itself points at no missed rim: it asks for the regions (in 3D too) as they are
             return start, clicked, merged
         depth = float(np.sqrt(np.min(np.sum(((points + low - index) * spacing) ** 2, axis=1))))
         if depth > RIM_PIXELS * pixel:

@@ -65,6 +65,16 @@ def test_a_click_well_inside_the_missed_tissue_still_takes_its_regions_whole(pai
     assert added[5, 20, 31:50].all()  # it reaches the segment across the missed tissue
 
 
+
+def test_a_click_on_the_segment_itself_takes_its_regions_whole(painted_tissue):
+    """A click on voxels already in the segment points at no missed rim: the regions it lands in are added as they
+    are (the way to take the tissue beyond a drawn patch, in 3D too), not a few voxels around the click."""
+    painted, mask, click, _ = painted_tissue
+    after = click((5, 20, 20))  # in the middle of the painted patch
+    added = after & ~painted
+    assert after[painted].all()
+    assert added.sum() > 10 * (4 / 3 * np.pi * RIM_REACH ** 3)
+
 def test_the_near_part_is_the_connected_piece_within_reach_in_millimetres():
     from SmartRegionsLib.algorithms.region_corrections import near_part
     taken = np.ones((5, 20, 20), bool)
