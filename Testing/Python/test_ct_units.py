@@ -29,6 +29,21 @@ def test_ct_is_told_by_its_values_whatever_its_storage_and_other_images_are_not(
     assert hounsfield_shift(np.full((4, 4, 4), np.nan)) is None and percentile_range(np.full(3, np.inf)) is None
 
 
+def test_noisy_ct_and_ct_padded_outside_its_field_of_view_are_ct(ct):
+    rng = np.random.default_rng(1)
+    for sigma in (60.0, 100.0):  # air's 0.5 percentile falls to -1155 and -1258 HU
+        noisy = ct.image + rng.normal(0.0, sigma, ct.image.shape)
+        assert hounsfield_shift(noisy) == 0.0
+        assert hounsfield_shift(np.clip(noisy + 1024, 0, None).astype(np.uint16)) == 1024.0
+    k, j, i = np.indices(ct.image.shape)
+    outside = (j - 40) ** 2 + (i - 40) ** 2 > 38 ** 2
+    for padding in (-2048, -3024):
+        padded = np.where(outside, padding, ct.image).astype(np.int16)
+        assert np.percentile(padded, 0.5) == padding and hounsfield_shift(padded) == 0.0
+    # nothing but padding and values far below air is still not CT
+    assert hounsfield_shift(np.where(outside, -3024, -2000).astype(np.int16)) is None
+
+
 def test_propagation_learns_no_gain_on_ct_stored_unsigned(ct):
     from SmartPropagationLib.algorithms.intensity_model import fit_checked_intensity_model, ring_pixels
     from SmartPropagationLib.algorithms.propagation import propagate

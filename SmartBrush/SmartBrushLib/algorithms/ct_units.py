@@ -5,9 +5,11 @@ import numpy as np
 
 # The soft-tissue range of CT (fat/fluid/muscle/liver), HU.
 SOFT_TISSUE_HU = (-100.0, 200.0)
-# An image is taken as CT in Hounsfield units when its 0.5 percentile is air (-1100..-500 HU) and its
-# 99.5 percentile at least water density.
-_CT_AIR_RANGE_HU = (-1100.0, -500.0)
+# An image is taken as CT in Hounsfield units when its 0.5 percentile is air (-1400..-500 HU: -1000 with noise
+# up to ~150 HU) and its 99.5 percentile at least water density. Values below -1500 HU are no tissue: scanners
+# pad outside the reconstructed field of view with -2048 or -3024; the air test leaves them out.
+_CT_AIR_RANGE_HU = (-1400.0, -500.0)
+_PADDING_BELOW_HU = -1500.0
 # CT is often stored unsigned, as HU + 1024 (DICOM rescale intercept -1024). Such an image is taken as CT when,
 # shifted back, its 0.5 percentile is air and the densest of its voxels above fat (-150 HU) lie in the soft-tissue
 # range: air alone (any MRI with a dark background) is not enough, the body's soft tissue must sit 1000 above it.
@@ -33,6 +35,14 @@ def percentile_range(image, max_values=1_000_000):
     return float(low), float(high)
 
 
+def _lowest_above(image, floor):
+    """The 0.5 percentile of the (strided) values of `image` above `floor`, or None when none is."""
+    values = np.asarray(image).ravel()
+    values = values[:: max(1, values.size // 1_000_000)]
+    values = values[values > floor]
+    return float(np.percentile(values, 0.5)) if values.size else None
+
+
 def hounsfield_shift(image, low=None, high=None):
     """How far the image's values lie above Hounsfield units (0 for HU, 1024 for CT stored as HU + 1024), or
     None when it does not look like CT (see `_CT_AIR_RANGE_HU`, `_STORED_CT_SHIFTS`); `low`, `high`: its 0.5 and
@@ -44,7 +54,11 @@ def hounsfield_shift(image, low=None, high=None):
         low, high = bounds
 
     def air_below_water(shift):
-        return _CT_AIR_RANGE_HU[0] <= low - shift <= _CT_AIR_RANGE_HU[1] and high - shift >= 0.0
+        lowest = low
+        if lowest - shift < _PADDING_BELOW_HU:
+            lowest = _lowest_above(image, shift + _PADDING_BELOW_HU)
+        return lowest is not None and _CT_AIR_RANGE_HU[0] <= lowest - shift <= _CT_AIR_RANGE_HU[1] \
+            and high - shift >= 0.0
 
     if air_below_water(0.0):
         return 0.0
