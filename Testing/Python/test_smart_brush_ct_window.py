@@ -129,3 +129,43 @@ def test_an_mri_spanning_about_1000_above_a_dark_background_is_not_taken_for_sto
     assert intensity_map(np.round(mri).astype(np.int16)).window is None
     ct, _ = chest_like_phantom()
     assert intensity_map(np.round(ct + 1024.0).clip(0).astype(np.uint16)).window is not None
+
+
+def fluid_beside_lung(seed=0, shape=(3, 60, 60)):
+    """A fluid disk (10 HU) in lung (-800 HU), blurred by one pixel (partial volume) and with 20 HU noise: the
+    rim pixels are up to 400 HU darker than the fluid while mostly fluid."""
+    from scipy import ndimage
+    j, i = np.ogrid[:shape[1], :shape[2]]
+    fluid = (j - 30) ** 2 + (i - 30) ** 2 <= 12 ** 2
+    image = np.where(fluid, 10.0, -800.0)[None].repeat(shape[0], 0)
+    image = ndimage.gaussian_filter(image, (0, 1.0, 1.0))
+    return image + np.random.default_rng(seed).normal(0, 20, shape), fluid
+
+
+def test_one_dab_on_fluid_takes_the_partial_volume_rim_at_the_lung_edge():
+    image, fluid = fluid_beside_lung()
+    model = SmartBrushModel(image, (1.0, 0.8, 0.8))
+    dab = np.zeros(image.shape, bool)
+    dab[1] = (np.arange(60)[:, None] - 30) ** 2 + (np.arange(60)[None, :] - 30) ** 2 <= 9
+    model.add_stroke(dab, 1)
+    labels = model.predict_slice(1)[0] == 1
+    # fluid pixels that the similarity band alone leaves out, though more fluid than lung (above -395 HU)
+    rim = fluid & (image[1] < -150) & (image[1] > -300)
+    assert rim.sum() > 30 and labels[rim].mean() > 0.9
+    assert dice(labels, fluid) > 0.95 and not (labels & ~ndimage_dilated(fluid)).any()
+
+
+def test_a_dab_spilling_over_the_lung_edge_paints_no_lung():
+    image, fluid = fluid_beside_lung()
+    model = SmartBrushModel(image, (1.0, 0.8, 0.8))
+    dab = np.zeros(image.shape, bool)
+    dab[1] = (np.arange(60)[:, None] - 30) ** 2 + (np.arange(60)[None, :] - 37) ** 2 <= 49  # 2 pixels over the edge
+    model.add_stroke(dab, 1)
+    labels = model.predict_slice(1)[0] == 1
+    assert (dab[1] & ~ndimage_dilated(fluid)).sum() >= 5 and not (labels & ~ndimage_dilated(fluid)).any()
+    assert dice(labels, fluid) > 0.95
+
+
+def ndimage_dilated(mask):
+    from scipy import ndimage
+    return ndimage.binary_dilation(mask)
