@@ -4,8 +4,8 @@ After each stroke the classifier is retrained, and its new prediction may differ
 the stroke: a negative dab can flip the whole object, a second positive dab can flood a neighbour. The user asked
 for one thing, so one stroke changes only the region it lands in:
 
-- a positive stroke adds itself and the pieces of the new prediction connected to it that the previous mask
-  lacked; it never removes;
+- a positive stroke adds itself (its pixels the new prediction agrees with, when there are any) and the pieces
+  of the new prediction connected to it that the previous mask lacked; it never removes;
 - a negative stroke removes itself and, from the region of the previous mask it lands in, what the retrained
   classifier no longer predicts there; it never adds. "The region it lands in" is the part of the previous mask
   that an edge-weighted competition between the plane's negative and positive strokes gives to the negative
@@ -81,6 +81,14 @@ def within_reach(area, stroke, reach):
     return reached
 
 
+def _painted(stroke, proposed):
+    """What a positive stroke paints itself: its pixels the retrained classifier takes for the segment, when it
+    takes any (the rest of the disc spilled over an edge: a dab aimed at a one-pixel rim), else all of it (the
+    user insists against the classifier)."""
+    agreed = stroke & proposed
+    return agreed if agreed.any() else stroke
+
+
 class PlaneCorrections:
     """The brush's mask on one plane, changed by each stroke only where the stroke asked for it.
 
@@ -133,7 +141,7 @@ class PlaneCorrections:
                 candidate &= stroke_territory(edges, candidate | self.mask | stroke, self.positive, self.negative)
             # thin chains of single pixels are the classifier's noise, not tissue: a leak runs along them
             added = _pieces_touching(ndimage.binary_opening(candidate), near)
-            new = self.mask | stroke | added
+            new = self.mask | _painted(stroke, proposed) | added
             self.rejected &= ~new
         else:
             area = self.mask | stroke
