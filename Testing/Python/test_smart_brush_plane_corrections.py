@@ -112,3 +112,20 @@ def test_a_first_dab_on_a_noisy_image_stops_at_a_neighbour_a_few_noise_widths_br
     region = model.predict()[0] == 1
     assert region[target].mean() > 0.8
     assert region[neighbour].mean() < 0.1
+
+
+def test_a_positive_dab_over_the_edge_paints_only_what_the_classifier_takes_and_an_insisting_one_all():
+    shape = (40, 40)
+    edges = np.zeros(shape)
+    proposed = np.zeros(shape, bool)
+    proposed[10:30, 10:20] = True  # the object ends at column 20
+    corrections = PlaneCorrections(shape)
+    corrections.update(proposed, dab_mask(shape, (20, 15)), True, edges)
+    spilling = dab_mask(shape, (20, 19))  # aimed at the rim, reaching 3 columns past it
+    assert (spilling & ~proposed).sum() >= 5
+    mask = corrections.update(proposed, spilling, True, edges)
+    assert not (mask & ~proposed).any() and mask[proposed].mean() > 0.95
+    # a dab the classifier rejects altogether is the user insisting: it paints itself
+    outside = dab_mask(shape, (20, 32))
+    mask = corrections.update(proposed, outside, True, edges)
+    assert mask[outside].all()
