@@ -16,6 +16,8 @@ Arrays are (k, j, i) or (j, i); label 0 is outside the ROI and is never merged.
 """
 import numpy as np
 
+from SmartRegionsLib.algorithms.region_graph import label_adjacency, sorted_unique
+
 
 NOISE_QUANTILE = 0.25
 NOISE_BLOCK = 4
@@ -103,7 +105,7 @@ def merge_regions(labels, values, min_size, noise, deviations, max_spread=MAX_SP
     total = np.bincount(flat, weights=data, minlength=count)
     stats = np.stack([size, total, np.bincount(flat, weights=np.square(data, out=data), minlength=count)])
     del data
-    edges = _adjacency(labels, count)
+    edges = label_adjacency(labels, count)
     mapping = np.arange(count)
     phases = [(SMALL_ROUNDS, lambda: _small_step(edges, stats, min_size, count))]
     if noise > 0 and deviations > 0:
@@ -118,53 +120,17 @@ def merge_regions(labels, values, min_size, noise, deviations, max_spread=MAX_SP
             mapping = step[mapping]
             edges = _unique_pairs(step[edges], count)
     table = np.zeros(count, np.int32)
-    roots = _unique(mapping[1:])
+    roots = sorted_unique(mapping[1:])
     table[roots] = np.arange(1, roots.size + 1, dtype=np.int32)
     lookup = table[mapping]
     lookup[0] = 0
     return lookup[labels]
 
 
-def _adjacency(labels, count):
-    """Unique face-adjacent pairs (a, b), 0 < a < b.
-
-    Each wall between two regions is read about once: a pair equal to the one before it along the last
-    axis is dropped, and so is a pair along the last axis equal to the pair one row before.
-    """
-    keys = []
-    equal_before = None
-    for axis in range(labels.ndim):
-        upper = labels[(slice(None),) * axis + (slice(1, None),)]
-        lower = labels[(slice(None),) * axis + (slice(None, -1),)]
-        differ = upper != lower
-        if axis == labels.ndim - 2:
-            equal_before = ~differ
-        elif axis == labels.ndim - 1 and equal_before is not None:
-            same_as_row_before = equal_before[..., 1:] & equal_before[..., :-1]
-            differ[..., 1:, :] &= ~same_as_row_before
-        keys.append(_pair_keys(upper[differ], lower[differ], count))
-    keys = _unique(np.concatenate(keys))
-    return np.stack([keys // count, keys % count], axis=1)
-
-
-def _pair_keys(a, b, count):
-    """low * count + high of the pairs of regions inside the ROI, runs of one pair kept once."""
-    low, high = np.minimum(a, b).astype(np.int64), np.maximum(a, b)
-    key = (low * count + high)[low > 0]
-    return key[np.r_[True, key[1:] != key[:-1]]] if key.size else key
-
-
-def _unique(values):
-    """Sorted unique values of a 1D integer array (by sorting: NumPy's hashing unique is far slower here;
-    the stable sort is twice as fast on these partly ordered keys)."""
-    values = np.sort(values, kind="stable")
-    return values[np.r_[True, values[1:] != values[:-1]]] if values.size else values
-
-
 def _unique_pairs(pairs, count):
     """Unique (a, b) rows with a < b of an (m, 2) array of region ids; rows with a == b are dropped."""
     low, high = pairs.min(axis=1), pairs.max(axis=1)
-    keys = _unique((low * count + high)[low != high])
+    keys = sorted_unique((low * count + high)[low != high])
     return np.stack([keys // count, keys % count], axis=1)
 
 

@@ -244,11 +244,11 @@ def _label_regions(key, step):
     """
     index, _ = _axis_cells(key.shape[0], int(step))
     bounds = np.flatnonzero(np.r_[True, index[1:] != index[:-1], True])
-    labels = np.empty(key.shape, np.intp)
+    labels = np.zeros(key.shape, np.intp)
     count = 0
     for start, stop in zip(bounds[:-1], bounds[1:]):
         layer = measure.label(key[start:stop], background=-1, connectivity=1)
-        labels[start:stop] = np.where(layer > 0, layer + count, 0)
+        np.add(layer, count, out=labels[start:stop], where=layer > 0)
         count += int(layer.max())
     return labels
 
