@@ -71,7 +71,17 @@ def block_noise(values, mask=None, spacing=None, block=NOISE_BLOCK, quantile=NOI
     return float(np.quantile(spread[usable], quantile))
 
 
-def merge_regions(labels, values, min_size, noise, deviations, max_spread=MAX_SPREAD, max_rounds=MAX_ROUNDS):
+def region_moments(labels, values, count):
+    """Voxel count, sum and sum of squares of `values` per label 0..count-1: float64, shape (3, count)."""
+    flat = labels.ravel()
+    data = values.ravel().astype(np.float64)
+    size = np.bincount(flat, minlength=count).astype(np.float64)
+    total = np.bincount(flat, weights=data, minlength=count)
+    return np.stack([size, total, np.bincount(flat, weights=np.square(data, out=data), minlength=count)])
+
+
+def merge_regions(labels, values, min_size, noise, deviations, max_spread=MAX_SPREAD, max_rounds=MAX_ROUNDS,
+                  moments=None):
     """Merge small fragments into their closest neighbour, then adjacent regions of one tissue.
 
     First every region smaller than `min_size` voxels joins its neighbour of closest mean (as
@@ -92,6 +102,8 @@ def merge_regions(labels, values, min_size, noise, deviations, max_spread=MAX_SP
     max_spread : float
         Largest deviation of a region or a merged pair, in noise deviations.
     max_rounds : int
+    moments : ndarray (3, N + 1) or None
+        `region_moments` of `labels` when already known (those of label 0 are not used).
 
     Returns
     -------
@@ -99,12 +111,7 @@ def merge_regions(labels, values, min_size, noise, deviations, max_spread=MAX_SP
     """
     labels = np.asarray(labels)
     count = int(labels.max()) + 1
-    flat = labels.ravel()
-    data = values.ravel().astype(np.float64)
-    size = np.bincount(flat, minlength=count).astype(np.float64)
-    total = np.bincount(flat, weights=data, minlength=count)
-    stats = np.stack([size, total, np.bincount(flat, weights=np.square(data, out=data), minlength=count)])
-    del data
+    stats = region_moments(labels, values, count) if moments is None else moments
     edges = label_adjacency(labels, count)
     mapping = np.arange(count)
     phases = [(SMALL_ROUNDS, lambda: _small_step(edges, stats, min_size, count))]
