@@ -16,7 +16,7 @@ Arrays are (k, j, i) or (j, i); label 0 is outside the ROI and is never merged.
 """
 import numpy as np
 
-from SmartRegionsLib.algorithms.region_graph import label_adjacency, sorted_unique
+from SmartRegionsLib.algorithms.region_graph import closest_partner, label_adjacency, pick_neighbour, sorted_unique
 
 
 NOISE_QUANTILE = 0.25
@@ -149,24 +149,8 @@ def _small_step(edges, stats, min_size, count):
     if not small.any():
         return None
     mean = total / np.maximum(size, 1)
-    pairs = np.concatenate([edges, edges[:, ::-1]])
-    pairs = pairs[small[pairs[:, 0]]]
-    if len(pairs) == 0:
-        return None
-    cost = np.abs(mean[pairs[:, 0]] - mean[pairs[:, 1]])
-    pairs = pairs[np.lexsort((pairs[:, 1], cost, pairs[:, 0]))]
-    first = np.r_[True, pairs[1:, 0] != pairs[:-1, 0]]
-    ids = np.arange(count)
-    target = ids.copy()
-    target[pairs[first, 0]] = pairs[first, 1]
-    # Ties broken by id leave mutual pairs as the only cycles: the smaller id stays the root.
-    target[(target[target] == ids) & (target != ids) & (ids < target)] = \
-        ids[(target[target] == ids) & (target != ids) & (ids < target)]
-    while True:
-        jumped = target[target]
-        if np.array_equal(jumped, target):
-            return target
-        target = jumped
+    target = pick_neighbour(edges, small, lambda a, b: np.abs(mean[a] - mean[b]))
+    return None if np.array_equal(target, np.arange(count)) else target
 
 
 def _variance(size, total, square):
@@ -190,12 +174,7 @@ def _mutual_step(edges, stats, max_gap, max_variance, count):
     if not close.any():
         return None
     pairs = np.concatenate([edges[close], edges[close][:, ::-1]])
-    pair_cost = np.concatenate([cost[close], cost[close]])
-    order = np.lexsort((pairs[:, 1], pair_cost, pairs[:, 0]))
-    pairs = pairs[order]
-    first = np.r_[True, pairs[1:, 0] != pairs[:-1, 0]]
-    best = np.arange(count)
-    best[pairs[first, 0]] = pairs[first, 1]
+    best = closest_partner(pairs, np.concatenate([cost[close], cost[close]]), count)
     ids = np.arange(count)
     mutual = (best[best] == ids) & (best != ids)
     if not mutual.any():
