@@ -261,7 +261,7 @@ def _label_layers(layer_key, values, step):
     """
     index, _ = _axis_cells(values.shape[0], int(step))
     bounds = np.flatnonzero(np.r_[True, index[1:] != index[:-1], True])
-    labels = np.zeros(values.shape, np.intp)
+    labels = np.zeros(values.shape, np.int32)
     moments = [np.zeros((3, 1))]  # label 0 (outside): not used by the merge
     count = 0
     for start, stop in zip(bounds[:-1], bounds[1:]):
