@@ -81,7 +81,7 @@ def region_moments(labels, values, count):
 
 
 def merge_regions(labels, values, min_size, noise, deviations, max_spread=MAX_SPREAD, max_rounds=MAX_ROUNDS,
-                  moments=None):
+                  moments=None, edges=None):
     """Merge small fragments into their closest neighbour, then adjacent regions of one tissue.
 
     First every region smaller than `min_size` voxels joins its neighbour of closest mean (as
@@ -104,6 +104,8 @@ def merge_regions(labels, values, min_size, noise, deviations, max_spread=MAX_SP
     max_rounds : int
     moments : ndarray (3, N + 1) or None
         `region_moments` of `labels` when already known (those of label 0 are not used).
+    edges : ndarray (m, 2) or None
+        `region_graph.label_adjacency` of `labels` when already known.
 
     Returns
     -------
@@ -112,7 +114,7 @@ def merge_regions(labels, values, min_size, noise, deviations, max_spread=MAX_SP
     labels = np.asarray(labels)
     count = int(labels.max()) + 1
     stats = region_moments(labels, values, count) if moments is None else moments
-    edges = label_adjacency(labels, count)
+    edges = label_adjacency(labels, count) if edges is None else edges
     mapping = np.arange(count)
     phases = [(SMALL_ROUNDS, lambda: _small_step(edges, stats, min_size, count))]
     if noise > 0 and deviations > 0:

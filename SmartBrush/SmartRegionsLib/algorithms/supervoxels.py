@@ -28,7 +28,7 @@ from SmartRegionsLib.algorithms.band_refinement import refine_thresholds
 from SmartRegionsLib.algorithms.region_errors import (
     IndexOutsideVolumeError, InvalidParameterError, NonFiniteVoxelsError,
     SupervoxelsCancelled, VolumeTooSmallError)
-from SmartRegionsLib.algorithms.region_graph import merge_small_regions
+from SmartRegionsLib.algorithms.region_graph import label_adjacency, merge_small_regions, sorted_unique
 from SmartRegionsLib.algorithms.region_split import split_keys
 from SmartRegionsLib.algorithms.supervoxel_merge import block_noise, merge_regions, region_moments
 
@@ -172,7 +172,7 @@ def _compute(image, spacing, parameters, box, mask, progress, cancel):
         raise VolumeTooSmallError(
             f"The region of shape {roi_image.shape} holds fewer voxels than one region "
             f"({' x '.join(map(str, steps))} voxels): lower the region size or enlarge the ROI")
-    values = roi_image.astype(np.float32)
+    values = roi_image.astype(np.float32, copy=False)  # only read
     if not np.isfinite(values).all():
         raise NonFiniteVoxelsError(
             f"The image holds {np.count_nonzero(~np.isfinite(values))} NaN or infinite voxels: "
@@ -188,13 +188,15 @@ def _compute(image, spacing, parameters, box, mask, progress, cancel):
                                    noise, parameters.tissue_separation, REFINED_MAX_LEVELS)
     del inside
     report(0.35)
-    regions, moments = _band_cell_regions(smoothed, thresholds, steps, roi_mask)
+    regions, moments, edges = _band_cell_regions(smoothed, thresholds, steps, roi_mask)
     report(0.6)
-    regions, moments = _split_mixed(regions, moments, smoothed, spacing, steps[0], parameters.split_separation)
+    regions, moments, edges = _split_mixed(regions, moments, edges, smoothed, spacing, steps[0],
+                                           parameters.split_separation)
     report(0.7)
     min_size = max(1, int(parameters.compactness / 2 * np.prod(steps)))
     if parameters.tissue_separation > 0:
-        regions = merge_regions(regions, smoothed, min_size, noise, parameters.tissue_separation, moments=moments)
+        regions = merge_regions(regions, smoothed, min_size, noise, parameters.tissue_separation,
+                                moments=moments, edges=edges)
     else:
         regions = merge_small_regions(regions, smoothed, min_size)
     report(0.95)
@@ -217,22 +219,22 @@ def _tissue_noise(smoothed, inside, roi_mask, spacing, separation):
     return min(block_noise(smoothed, roi_mask, spacing), MAX_MERGE_GAP_FRACTION * float(high - low) / separation)
 
 
-def _split_mixed(regions, moments, smoothed, spacing, step, separation, rounds=1):
-    """Cut two-tissue regions (`region_split`) and relabel the connected pieces (with their moments)."""
+def _split_mixed(regions, moments, edges, smoothed, spacing, step, separation, rounds=1):
+    """Cut two-tissue regions (`region_split`) and relabel the connected pieces (with moments and edges)."""
     if separation <= 0:
-        return regions, moments
+        return regions, moments, edges
     # Decide on a smoother copy: one tissue's noise then hardly straddles the cut, so the pieces are
     # coherent rather than speckle (fewer fragments to merge, 2-3x faster on MNI).
     group = split_keys(regions, _smooth(smoothed, spacing, SPLIT_SMOOTHING_MM), separation, rounds)
     if group is None:
-        return regions, moments
+        return regions, moments, edges
     key = regions.astype(np.int64) * 4 + group
     key[regions == 0] = -1
     return _label_layers(lambda layer: key[layer], smoothed, step)
 
 
 def _band_cell_regions(smoothed, thresholds, steps, mask):
-    """Connected regions of one band in one grid cell (0 outside `mask`) and their `region_moments`."""
+    """Connected regions of one band in one grid cell (0 outside `mask`), their moments and adjacency."""
     cells = _cell_ids(smoothed.shape[1:], steps[1:])  # a layer of cells shares its index along axis 0
     cell_count = int(cells.max()) + 1
     dtype = np.int32 if cell_count * (len(thresholds) + 1) < 2 ** 31 else np.int64
@@ -253,16 +255,19 @@ def _band_cell_regions(smoothed, thresholds, steps, mask):
 
 def _label_layers(layer_key, values, step):
     """Connected regions of equal key (-1: outside, label 0), labelled 1..N in raster order of their first
-    voxel, and the `region_moments` of `values` in them; ``layer_key(slice)`` gives the keys of a layer.
+    voxel, with the `region_moments` of `values` in them and their `label_adjacency`; ``layer_key(slice)``
+    gives the keys of a layer.
 
     No region crosses a wall of the grid (cells `step` voxels deep along axis 0), so each layer of cells is
     labelled on its own: the same labels as the whole array at once, 3-4x faster (a thin layer stays in
-    cache). Each region's sums add the same voxels in the same order as over the whole array.
+    cache). Each region's sums add the same voxels in the same order as over the whole array, and the
+    pairs of a layer and of the wall before it are those of the whole array there.
     """
     index, _ = _axis_cells(values.shape[0], int(step))
     bounds = np.flatnonzero(np.r_[True, index[1:] != index[:-1], True])
     labels = np.zeros(values.shape, np.int32)
     moments = [np.zeros((3, 1))]  # label 0 (outside): not used by the merge
+    edges = []
     count = 0
     for start, stop in zip(bounds[:-1], bounds[1:]):
         layer = measure.label(layer_key(slice(start, stop)), background=-1, connectivity=1)
@@ -270,7 +275,10 @@ def _label_layers(layer_key, values, step):
         moments.append(region_moments(layer, values[start:stop], regions + 1)[:, 1:])
         np.add(layer, count, out=labels[start:stop], where=layer > 0)
         count += regions
-    return labels, np.concatenate(moments, axis=1)
+        edges.append(label_adjacency(labels[max(start - 1, 0):stop], count + 1))
+    pairs = np.concatenate(edges)
+    keys = sorted_unique(pairs[:, 0] * (count + 1) + pairs[:, 1])  # the plane before a layer is read twice
+    return labels, np.concatenate(moments, axis=1), np.stack([keys // (count + 1), keys % (count + 1)], axis=1)
 
 
 class _Reporter:
