@@ -327,8 +327,16 @@ def _smooth(values, spacing, sigma_mm):
         # Recursive Gaussian: cost independent of sigma and multithreaded.
         image = sitk.GetImageFromArray(values)
         image.SetSpacing([float(s) for s in spacing[::-1]])
-        return sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(sigma_mm)))
+        return np.asarray(_ImageBuffer(sitk.SmoothingRecursiveGaussian(image, float(sigma_mm))))
     return ndimage.gaussian_filter(values, sigma_mm / spacing, mode="nearest")
+
+
+class _ImageBuffer:
+    """The pixels of a SimpleITK image as a NumPy array base: the image lives as long as the array (no copy)."""
+
+    def __init__(self, image):
+        self.image = image
+        self.__array_interface__ = sitk.GetArrayViewFromImage(image).__array_interface__
 
 
 def _band_thresholds(values, levels, bins=HISTOGRAM_BINS):
