@@ -7,7 +7,7 @@ from SmartRegionsLib.algorithms.region_click_loop import simulate_region_clicks
 from SmartRegionsLib.algorithms.region_errors import (
     IndexOutsideVolumeError, InvalidParameterError, NonFiniteVoxelsError, RegionInputError,
     SupervoxelsCancelled, VolumeTooSmallError)
-from SmartRegionsLib.algorithms.region_graph import RegionGraph, label_adjacency
+from SmartRegionsLib.algorithms.region_graph import RegionGraph, closest_partner, label_adjacency
 from SmartRegionsLib.algorithms.region_lookup import (
     click_regions, default_merge_tolerance, hover_mask, region_at, region_mask, slice_boundaries)
 from SmartRegionsLib.algorithms.supervoxel_cache import SupervoxelCache
@@ -135,6 +135,28 @@ def test_region_graph_statistics_and_neighbours():
     np.testing.assert_array_equal(label_adjacency(labels), [[1, 2], [1, 3], [2, 3]])
     np.testing.assert_array_equal(graph.neighbours(1), [2, 3])
     assert graph.region_count == 3
+
+
+@pytest.mark.parametrize("shape", [(7, 9, 11), (13, 17)])
+def test_label_adjacency_is_every_face_pair(shape):
+    # Blocky random labels (walls spanning several voxels, which the adjacency reads once) with an outside (0).
+    rng = np.random.default_rng(3)
+    coarse = rng.integers(0, 6, size=tuple(n // 2 + 1 for n in shape))
+    labels = np.kron(coarse, np.ones((2,) * len(shape), int))[tuple(slice(0, n) for n in shape)]
+    labels[rng.random(shape) < 0.05] = rng.integers(0, 6)
+    expected = set()
+    for axis in range(labels.ndim):
+        a = np.moveaxis(labels, axis, 0)
+        for low, high in zip(np.minimum(a[1:], a[:-1]).ravel(), np.maximum(a[1:], a[:-1]).ravel()):
+            if 0 < low < high:
+                expected.add((int(low), int(high)))
+    np.testing.assert_array_equal(label_adjacency(labels), sorted(expected))
+
+
+def test_closest_partner_least_cost_ties_to_smaller_id():
+    pairs = np.array([[1, 4], [1, 2], [1, 3], [3, 1], [3, 2]])
+    cost = np.array([0.5, 0.5, 0.7, 0.2, 0.1])
+    np.testing.assert_array_equal(closest_partner(pairs, cost, 5), [0, 2, 2, 2, 4])
 
 
 def test_smart_merge_takes_similar_neighbours_only():

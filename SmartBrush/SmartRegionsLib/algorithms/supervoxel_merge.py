@@ -16,6 +16,8 @@ Arrays are (k, j, i) or (j, i); label 0 is outside the ROI and is never merged.
 """
 import numpy as np
 
+from SmartRegionsLib.algorithms.region_graph import closest_partner, label_adjacency, pick_neighbour, sorted_unique
+
 
 NOISE_QUANTILE = 0.25
 NOISE_BLOCK = 4
@@ -69,7 +71,17 @@ def block_noise(values, mask=None, spacing=None, block=NOISE_BLOCK, quantile=NOI
     return float(np.quantile(spread[usable], quantile))
 
 
-def merge_regions(labels, values, min_size, noise, deviations, max_spread=MAX_SPREAD, max_rounds=MAX_ROUNDS):
+def region_moments(labels, values, count):
+    """Voxel count, sum and sum of squares of `values` per label 0..count-1: float64, shape (3, count)."""
+    flat = labels.ravel()
+    data = values.ravel().astype(np.float64)
+    size = np.bincount(flat, minlength=count).astype(np.float64)
+    total = np.bincount(flat, weights=data, minlength=count)
+    return np.stack([size, total, np.bincount(flat, weights=np.square(data, out=data), minlength=count)])
+
+
+def merge_regions(labels, values, min_size, noise, deviations, max_spread=MAX_SPREAD, max_rounds=MAX_ROUNDS,
+                  moments=None, edges=None):
     """Merge small fragments into their closest neighbour, then adjacent regions of one tissue.
 
     First every region smaller than `min_size` voxels joins its neighbour of closest mean (as
@@ -90,6 +102,10 @@ def merge_regions(labels, values, min_size, noise, deviations, max_spread=MAX_SP
     max_spread : float
         Largest deviation of a region or a merged pair, in noise deviations.
     max_rounds : int
+    moments : ndarray (3, N + 1) or None
+        `region_moments` of `labels` when already known (those of label 0 are not used).
+    edges : ndarray (m, 2) or None
+        `region_graph.label_adjacency` of `labels` when already known.
 
     Returns
     -------
@@ -97,13 +113,8 @@ def merge_regions(labels, values, min_size, noise, deviations, max_spread=MAX_SP
     """
     labels = np.asarray(labels)
     count = int(labels.max()) + 1
-    flat = labels.ravel()
-    data = values.ravel().astype(np.float64)
-    stats = np.stack([np.bincount(flat, minlength=count).astype(np.float64),
-                      np.bincount(flat, weights=data, minlength=count),
-                      np.bincount(flat, weights=data * data, minlength=count)])
-    del data
-    edges = _adjacency(labels, count)
+    stats = region_moments(labels, values, count) if moments is None else moments
+    edges = label_adjacency(labels, count) if edges is None else edges
     mapping = np.arange(count)
     phases = [(SMALL_ROUNDS, lambda: _small_step(edges, stats, min_size, count))]
     if noise > 0 and deviations > 0:
@@ -118,39 +129,17 @@ def merge_regions(labels, values, min_size, noise, deviations, max_spread=MAX_SP
             mapping = step[mapping]
             edges = _unique_pairs(step[edges], count)
     table = np.zeros(count, np.int32)
-    roots = _unique(mapping[1:])
+    roots = sorted_unique(mapping[1:])
     table[roots] = np.arange(1, roots.size + 1, dtype=np.int32)
     lookup = table[mapping]
     lookup[0] = 0
     return lookup[labels]
 
 
-def _adjacency(labels, count):
-    """Unique face-adjacent pairs (a, b), 0 < a < b; runs of one pair along the last axis are dropped first."""
-    keys = []
-    for axis in range(labels.ndim):
-        upper = labels[(slice(None),) * axis + (slice(1, None),)]
-        lower = labels[(slice(None),) * axis + (slice(None, -1),)]
-        differ = upper != lower
-        a, b = upper[differ].astype(np.int64), lower[differ].astype(np.int64)
-        key = np.minimum(a, b) * count + np.maximum(a, b)
-        key = key[(np.minimum(a, b) > 0)]
-        if key.size:
-            keys.append(_unique(key[np.r_[True, key[1:] != key[:-1]]]))
-    keys = _unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
-    return np.stack([keys // count, keys % count], axis=1)
-
-
-def _unique(values):
-    """Sorted unique values of a 1D integer array (by sorting: NumPy's hashing unique is far slower here)."""
-    values = np.sort(values)
-    return values[np.r_[True, values[1:] != values[:-1]]] if values.size else values
-
-
 def _unique_pairs(pairs, count):
     """Unique (a, b) rows with a < b of an (m, 2) array of region ids; rows with a == b are dropped."""
     low, high = pairs.min(axis=1), pairs.max(axis=1)
-    keys = _unique((low * count + high)[low != high])
+    keys = sorted_unique((low * count + high)[low != high])
     return np.stack([keys // count, keys % count], axis=1)
 
 
@@ -162,24 +151,8 @@ def _small_step(edges, stats, min_size, count):
     if not small.any():
         return None
     mean = total / np.maximum(size, 1)
-    pairs = np.concatenate([edges, edges[:, ::-1]])
-    pairs = pairs[small[pairs[:, 0]]]
-    if len(pairs) == 0:
-        return None
-    cost = np.abs(mean[pairs[:, 0]] - mean[pairs[:, 1]])
-    pairs = pairs[np.lexsort((pairs[:, 1], cost, pairs[:, 0]))]
-    first = np.r_[True, pairs[1:, 0] != pairs[:-1, 0]]
-    ids = np.arange(count)
-    target = ids.copy()
-    target[pairs[first, 0]] = pairs[first, 1]
-    # Ties broken by id leave mutual pairs as the only cycles: the smaller id stays the root.
-    target[(target[target] == ids) & (target != ids) & (ids < target)] = \
-        ids[(target[target] == ids) & (target != ids) & (ids < target)]
-    while True:
-        jumped = target[target]
-        if np.array_equal(jumped, target):
-            return target
-        target = jumped
+    target = pick_neighbour(edges, small, lambda a, b: np.abs(mean[a] - mean[b]))
+    return None if np.array_equal(target, np.arange(count)) else target
 
 
 def _variance(size, total, square):
@@ -203,12 +176,7 @@ def _mutual_step(edges, stats, max_gap, max_variance, count):
     if not close.any():
         return None
     pairs = np.concatenate([edges[close], edges[close][:, ::-1]])
-    pair_cost = np.concatenate([cost[close], cost[close]])
-    order = np.lexsort((pairs[:, 1], pair_cost, pairs[:, 0]))
-    pairs = pairs[order]
-    first = np.r_[True, pairs[1:, 0] != pairs[:-1, 0]]
-    best = np.arange(count)
-    best[pairs[first, 0]] = pairs[first, 1]
+    best = closest_partner(pairs, np.concatenate([cost[close], cost[close]]), count)
     ids = np.arange(count)
     mutual = (best[best] == ids) & (best != ids)
     if not mutual.any():

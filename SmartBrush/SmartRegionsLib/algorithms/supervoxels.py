@@ -28,9 +28,9 @@ from SmartRegionsLib.algorithms.band_refinement import refine_thresholds
 from SmartRegionsLib.algorithms.region_errors import (
     IndexOutsideVolumeError, InvalidParameterError, NonFiniteVoxelsError,
     SupervoxelsCancelled, VolumeTooSmallError)
-from SmartRegionsLib.algorithms.region_graph import merge_small_regions
+from SmartRegionsLib.algorithms.region_graph import label_adjacency, merge_small_regions, sorted_unique
 from SmartRegionsLib.algorithms.region_split import split_keys
-from SmartRegionsLib.algorithms.supervoxel_merge import block_noise, merge_regions
+from SmartRegionsLib.algorithms.supervoxel_merge import block_noise, merge_regions, region_moments
 
 MAX_LEVELS = 16
 REFINED_MAX_LEVELS = 32
@@ -172,7 +172,7 @@ def _compute(image, spacing, parameters, box, mask, progress, cancel):
         raise VolumeTooSmallError(
             f"The region of shape {roi_image.shape} holds fewer voxels than one region "
             f"({' x '.join(map(str, steps))} voxels): lower the region size or enlarge the ROI")
-    values = roi_image.astype(np.float32)
+    values = roi_image.astype(np.float32, copy=False)  # only read
     if not np.isfinite(values).all():
         raise NonFiniteVoxelsError(
             f"The image holds {np.count_nonzero(~np.isfinite(values))} NaN or infinite voxels: "
@@ -188,18 +188,15 @@ def _compute(image, spacing, parameters, box, mask, progress, cancel):
                                    noise, parameters.tissue_separation, REFINED_MAX_LEVELS)
     del inside
     report(0.35)
-    key = _band_cell_keys(smoothed, thresholds, steps)
-    if roi_mask is not None:
-        key[~roi_mask] = -1
-    report(0.45)
-    regions = measure.label(key, background=-1, connectivity=1)
-    del key
+    regions, moments, edges = _band_cell_regions(smoothed, thresholds, steps, roi_mask)
     report(0.6)
-    regions = _split_mixed(regions, smoothed, spacing, parameters.split_separation)
+    regions, moments, edges = _split_mixed(regions, moments, edges, smoothed, spacing, steps[0],
+                                           parameters.split_separation)
     report(0.7)
     min_size = max(1, int(parameters.compactness / 2 * np.prod(steps)))
     if parameters.tissue_separation > 0:
-        regions = merge_regions(regions, smoothed, min_size, noise, parameters.tissue_separation)
+        regions = merge_regions(regions, smoothed, min_size, noise, parameters.tissue_separation,
+                                moments=moments, edges=edges)
     else:
         regions = merge_small_regions(regions, smoothed, min_size)
     report(0.95)
@@ -222,18 +219,66 @@ def _tissue_noise(smoothed, inside, roi_mask, spacing, separation):
     return min(block_noise(smoothed, roi_mask, spacing), MAX_MERGE_GAP_FRACTION * float(high - low) / separation)
 
 
-def _split_mixed(regions, smoothed, spacing, separation, rounds=1):
-    """Cut two-tissue regions (`region_split`) and relabel the connected pieces."""
+def _split_mixed(regions, moments, edges, smoothed, spacing, step, separation, rounds=1):
+    """Cut two-tissue regions (`region_split`) and relabel the connected pieces (with moments and edges)."""
     if separation <= 0:
-        return regions
+        return regions, moments, edges
     # Decide on a smoother copy: one tissue's noise then hardly straddles the cut, so the pieces are
     # coherent rather than speckle (fewer fragments to merge, 2-3x faster on MNI).
     group = split_keys(regions, _smooth(smoothed, spacing, SPLIT_SMOOTHING_MM), separation, rounds)
     if group is None:
-        return regions
+        return regions, moments, edges
     key = regions.astype(np.int64) * 4 + group
     key[regions == 0] = -1
-    return measure.label(key, background=-1, connectivity=1)
+    return _label_layers(lambda layer: key[layer], smoothed, step)
+
+
+def _band_cell_regions(smoothed, thresholds, steps, mask):
+    """Connected regions of one band in one grid cell (0 outside `mask`), their moments and adjacency."""
+    cells = _cell_ids(smoothed.shape[1:], steps[1:])  # a layer of cells shares its index along axis 0
+    cell_count = int(cells.max()) + 1
+    dtype = np.int32 if cell_count * (len(thresholds) + 1) < 2 ** 31 else np.int64
+    cells = cells.astype(dtype)
+
+    def layer_key(layer):
+        key = np.zeros(smoothed[layer].shape, dtype)
+        for threshold in thresholds:
+            key += smoothed[layer] >= threshold
+        key *= cell_count
+        key += cells
+        if mask is not None:
+            key[~mask[layer]] = -1
+        return key
+
+    return _label_layers(layer_key, smoothed, steps[0])
+
+
+def _label_layers(layer_key, values, step):
+    """Connected regions of equal key (-1: outside, label 0), labelled 1..N in raster order of their first
+    voxel, with the `region_moments` of `values` in them and their `label_adjacency`; ``layer_key(slice)``
+    gives the keys of a layer.
+
+    No region crosses a wall of the grid (cells `step` voxels deep along axis 0), so each layer of cells is
+    labelled on its own: the same labels as the whole array at once, 3-4x faster (a thin layer stays in
+    cache). Each region's sums add the same voxels in the same order as over the whole array, and the
+    pairs of a layer and of the wall before it are those of the whole array there.
+    """
+    index, _ = _axis_cells(values.shape[0], int(step))
+    bounds = np.flatnonzero(np.r_[True, index[1:] != index[:-1], True])
+    labels = np.zeros(values.shape, np.int32)
+    moments = [np.zeros((3, 1))]  # label 0 (outside): not used by the merge
+    edges = []
+    count = 0
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        layer = measure.label(layer_key(slice(start, stop)), background=-1, connectivity=1)
+        regions = int(layer.max())
+        moments.append(region_moments(layer, values[start:stop], regions + 1)[:, 1:])
+        np.add(layer, count, out=labels[start:stop], where=layer > 0)
+        count += regions
+        edges.append(label_adjacency(labels[max(start - 1, 0):stop], count + 1))
+    pairs = np.concatenate(edges)
+    keys = sorted_unique(pairs[:, 0] * (count + 1) + pairs[:, 1])  # the plane before a layer is read twice
+    return labels, np.concatenate(moments, axis=1), np.stack([keys // (count + 1), keys % (count + 1)], axis=1)
 
 
 class _Reporter:
@@ -282,8 +327,16 @@ def _smooth(values, spacing, sigma_mm):
         # Recursive Gaussian: cost independent of sigma and multithreaded.
         image = sitk.GetImageFromArray(values)
         image.SetSpacing([float(s) for s in spacing[::-1]])
-        return sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(sigma_mm)))
+        return np.asarray(_ImageBuffer(sitk.SmoothingRecursiveGaussian(image, float(sigma_mm))))
     return ndimage.gaussian_filter(values, sigma_mm / spacing, mode="nearest")
+
+
+class _ImageBuffer:
+    """The pixels of a SimpleITK image as a NumPy array base: the image lives as long as the array (no copy)."""
+
+    def __init__(self, image):
+        self.image = image
+        self.__array_interface__ = sitk.GetArrayViewFromImage(image).__array_interface__
 
 
 def _band_thresholds(values, levels, bins=HISTOGRAM_BINS):
@@ -320,16 +373,6 @@ def _band_thresholds(values, levels, bins=HISTOGRAM_BINS):
     return edges[cuts].astype(np.float32)
 
 
-def _band_cell_keys(smoothed, thresholds, steps):
-    """One integer per (band, cell) pair, computed in place to bound memory."""
-    cells = _cell_count(smoothed.shape, steps)
-    dtype = np.int32 if cells * (len(thresholds) + 1) < 2 ** 31 else np.int64
-    key = _cell_ids(smoothed.shape, steps, dtype)
-    for threshold in thresholds:
-        np.add(key, cells, out=key, where=smoothed >= threshold)
-    return key
-
-
 def _axis_cells(n, step):
     # Centre the grid so the partial cells at both ends are equal.
     cells = -(-n // step)
@@ -337,17 +380,13 @@ def _axis_cells(n, step):
     return (np.arange(n) + offset) // step, cells
 
 
-def _cell_count(shape, steps):
-    return int(np.prod([_axis_cells(n, s)[1] for n, s in zip(shape, steps)]))
-
-
-def _cell_ids(shape, steps, dtype):
-    ids = np.zeros(shape, dtype)
+def _cell_ids(shape, steps):
+    ids = np.zeros((1,) * len(shape), np.int64)  # broadcast: only the last sum is full size
     multiplier = 1
     for axis, (n, step) in enumerate(zip(shape, steps)):
         index, cells = _axis_cells(n, int(step))
         view = [1] * len(shape)
         view[axis] = n
-        ids += (index * multiplier).astype(dtype).reshape(view)
+        ids = ids + (index * multiplier).reshape(view)
         multiplier *= cells
     return ids
