@@ -187,3 +187,18 @@ def test_one_dab_on_liver_beside_muscle_does_not_flood_it_on_a_very_noisy_scan(n
     labels = model.predict_slice(1)[0] == 1
     # (before the 3.5 mm check: three times the liver's area of muscle, Dice 0.39)
     assert (labels & body & ~liver).sum() < 0.6 * liver.sum() and dice(labels, liver) > 0.7
+
+
+def test_a_thin_muscle_layer_between_liver_and_fat_is_not_taken_for_the_livers_partial_volume():
+    from scipy import ndimage
+    j, i = np.ogrid[:80, :80]
+    radius = np.hypot(j - 40, i - 40)
+    image = np.select([radius <= 20, radius <= 22, radius <= 30], [60.0, 40.0, -100.0], -1000.0)[None].repeat(3, 0)
+    image = ndimage.gaussian_filter(image, (0, 0.7, 0.7)) + np.random.default_rng(5).normal(0, 10, image.shape)
+    model = SmartBrushModel(image, (2.0, 0.8, 0.8))
+    dab = np.zeros(image.shape, bool)
+    dab[1] = radius <= 3
+    model.add_stroke(dab, 1)
+    labels = model.predict_slice(1)[0] == 1
+    muscle = (radius > 20.5) & (radius <= 22)
+    assert labels[radius <= 19].all() and labels[muscle].mean() < 0.2

@@ -19,6 +19,9 @@ SIMILARITY_TOLERANCE = 0.1
 # An edge whose far side is this many times three noise deviations (of the stroked voxels) from the strokes'
 # tissue is sharp enough to split its partial-volume rim pixels by value, up to this many pixels deep.
 EDGE_CONTRAST = 2.0
+# ... and CT's sharp edges are those with air, lung or bone: soft tissues and fat lie within 200 HU of each other,
+# so a thin layer of muscle between liver and fat is not taken for the liver's partial volume.
+SHARP_EDGE_HU = 400.0
 PARTIAL_VOLUME_PIXELS = 3
 
 
@@ -85,9 +88,10 @@ def _pieces(mask_2d):
 
 
 def _partial_volume_rim(region, values, centre, min_contrast):
-    """`region` and the pixels just outside it that are mostly its tissue: across a strong edge (the tissue one
-    pixel further out at least `min_contrast` from `centre`), a rim pixel whose value is nearer `centre` than that
-    tissue's is more than half the region's (partial volume: fluid beside lung is 200 HU darker than the fluid)."""
+    """`region` and the pixels just outside it that are mostly its tissue: at a strong edge (a pixel within two of
+    it outside the region at least `min_contrast` from `centre`), a rim pixel whose value is nearer `centre` than
+    the mean of the pixels one further out is more than half the region's (partial volume: fluid beside lung is
+    200 HU darker than the fluid, and the blur between them can span two pixels)."""
     square = np.ones((3,) * region.ndim, bool)
     rim = ndimage.binary_dilation(region, square) & ~region
     beyond = ndimage.binary_dilation(region | rim, square) & ~(region | rim)
@@ -95,7 +99,8 @@ def _partial_volume_rim(region, values, centre, min_contrast):
     total = ndimage.correlate(np.where(beyond, values, 0).astype(np.float32), square.astype(np.float32),
                               mode="constant")
     outside = np.divide(total, count, out=np.full(values.shape, centre, np.float32), where=count > 0)
-    strong = rim & (np.abs(outside - centre) >= min_contrast)
+    farthest = ndimage.maximum_filter(np.where(region, 0, np.abs(values - centre)).astype(np.float32), size=5)
+    strong = rim & (farthest >= min_contrast)
     return region | (strong & (np.abs(values - centre) < np.abs(values - outside)))
 
 
@@ -468,7 +473,7 @@ class SmartBrushModel:
         inside = seeds & similar
         stroked = image[inside if inside.any() else seeds]
         centre = float(np.median(stroked))
-        min_contrast = EDGE_CONTRAST * 3.0 * 1.4826 * float(np.median(np.abs(stroked - centre)))
+        min_contrast = max(EDGE_CONTRAST * 3.0 * 1.4826 * float(np.median(np.abs(stroked - centre))), SHARP_EDGE_HU)
         box = _bounding_box(region, PARTIAL_VOLUME_PIXELS + 2)
         part, values = region[box] & ~(seeds[box] & ~similar[box] & (np.abs(image[box] - centre) > min_contrast)), \
             image[box].astype(np.float32)
