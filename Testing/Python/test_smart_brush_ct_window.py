@@ -202,3 +202,21 @@ def test_a_thin_muscle_layer_between_liver_and_fat_is_not_taken_for_the_livers_p
     labels = model.predict_slice(1)[0] == 1
     muscle = (radius > 20.5) & (radius <= 22)
     assert labels[radius <= 19].all() and labels[muscle].mean() < 0.2
+
+
+def test_the_rim_does_not_thicken_a_strip_of_fluid_like_values_along_the_lung_wall():
+    """Between lung (-800) and muscle (40) the blurred values pass through fluid's 10 HU: the fluid's region reaches
+    along that wall as a thin strip, which the rim must not grow into the muscle."""
+    from scipy import ndimage
+    j, i = np.ogrid[:90, :90]
+    lung = (i >= 50) & (j < 70)
+    fluid = (j >= 70) & (j < 86) & (i >= 30) & (i < 80)
+    image = np.select([lung, fluid], [-800.0, 10.0], 40.0)[None].repeat(3, 0)
+    image = ndimage.gaussian_filter(image, (0, 1.0, 1.0)) + np.random.default_rng(6).normal(0, 10, image.shape)
+    model = SmartBrushModel(image, (2.0, 0.5, 0.5))
+    dab = np.zeros(image.shape, bool)
+    dab[1] = (j - 78) ** 2 + (i - 55) ** 2 <= 9
+    model.add_stroke(dab, 1)
+    labels = model.predict_slice(1)[0] == 1
+    wall = (j < 60) & (i >= 44) & (i < 50)  # the muscle beside the lung, away from the fluid
+    assert labels[fluid].mean() > 0.8 and labels[wall].mean() < 0.2  # at most the strip itself, one column

@@ -477,10 +477,13 @@ class SmartBrushModel:
         box = _bounding_box(region, PARTIAL_VOLUME_PIXELS + 2)
         part, values = region[box] & ~(seeds[box] & ~similar[box] & (np.abs(image[box] - centre) > min_contrast)), \
             image[box].astype(np.float32)
+        # the rim grows from the region's body, not from a one-pixel strip of similar values along another edge
+        # (lung beside muscle passes through fluid's 10 HU): a rim there would thicken the strip into tissue
+        grown = ndimage.binary_opening(part)
         for _ in range(PARTIAL_VOLUME_PIXELS):
-            part = _partial_volume_rim(part, values, centre, min_contrast)
+            grown = _partial_volume_rim(grown, values, centre, min_contrast)
         region = region.copy()
-        region[box] = part
+        region[box] = part | grown
         return region
 
     def _similar_columns(self):
