@@ -1,6 +1,7 @@
 """Smart Brush on CT: Hounsfield-unit volumes get the soft-tissue window expanded before features."""
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from SmartBrushLib.algorithms import (IntensityMap, SmartBrushInputError, SmartBrushModel, compute_features,
                                       intensity_map)
@@ -134,7 +135,6 @@ def test_an_mri_spanning_about_1000_above_a_dark_background_is_not_taken_for_sto
 def fluid_beside_lung(seed=0, shape=(3, 60, 60)):
     """A fluid disk (10 HU) in lung (-800 HU), blurred by one pixel (partial volume) and with 20 HU noise: the
     rim pixels are up to 400 HU darker than the fluid while mostly fluid."""
-    from scipy import ndimage
     j, i = np.ogrid[:shape[1], :shape[2]]
     fluid = (j - 30) ** 2 + (i - 30) ** 2 <= 12 ** 2
     image = np.where(fluid, 10.0, -800.0)[None].repeat(shape[0], 0)
@@ -142,33 +142,31 @@ def fluid_beside_lung(seed=0, shape=(3, 60, 60)):
     return image + np.random.default_rng(seed).normal(0, 20, shape), fluid
 
 
+def labels_after_one_dab(image, spacing_kji, dab_2d):
+    """The brush's labels of the segment on the middle slice of a 3-slice `image` after one dab there."""
+    model = SmartBrushModel(image, spacing_kji)
+    dab = np.zeros(image.shape, bool)
+    dab[1] = dab_2d
+    model.add_stroke(dab, 1)
+    return model.predict_slice(1)[0] == 1
+
+
 def test_one_dab_on_fluid_takes_the_partial_volume_rim_at_the_lung_edge():
     image, fluid = fluid_beside_lung()
-    model = SmartBrushModel(image, (1.0, 0.8, 0.8))
-    dab = np.zeros(image.shape, bool)
-    dab[1] = (np.arange(60)[:, None] - 30) ** 2 + (np.arange(60)[None, :] - 30) ** 2 <= 9
-    model.add_stroke(dab, 1)
-    labels = model.predict_slice(1)[0] == 1
+    dab = (np.arange(60)[:, None] - 30) ** 2 + (np.arange(60)[None, :] - 30) ** 2 <= 9
+    labels = labels_after_one_dab(image, (1.0, 0.8, 0.8), dab)
     # fluid pixels that the similarity band alone leaves out, though more fluid than lung (above -395 HU)
     rim = fluid & (image[1] < -150) & (image[1] > -300)
     assert rim.sum() > 30 and labels[rim].mean() > 0.9
-    assert dice(labels, fluid) > 0.95 and not (labels & ~ndimage_dilated(fluid)).any()
+    assert dice(labels, fluid) > 0.95 and not (labels & ~ndimage.binary_dilation(fluid)).any()
 
 
 def test_a_dab_spilling_over_the_lung_edge_paints_no_lung():
     image, fluid = fluid_beside_lung()
-    model = SmartBrushModel(image, (1.0, 0.8, 0.8))
-    dab = np.zeros(image.shape, bool)
-    dab[1] = (np.arange(60)[:, None] - 30) ** 2 + (np.arange(60)[None, :] - 37) ** 2 <= 49  # 2 pixels over the edge
-    model.add_stroke(dab, 1)
-    labels = model.predict_slice(1)[0] == 1
-    assert (dab[1] & ~ndimage_dilated(fluid)).sum() >= 5 and not (labels & ~ndimage_dilated(fluid)).any()
+    dab = (np.arange(60)[:, None] - 30) ** 2 + (np.arange(60)[None, :] - 37) ** 2 <= 49  # 2 pixels over the edge
+    labels = labels_after_one_dab(image, (1.0, 0.8, 0.8), dab)
+    assert (dab & ~ndimage.binary_dilation(fluid)).sum() >= 5 and not (labels & ~ndimage.binary_dilation(fluid)).any()
     assert dice(labels, fluid) > 0.95
-
-
-def ndimage_dilated(mask):
-    from scipy import ndimage
-    return ndimage.binary_dilation(mask)
 
 
 @pytest.mark.parametrize("noise_hu", [40.0, 60.0])
@@ -180,26 +178,19 @@ def test_one_dab_on_liver_beside_muscle_does_not_flood_it_on_a_very_noisy_scan(n
     liver = (j - 48) ** 2 + (i - 34) ** 2 <= 22 ** 2
     image = np.where(liver, 60.0, np.where(body, 40.0, -1000.0))[None].repeat(3, 0)
     image = image + rng.normal(0, noise_hu, image.shape)
-    model = SmartBrushModel(image, (2.0, 0.8, 0.8))
-    dab = np.zeros(image.shape, bool)
-    dab[1] = (j - 48) ** 2 + (i - 34) ** 2 <= 16
-    model.add_stroke(dab, 1)
-    labels = model.predict_slice(1)[0] == 1
+    dab = (j - 48) ** 2 + (i - 34) ** 2 <= 16
+    labels = labels_after_one_dab(image, (2.0, 0.8, 0.8), dab)
     # (before the 3.5 mm check: three times the liver's area of muscle, Dice 0.39)
     assert (labels & body & ~liver).sum() < 0.6 * liver.sum() and dice(labels, liver) > 0.7
 
 
 def test_a_thin_muscle_layer_between_liver_and_fat_is_not_taken_for_the_livers_partial_volume():
-    from scipy import ndimage
     j, i = np.ogrid[:80, :80]
     radius = np.hypot(j - 40, i - 40)
     image = np.select([radius <= 20, radius <= 22, radius <= 30], [60.0, 40.0, -100.0], -1000.0)[None].repeat(3, 0)
     image = ndimage.gaussian_filter(image, (0, 0.7, 0.7)) + np.random.default_rng(5).normal(0, 10, image.shape)
-    model = SmartBrushModel(image, (2.0, 0.8, 0.8))
-    dab = np.zeros(image.shape, bool)
-    dab[1] = radius <= 3
-    model.add_stroke(dab, 1)
-    labels = model.predict_slice(1)[0] == 1
+    dab = radius <= 3
+    labels = labels_after_one_dab(image, (2.0, 0.8, 0.8), dab)
     muscle = (radius > 20.5) & (radius <= 22)
     assert labels[radius <= 19].all() and labels[muscle].mean() < 0.2
 
@@ -207,16 +198,12 @@ def test_a_thin_muscle_layer_between_liver_and_fat_is_not_taken_for_the_livers_p
 def test_the_rim_does_not_thicken_a_strip_of_fluid_like_values_along_the_lung_wall():
     """Between lung (-800) and muscle (40) the blurred values pass through fluid's 10 HU: the fluid's region reaches
     along that wall as a thin strip, which the rim must not grow into the muscle."""
-    from scipy import ndimage
     j, i = np.ogrid[:90, :90]
     lung = (i >= 50) & (j < 70)
     fluid = (j >= 70) & (j < 86) & (i >= 30) & (i < 80)
     image = np.select([lung, fluid], [-800.0, 10.0], 40.0)[None].repeat(3, 0)
     image = ndimage.gaussian_filter(image, (0, 1.0, 1.0)) + np.random.default_rng(6).normal(0, 10, image.shape)
-    model = SmartBrushModel(image, (2.0, 0.5, 0.5))
-    dab = np.zeros(image.shape, bool)
-    dab[1] = (j - 78) ** 2 + (i - 55) ** 2 <= 9
-    model.add_stroke(dab, 1)
-    labels = model.predict_slice(1)[0] == 1
+    dab = (j - 78) ** 2 + (i - 55) ** 2 <= 9
+    labels = labels_after_one_dab(image, (2.0, 0.5, 0.5), dab)
     wall = (j < 60) & (i >= 44) & (i < 50)  # the muscle beside the lung, away from the fluid
     assert labels[fluid].mean() > 0.8 and labels[wall].mean() < 0.2  # at most the strip itself, one column

@@ -35,10 +35,15 @@ def percentile_range(image, max_values=1_000_000):
     return float(low), float(high)
 
 
+def _strided(image, max_values=1_000_000):
+    """About `max_values` evenly strided values of `image`, flattened."""
+    values = np.asarray(image).ravel()
+    return values[:: max(1, values.size // max_values)]
+
+
 def _lowest_above(image, floor):
     """The 0.5 percentile of the (strided) values of `image` above `floor`, or None when none is."""
-    values = np.asarray(image).ravel()
-    values = values[:: max(1, values.size // 1_000_000)]
+    values = _strided(image)
     values = values[values > floor]
     return float(np.percentile(values, 0.5)) if values.size else None
 
@@ -65,8 +70,7 @@ def hounsfield_shift(image, low=None, high=None):
     for shift in _STORED_CT_SHIFTS:
         if not air_below_water(shift):
             continue
-        values = np.asarray(image).ravel()
-        values = values[:: max(1, values.size // 1_000_000)]
+        values = _strided(image)
         tissue = values[values - shift >= _FAT_HU]
         gap = np.count_nonzero((values - shift >= _LUNG_FAT_GAP_HU[0]) & (values - shift < _LUNG_FAT_GAP_HU[1]))
         body = np.count_nonzero(values - shift >= _LUNG_FAT_GAP_HU[1])

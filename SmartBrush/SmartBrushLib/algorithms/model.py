@@ -475,8 +475,9 @@ class SmartBrushModel:
         centre = float(np.median(stroked))
         min_contrast = max(EDGE_CONTRAST * 3.0 * 1.4826 * float(np.median(np.abs(stroked - centre))), SHARP_EDGE_HU)
         box = _bounding_box(region, PARTIAL_VOLUME_PIXELS + 2)
-        part, values = region[box] & ~(seeds[box] & ~similar[box] & (np.abs(image[box] - centre) > min_contrast)), \
-            image[box].astype(np.float32)
+        values = image[box].astype(np.float32)
+        across = seeds[box] & ~similar[box] & (np.abs(values - centre) > min_contrast)  # dab pixels over the edge
+        part = region[box] & ~across
         # the rim grows from the region's body, not from a one-pixel strip of similar values along another edge
         # (lung beside muscle passes through fluid's 10 HU): a rim there would thicken the strip into tissue
         grown = ndimage.binary_opening(part)
