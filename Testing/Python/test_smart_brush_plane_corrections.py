@@ -129,3 +129,44 @@ def test_a_positive_dab_over_the_edge_paints_only_what_the_classifier_takes_and_
     outside = dab_mask(shape, (20, 32))
     mask = corrections.update(proposed, outside, True, edges)
     assert mask[outside].all()
+
+
+def test_a_positive_dab_on_a_one_pixel_missed_rim_moves_the_edge_out_by_that_pixel_only():
+    shape = (64, 64)
+    truth = disk(shape, (32, 32), 15)
+    mask = disk(shape, (32, 32), 14)  # the rim of truth missed
+    corrections = PlaneCorrections(shape)
+    corrections.mask = mask.copy()
+    rim = truth & ~mask
+    centre = tuple(int(v) for v in np.argwhere(rim & (np.arange(64)[None, :] == 32))[0])
+    flood = disk(shape, (32, 32), 20)  # the retrained classifier takes the tissue beyond the rim too
+    after = corrections.update(flood, dab_mask(shape, centre), True, np.zeros(shape))
+    gained = after & ~mask
+    assert gained[centre] and gained.any()
+    assert not (gained & ~truth).any()  # nothing beyond the one-pixel rim
+    assert after[mask].all()
+
+
+def test_a_negative_dab_on_a_one_pixel_false_rim_moves_the_edge_in_by_that_pixel_only():
+    shape = (64, 64)
+    truth = disk(shape, (32, 32), 14)
+    mask = disk(shape, (32, 32), 15)  # one pixel too wide
+    corrections = PlaneCorrections(shape)
+    corrections.mask = mask.copy()
+    centre = tuple(int(v) for v in np.argwhere((mask & ~truth) & (np.arange(64)[None, :] == 32))[0])
+    after = corrections.update(np.zeros(shape, bool), dab_mask(shape, centre), False, np.zeros(shape))
+    lost = mask & ~after
+    assert lost[centre]
+    assert not (lost & truth).any()  # the object inside the false rim keeps every pixel
+
+
+def test_a_dab_deep_in_missed_tissue_still_adds_the_whole_connected_prediction():
+    shape = (64, 96)
+    truth = disk(shape, (32, 40), 20)
+    mask = truth & (np.arange(96)[None, :] < 30)
+    corrections = PlaneCorrections(shape)
+    corrections.mask = mask.copy()
+    after = corrections.update(truth, dab_mask(shape, (32, 48)), True, np.zeros(shape))
+    missed = truth & ~mask
+    assert (after & missed).sum() >= 0.99 * missed.sum()  # not held to the dab's depth from the edge
+    assert not (after & ~truth).any()

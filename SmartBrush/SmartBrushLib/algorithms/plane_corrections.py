@@ -5,7 +5,9 @@ the stroke: a negative dab can flip the whole object, a second positive dab can 
 for one thing, so one stroke changes only the region it lands in:
 
 - a positive stroke adds itself (its pixels the new prediction agrees with, when there are any) and the pieces
-  of the new prediction connected to it that the previous mask lacked; it never removes;
+  of the new prediction connected to it that the previous mask lacked; it never removes. A stroke on the
+  mask's edge moves the edge out to about where the stroke's centre lies, no further (`edge_reach`): a dab
+  aimed at a one-pixel rim also covers the tissue beyond it, and there the values of the two are alike;
 - a negative stroke removes itself and, from the region of the previous mask it lands in, what the retrained
   classifier no longer predicts there; it never adds. "The region it lands in" is the part of the previous mask
   that an edge-weighted competition between the plane's negative and positive strokes gives to the negative
@@ -89,6 +91,25 @@ def _painted(stroke, proposed):
     return agreed if agreed.any() else stroke
 
 
+def edge_reach(mask, stroke):
+    """How far out (pixels from `mask`) a stroke on the mask's edge asks the edge to move, or None for a stroke
+    away from the edge.
+
+    The stroke's centre (its pixels deepest inside it) lies a distance d beyond the mask; a user aims the centre at
+    the middle of the missed band, so the band is about 2 d - 1 pixels deep. A stroke whose centre lies further
+    out than its radius plus one does not touch the mask: it marks tissue of its own, and None is returned.
+    """
+    if not mask.any():
+        return None
+    depth_in_stroke = ndimage.distance_transform_edt(np.pad(stroke, 1))[1:-1, 1:-1]
+    centre = stroke & (depth_in_stroke >= depth_in_stroke.max() - 0.5)
+    beyond = ndimage.distance_transform_edt(~mask)
+    distance = float(beyond[centre].max())
+    if distance > stroke_radius(stroke) + 1.0:
+        return None
+    return max(2.0 * distance - 1.0, 1.0)
+
+
 class PlaneCorrections:
     """The brush's mask on one plane, changed by each stroke only where the stroke asked for it.
 
@@ -127,6 +148,7 @@ class PlaneCorrections:
         if not proposed.shape == stroke.shape == edges.shape == self.mask.shape:
             raise SmartBrushInputError(f"proposed {proposed.shape}, stroke {stroke.shape} and edges {edges.shape} "
                                        f"must have the plane's shape {self.mask.shape}")
+        stroke, band = self._on_edge(stroke, positive)
         if positive:
             self.positive |= stroke
             self.negative &= ~stroke
@@ -136,7 +158,7 @@ class PlaneCorrections:
         near = ndimage.binary_dilation(stroke, iterations=2) | stroke
         if positive:
             open_to_add = ~self.rejected | _pieces_touching(self.rejected, near)
-            candidate = proposed & ~self.mask & open_to_add & ~self.negative
+            candidate = proposed & ~self.mask & open_to_add & ~self.negative & band
             if self.negative.any():  # never into tissue nearer, across edges, to what was marked "not this"
                 candidate &= stroke_territory(edges, candidate | self.mask | stroke, self.positive, self.negative)
             # thin chains of single pixels are the classifier's noise, not tissue: a leak runs along them
@@ -145,10 +167,23 @@ class PlaneCorrections:
             self.rejected &= ~new
         else:
             area = self.mask | stroke
-            territory = stroke_territory(edges, area, self.negative, self.positive) & ~proposed
+            territory = stroke_territory(edges, area, self.negative, self.positive) & ~proposed & band
             territory &= within_reach(area, stroke, REACH_PER_STROKE_RADIUS * stroke_radius(stroke))
             removed = stroke | _pieces_touching(territory, near)
             new = self.mask & ~removed & ~self.negative | (self.mask & self.positive)
             self.rejected |= self.mask & ~new
         self.mask = new
         return self.mask
+
+    def _on_edge(self, stroke, positive):
+        """(the part of `stroke` that counts, the band of pixels the stroke may change).
+
+        A stroke on the mask's edge (see `edge_reach`) counts only up to its reach across the edge (a positive
+        one outside the mask, a negative one inside it) and changes nothing deeper; any other stroke counts whole
+        and may change the whole plane."""
+        side = self.mask if positive else ~self.mask
+        reach = edge_reach(side, stroke)
+        if reach is None:
+            return stroke, np.ones(stroke.shape, bool)
+        band = side | (ndimage.distance_transform_edt(~side) <= reach + 1e-6)
+        return stroke & band, band
