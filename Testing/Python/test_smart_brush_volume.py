@@ -123,6 +123,27 @@ def test_a_proposal_changing_too_much_is_not_adopted_and_changes_nothing():
     assert np.array_equal(history.mask, start) and not history.accepted.any()
 
 
+def test_a_proposal_adding_a_mix_of_tissues_far_from_a_positive_stroke_is_not_adopted():
+    start = np.zeros((4, 30, 60), bool)
+    start[:, 5:25, 5:25] = True
+    proposal = start.copy()
+    proposal[:, 5:25, 25:28] = True  # next to the stroke: more of the object
+    proposal[:, 5:15, 40:50] = True  # far from it: ...
+    stroke = np.zeros_like(start)
+    stroke[1:3, 10:20, 25:27] = True
+    box = tuple(slice(0, n) for n in start.shape)
+    rng = np.random.default_rng(0)
+    values = np.where(start | proposal, 1.0, 0.0) + rng.normal(0.0, 0.02, start.shape)
+    one_tissue = VolumeCorrections(start).adopt(proposal, stroke, True, box, 0.5, values=values)
+    assert one_tissue is not None and one_tissue[:, 5:15, 40:50].all()  # far part like the near part: adopted
+    mixed = values.copy()
+    mixed[:, 5:15, 40:45] = 0.3  # ... two tissues, one of them unlike anything the stroke marked
+    history = VolumeCorrections(start)
+    assert history.adopt(proposal, stroke, True, box, 0.5, values=mixed) is None
+    assert np.array_equal(history.mask, start)
+    assert VolumeCorrections(start).adopt(proposal, stroke, True, box, 0.5) is not None  # no values: not judged
+
+
 def test_strokes_on_axial_and_coronal_slices_train_one_model_that_predicts_the_ball_in_3d():
     image, ball = ball_volume()
     model = VolumeBrushModel(image, (1.0, 1.0, 1.0), margin_mm=8.0)

@@ -260,6 +260,14 @@ class VolumeBrushModel:
             self._features = (roi, np.ascontiguousarray(stack[inner]), None)
         return self._features[1]
 
+    def smoothed(self, sigma_mm=1.6):
+        """The ROI of the last `predict` (None before) smoothed at `sigma_mm` (one of the feature scales), in
+        normalised intensity: a feature column, no new filtering."""
+        if self.roi is None:
+            return None
+        column = self.settings.names(3).index(f"gaussian_{sigma_mm}")
+        return self._roi_features(self.roi)[..., column]
+
     def _roi_cells(self, roi):
         features = self._roi_features(roi)
         if self._features[2] is None:
