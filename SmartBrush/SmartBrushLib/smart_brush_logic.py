@@ -162,7 +162,7 @@ class SmartBrushLogic:
             edges = self._from_moved_slice(plane, model.slice_edges(plane.slice_index))
         else:
             edges = model.edges()
-        mask = corrections.update(proposal, stroke_2d, not erase, edges)
+        mask = corrections.update(proposal, stroke_2d, not erase, edges, unsure)
         return BrushPreview(plane, mask.copy(), unsure)
 
     @staticmethod

@@ -170,3 +170,20 @@ def test_a_dab_deep_in_missed_tissue_still_adds_the_whole_connected_prediction()
     missed = truth & ~mask
     assert (after & missed).sum() >= 0.99 * missed.sum()  # not held to the dab's depth from the edge
     assert not (after & ~truth).any()
+
+
+def test_beyond_the_stroke_only_what_the_classifier_is_sure_of_is_added_or_removed():
+    shape = (64, 96)
+    mask = disk(shape, (32, 30), 12)
+    grown = mask | (disk(shape, (32, 50), 12))  # the retrained classifier extends the object to the right ...
+    unsure = np.where(np.arange(96)[None, :] > 50, 0.4, 0.0) * np.ones(shape)  # ... unsure of its far half
+    corrections = PlaneCorrections(shape)
+    corrections.mask = mask.copy()
+    after = corrections.update(grown, dab_mask(shape, (32, 48)), True, np.zeros(shape), unsure)
+    assert after[32, 44:50].all()  # sure: added
+    assert not after[:, 53:].any()  # unsure: left as it was
+    corrections = PlaneCorrections(shape)
+    corrections.mask = grown.copy()
+    kept = corrections.update(mask, dab_mask(shape, (32, 50)), False, np.zeros(shape), unsure)
+    assert not kept[32, 45:53].any()  # sure it is not the object, next to the erase stroke: removed
+    assert kept[grown & (np.arange(96)[None, :] > 54)].all()  # unsure: kept
