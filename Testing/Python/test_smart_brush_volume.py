@@ -10,7 +10,7 @@ from MVABridgeLib.slice_geometry import SlicePlane
 from MVABridgeLib.volumes import add_volume_node
 from MVAEvaluationLib.metrics import dice
 from MVAEvaluationLib.simulated_user import dab_mask
-from SmartBrushLib.algorithms import BACKGROUND, SmartBrushInputError
+from SmartBrushLib.algorithms import BACKGROUND, SmartBrushInputError, SmartBrushModel
 from SmartBrushLib.algorithms.bias_field import estimate_bias_field
 from SmartBrushLib.algorithms.corrections import CorrectionHistory, targeted_update
 from SmartBrushLib.algorithms.feature_cells import feature_cells
@@ -358,6 +358,21 @@ def test_the_3d_brush_finds_tissue_dimmed_by_a_bias_field_far_from_its_strokes()
         roi, mask = model.predict(1)
         assert roi == ((0, 48), (0, 40), (0, 48))
         found[corrected] = mask[:10, :, 12:18].mean()  # the painted stripe at the dark end
+    assert found[True] > 0.75 and found[False] < 0.25, found
+
+
+def test_the_slice_brush_finds_tissue_dimmed_by_a_bias_field_on_a_slice_far_from_its_strokes():
+    image, _, _ = biased_stripes()
+    found = {}
+    for corrected in (False, True):
+        model = SmartBrushModel(image, bias_correction=corrected)
+        assert model.bias_corrected == corrected
+        for label, column in ((1, 14), (BACKGROUND, 20)):  # one dab in each tissue, on a slice at the bright end
+            stroke = np.zeros(image.shape, bool)
+            stroke[40, 17:23, column - 1:column + 2] = True
+            model.add_stroke(stroke, label)
+        labels, _ = model.predict_slice(5)  # a slice at the dark end
+        found[corrected] = (labels[:, 13:17] == 1).mean()  # the painted stripe but its edge columns
     assert found[True] > 0.75 and found[False] < 0.25, found
 
 

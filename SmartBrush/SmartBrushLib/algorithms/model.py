@@ -7,6 +7,7 @@ function of the image and the strokes painted so far.
 import numpy as np
 from scipy import ndimage
 
+from .bias_field import estimate_bias_field
 from .classifier import BACKGROUND, KernelDensityClassifier
 from .errors import SmartBrushCancelled, SmartBrushInputError
 from .features import FeatureCache, FeatureSettings, compute_features, intensity_map, sanitize
@@ -132,9 +133,14 @@ class SmartBrushModel:
     settings : FeatureSettings or None
     classifier_options : dict or None
         Keyword arguments of `KernelDensityClassifier` (bandwidth, max_samples_per_label, outlier_distance).
+    bias_correction : bool
+        Divide an MRI's smooth multiplicative bias field out of the image first (`estimate_bias_field`; CT keeps
+        its Hounsfield units, and an image too small for a field is left as it is); `bias_corrected` says whether
+        it was.
     """
 
-    def __init__(self, image_kji, spacing_kji=(1.0, 1.0, 1.0), seed=0, settings=None, classifier_options=None):
+    def __init__(self, image_kji, spacing_kji=(1.0, 1.0, 1.0), seed=0, settings=None, classifier_options=None,
+                 bias_correction=True):
         image = np.asarray(image_kji)
         if image.ndim != 3:
             raise SmartBrushInputError(f"SmartBrushModel needs a 3D (k, j, i) image, got shape {image.shape}; "
@@ -147,6 +153,12 @@ class SmartBrushModel:
         self.settings = settings or FeatureSettings()
         self.classifier_options = dict(classifier_options or {})
         self.normalisation = intensity_map(self.image)
+        field = estimate_bias_field(self.image, self.spacing_kji) \
+            if bias_correction and self.normalisation.window is None else None
+        self.bias_corrected = field is not None
+        if self.bias_corrected:  # one tissue looks alike across the image (see `bias_field`)
+            self.image /= field
+            self.normalisation = intensity_map(self.image)
         self.features = FeatureCache()
         self._strokes = {}  # label -> {k: bool (j, i) mask}
         self._slice_classifier = None
