@@ -32,8 +32,13 @@ from SmartRegionsLib.regions_options import RegionsOptions
 # the rest is noise, and cutting it out would leave speckle holes.
 WHOLE_REGION_SHARE = 0.9
 # A click on a non-empty segment that would add more than this times what it holds adds one grid cell's part of
-# its region instead.
+# its region instead ...
 GROWTH_LIMIT = 4.0
+# ... and a negative click that would remove more than this share of it removes one grid cell's part. Chosen on the
+# 3D protocol's tuning variants (noise, bias, partial volume of MNI WM and CT liver / effusion): worst_drop on CT
+# liver with 60 HU noise 0.318 -> 0, effusion 0.061 / 0.042 -> 0 (which never reach 0.90 either way); with a
+# growth limit of 1.5 as well, the partial-volume effusion no longer reached 0.90 in 20 clicks (15 before).
+REMOVAL_LIMIT = 0.5
 # A positive click at most this many in-plane pixels from the segment corrects a thin rim of missed tissue: it adds
 # only what lies within RIM_REACH times that distance of the click. Chosen on the one-slice protocol of the tuning
 # variants (bias, noise, partial volume): worst_drop <= 0.01 on 5 of 11 (was 2); a reach of 6 or 10 left the
@@ -114,8 +119,8 @@ class SmartRegionsLogic:
             start, clicked, merged = self._volume_choice(plane, pixels_rc, add)
             if clicked is not None and add and len(pixels_rc) == 1 and self.options.tissue_refinement:
                 start, clicked, merged = self._refined_addition(plane, pixels_rc[0], start, clicked, merged)
-            if clicked is not None and add and len(pixels_rc) == 1:
-                start, clicked, merged = self._bounded_addition(plane, pixels_rc[0], start, clicked, merged)
+            if clicked is not None and len(pixels_rc) == 1:
+                start, clicked, merged = self._bounded_change(plane, pixels_rc[0], start, clicked, merged, add)
             if clicked is not None and add and len(pixels_rc) == 1:
                 start, clicked, merged = self._rim_correction(plane, pixels_rc[0], start, clicked, merged)
         if clicked is None:
@@ -255,15 +260,24 @@ class SmartRegionsLogic:
                            tuple(int(v - a) for v, a in zip(index, low)), volume.spacing_kji)
         return None if part is None else VoxelPatch(tuple(int(v) for v in low), part)
 
-    def _bounded_addition(self, plane, pixel_rc, start, clicked, merged):
-        """(start, clicked, merged) as given, or, when the click would add more than the segment already holds, only
-        the clicked part within one grid cell around the click (no merge).
+    def _bounded_change(self, plane, pixel_rc, start, clicked, merged, add):
+        """(start, clicked, merged) as given, or, when a positive click would add more than `GROWTH_LIMIT` times the
+        segment (a negative one remove more than `REMOVAL_LIMIT` of it), only the clicked part within one grid cell
+        around the click (no merge).
 
-        A correction adds the missed piece next to what is there; a region merged across many cells (the body's
-        soft tissue) under a click on a partial-volume voxel of a small structure would bury it.
+        A correction adds the missed piece next to what is there, or removes the leaked piece; a region merged
+        across many cells (the body's soft tissue) under a click on a partial-volume voxel of a small structure
+        would bury it, and one that holds most of the object would take the object with it.
         """
         segment = int(np.count_nonzero(self.bridge.selected_mask()))
-        if segment == 0 or int(np.count_nonzero(clicked)) + int(np.count_nonzero(merged)) <= GROWTH_LIMIT * segment:
+        if segment == 0:
+            return start, clicked, merged
+        if add:
+            within = int(np.count_nonzero(clicked)) + int(np.count_nonzero(merged)) <= GROWTH_LIMIT * segment
+        else:
+            inside = self.bridge.selected_block(start, clicked.shape)
+            within = int(np.count_nonzero((clicked | merged) & inside)) <= REMOVAL_LIMIT * segment
+        if within:
             return start, clicked, merged
         volume = self.bridge.work_volume()
         index = plane.pixel_voxels_kji(np.asarray([pixel_rc], float), volume.index_to_ras)[0]
