@@ -28,17 +28,24 @@ class ClickMemory:
     def __init__(self):
         self._clicks = {}
         self._examples = {1: [], -1: []}  # sign -> local values of every click of that sign
+        self._points = {1: [], -1: []}  # sign -> voxel index (k, j, i) of every click of that sign
         self._token = None
 
     def reset_for(self, token):
         """Forget every click when the regions change (another volume or other parameters)."""
         if token != self._token:
-            self._clicks, self._examples, self._token = {}, {1: [], -1: []}, token
+            self._clicks, self._examples, self._points, self._token = {}, {1: [], -1: []}, {1: [], -1: []}, token
 
-    def record(self, region, add, value):
+    def record(self, region, add, value, index=None):
         sign = 1 if add else -1
         self._clicks[int(region)] = (sign, float(value))
         self._examples[sign].append(float(value))
+        if index is not None:
+            self._points[sign].append(tuple(int(v) for v in index))
+
+    def points(self, add):
+        """Voxel indices (k, j, i) of every click of this sign whose index was recorded, oldest first."""
+        return list(self._points[1 if add else -1])
 
     def examples(self, add):
         """Local values of every click of this sign (add: positive clicks), oldest first."""
