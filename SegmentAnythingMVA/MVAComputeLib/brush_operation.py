@@ -57,8 +57,9 @@ def brush_predict(params, arrays, context):
         raise ComputeError("A stroke voxel of the brush_predict request lies outside its image")
     settings = FeatureSettings(**{key: tuple(value) if isinstance(value, list) else value
                                   for key, value in (params.get("settings") or {}).items()})
+    # the crop is the model's image, its bias field already divided out
     model = SmartBrushModel(image, params["spacing_kji"], int(params.get("seed", 0)), settings,
-                            params.get("classifier_options") or None)
+                            params.get("classifier_options") or None, bias_correction=False)
     if params.get("intensity_map"):  # the whole volume's, not the crop's
         fields = params["intensity_map"]
         model.normalisation = IntensityMap(**{key: tuple(value) if isinstance(value, list) else value

@@ -170,3 +170,23 @@ def test_brush_prediction_in_the_worker_equals_the_one_made_here(a_client):
     labels, probability = model.predict_box(box)
     assert np.array_equal(reply.arrays["labels"], labels) and {1, 2} <= set(np.unique(labels).tolist())
     assert np.array_equal(reply.arrays["probability"], probability)
+
+
+def test_a_bias_corrected_brush_prediction_in_the_worker_equals_the_one_made_here(a_client):
+    from MVAComputeLib.brush_operation import brush_box_request
+    from SmartBrushLib.algorithms.model import SmartBrushModel
+    shape = (48, 40, 48)
+    stripes = np.broadcast_to(((np.arange(shape[2]) // 6) % 2 == 0)[None, None, :], shape)
+    field = 1.0 + 0.25 * np.linspace(-1.0, 1.0, shape[0], dtype=np.float32)[:, None, None]
+    image = (np.where(stripes, 100.0, 70.0) * field + np.random.default_rng(6).normal(0, 2.0, shape))
+    model = SmartBrushModel(image.astype(np.float32))
+    assert model.bias_corrected  # the request carries the corrected image: the worker must not correct it again
+    for label, column in ((1, 14), (0, 20)):
+        stroke = np.zeros(shape, bool)
+        stroke[30, 17:23, column - 1:column + 2] = True
+        model.add_stroke(stroke, label)
+    box = ((2, 46), (2, 38), (2, 46))
+    op, params, arrays = brush_box_request(model, box)
+    reply = a_client.run(op, params, arrays, timeout_s=120)
+    labels, probability = model.predict_box(box)
+    assert np.array_equal(reply.arrays["labels"], labels) and np.array_equal(reply.arrays["probability"], probability)
