@@ -91,20 +91,17 @@ def _painted(stroke, proposed):
     return agreed if agreed.any() else stroke
 
 
-def edge_reach(mask, stroke):
-    """How far out (pixels from `mask`) a stroke on the mask's edge asks the edge to move, or None for a stroke
-    away from the edge.
+def edge_reach(distance_from_mask, stroke):
+    """How far out (pixels from the mask) a stroke on the mask's edge asks the edge to move, or None for a stroke
+    away from the edge (or no mask: `distance_from_mask` is the Euclidean distance of each pixel to the mask).
 
     The stroke's centre (its pixels deepest inside it) lies a distance d beyond the mask; a user aims the centre at
     the middle of the missed band, so the band is about 2 d - 1 pixels deep. A stroke whose centre lies further
     out than its radius plus one does not touch the mask: it marks tissue of its own, and None is returned.
     """
-    if not mask.any():
-        return None
     depth_in_stroke = ndimage.distance_transform_edt(np.pad(stroke, 1))[1:-1, 1:-1]
     centre = stroke & (depth_in_stroke >= depth_in_stroke.max() - 0.5)
-    beyond = ndimage.distance_transform_edt(~mask)
-    distance = float(beyond[centre].max())
+    distance = float(distance_from_mask[centre].max())
     if distance > stroke_radius(stroke) + 1.0:
         return None
     return max(2.0 * distance - 1.0, 1.0)
@@ -155,8 +152,8 @@ class PlaneCorrections:
         edges = np.asarray(edges, float)
         sure = np.ones(self.mask.shape, bool) if unsure is None else np.asarray(unsure) <= 1.0 - SURE_PROBABILITY
         if not proposed.shape == stroke.shape == edges.shape == sure.shape == self.mask.shape:
-            raise SmartBrushInputError(f"proposed {proposed.shape}, stroke {stroke.shape} and edges {edges.shape} "
-                                       f"must have the plane's shape {self.mask.shape}")
+            raise SmartBrushInputError(f"proposed {proposed.shape}, stroke {stroke.shape}, edges {edges.shape} and "
+                                       f"unsure {sure.shape} must have the plane's shape {self.mask.shape}")
         stroke, band = self._on_edge(stroke, positive)
         if positive:
             self.positive |= stroke
@@ -191,8 +188,11 @@ class PlaneCorrections:
         one outside the mask, a negative one inside it) and changes nothing deeper; any other stroke counts whole
         and may change the whole plane."""
         side = self.mask if positive else ~self.mask
-        reach = edge_reach(side, stroke)
+        if not side.any() or not stroke.any():
+            return stroke, np.ones(stroke.shape, bool)
+        distance = ndimage.distance_transform_edt(~side)
+        reach = edge_reach(distance, stroke)
         if reach is None:
             return stroke, np.ones(stroke.shape, bool)
-        band = side | (ndimage.distance_transform_edt(~side) <= reach + 1e-6)
+        band = side | (distance <= reach + 1e-6)
         return stroke & band, band

@@ -260,12 +260,13 @@ class VolumeBrushModel:
             self._features = (roi, np.ascontiguousarray(stack[inner]), None)
         return self._features[1]
 
-    def smoothed(self, sigma_mm=1.6):
-        """The ROI of the last `predict` (None before) smoothed at `sigma_mm` (one of the feature scales), in
-        normalised intensity: a feature column, no new filtering."""
+    def smoothed(self):
+        """The ROI of the last `predict` (None before) at the middle smoothing scale (1.6 mm by default, the one
+        `_similar` bands on), in normalised intensity: a feature column, no new filtering."""
         if self.roi is None:
             return None
-        column = self.settings.names(3).index(f"gaussian_{sigma_mm}")
+        sigmas = sorted(self.settings.sigmas_mm)
+        column = self.settings.names(3).index(f"gaussian_{sigmas[len(sigmas) // 2]}")
         return self._roi_features(self.roi)[..., column]
 
     def _roi_cells(self, roi):
